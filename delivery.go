@@ -1,0 +1,169 @@
+package herald
+
+import (
+	"context"
+	"time"
+)
+
+// Delivery statuses. A delivery is one event for one webhook.
+//
+//	PENDING --claim--> SENT --2xx--> DELIVERED
+//	                    |--fail, window left--> RETRYING --due--> SENT
+//	                    |--fail, 24 h passed--> FAILED
+//	                    `--410 Gone--> FAILED (and the webhook is deactivated)
+//	PENDING/RETRYING/SENT --webhook deactivated--> CANCELLED
+//	FAILED/CANCELLED --recover--> PENDING;  any --resend--> PENDING
+const (
+	StatusPending   = "PENDING"
+	StatusSent      = "SENT" // in flight: claimed by a node under a lease
+	StatusDelivered = "DELIVERED"
+	StatusRetrying  = "RETRYING"
+	StatusFailed    = "FAILED"
+	StatusCancelled = "CANCELLED"
+)
+
+// Statuses lists every delivery status.
+var Statuses = []string{StatusPending, StatusSent, StatusDelivered, StatusRetrying, StatusFailed, StatusCancelled}
+
+// Delivery is one event for one webhook of an instance.
+type Delivery struct {
+	ID           string `json:"id"`
+	EventID      string `json:"eventId"`
+	Tenant       string `json:"tenant"`
+	Instance     string `json:"instance"`
+	Webhook      string `json:"webhook"`
+	EventEntity  string `json:"eventEntity"`
+	EventSubtype string `json:"eventSubtype"`
+	Status       string `json:"status"`
+	// AttemptCount is how many attempts are on record.
+	AttemptCount int `json:"attemptCount"`
+	// NextAttemptAt is when it is next due (PENDING, RETRYING), or when the
+	// lease of the node sending it runs out (SENT); nil when it is final.
+	NextAttemptAt *time.Time `json:"nextAttemptAt"`
+	// WaitReason says, for a person, why it has not been delivered yet or
+	// why it stopped ("receiver answered 503; retry 3 of ...").
+	WaitReason string `json:"waitReason,omitempty"`
+	// FirstAttemptAt starts the retry window (24 h by default); reset by
+	// resend and recover.
+	FirstAttemptAt *time.Time `json:"firstAttemptAt,omitempty"`
+	LastStatusCode int        `json:"lastStatusCode,omitempty"`
+	CreatedAt      time.Time  `json:"createdAt"`
+	UpdatedAt      time.Time  `json:"updatedAt"`
+	Attempts       []Attempt  `json:"attempts,omitempty"`
+}
+
+// Attempt is one HTTP request of a delivery.
+type Attempt struct {
+	N          int       `json:"n"`
+	StartedAt  time.Time `json:"startedAt"`
+	DurationMs int64     `json:"durationMs"`
+	StatusCode int       `json:"statusCode,omitempty"`
+	// ResponseBody is the first 4 KiB of the receiver's answer.
+	ResponseBody string `json:"responseBody"`
+	// Error says what went wrong when there was no 2xx answer ("connection
+	// refused", "timeout after 30s", "redirect to ... not followed").
+	Error string `json:"error,omitempty"`
+}
+
+// MaxResponseBody is how much of a receiver's answer is kept per attempt.
+const MaxResponseBody = 4 << 10
+
+// DeliveryFilter selects deliveries of one instance. Empty fields match all.
+type DeliveryFilter struct {
+	Tenant       string
+	Instance     string
+	Webhook      string
+	Status       string
+	EventSubtype string
+	EventEntity  string
+	EventID      string
+	From, To     time.Time // created at, From inclusive, To exclusive; zero: unbounded
+	// Cursor is the nextCursor of the previous page ("" for the first).
+	Cursor string
+	// Limit is the page size. Defaults to 50, at most 500.
+	Limit int
+}
+
+// DeliveryService reads and re-queues deliveries.
+type DeliveryService interface {
+	// ListDeliveries returns deliveries newest first, without attempts, and
+	// the cursor of the next page ("" on the last page). EINVALID for a
+	// cursor it did not make.
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, string, error)
+	// GetDelivery returns one delivery with its attempts, oldest first.
+	GetDelivery(ctx context.Context, tenant, instance, id string) (*Delivery, error)
+	// ResendDelivery makes any delivery PENDING and due now, with a fresh
+	// retry window; earlier attempts stay on record. EUNPROCESSABLE if its
+	// webhook is inactive, ECONFLICT if it is SENT right now.
+	ResendDelivery(ctx context.Context, tenant, instance, id string) (*Delivery, error)
+}
+
+// Job is a claimed delivery with everything needed to send it.
+type Job struct {
+	Delivery *Delivery
+	Event    *Event
+	Webhook  *Webhook
+	// Secrets sign the request: the current secret first, then rotated-out
+	// secrets within their grace period.
+	Secrets []string
+	// LeaseUntil is when the claim runs out and another node may take it.
+	LeaseUntil time.Time
+}
+
+// ClaimRequest asks for due deliveries.
+type ClaimRequest struct {
+	// Owner identifies the claiming node, recorded on claimed deliveries.
+	Owner string
+	// Now is the current time: deliveries due at or before it are claimed.
+	Now time.Time
+	// LeaseUntil is how long the claim lasts; the delivery is due again then
+	// unless a result is recorded first.
+	LeaseUntil time.Time
+	// Limit is the most deliveries to claim in all.
+	Limit int
+	// PerWebhook is the most deliveries to claim for any one webhook, so a
+	// webhook with a large backlog cannot take every slot.
+	PerWebhook int
+	// ExcludeWebhooks lists webhook IDs not to claim for (they have no
+	// free in-flight slot on this node).
+	ExcludeWebhooks []string
+}
+
+// AttemptResult is the outcome of one attempt, to be recorded.
+type AttemptResult struct {
+	DeliveryID string
+	Attempt    Attempt
+	// Status is the delivery's new status: DELIVERED, RETRYING or FAILED.
+	Status string
+	// NextAttemptAt is when a RETRYING delivery is due again.
+	NextAttemptAt time.Time
+	WaitReason    string
+	// DeactivateReason, when set, deactivates the delivery's webhook with
+	// this reason (the receiver answered 410 Gone).
+	DeactivateReason string
+}
+
+// DeliveryQueue is what the dispatch engine needs from the store.
+type DeliveryQueue interface {
+	EventIngester
+	// ClaimDeliveries marks up to r.Limit due deliveries of active webhooks
+	// as SENT, owned by r.Owner until r.LeaseUntil, oldest due first and at
+	// most r.PerWebhook per webhook, and returns them. Deliveries claimed by
+	// another node whose lease has not run out are never returned; on
+	// PostgreSQL concurrent claimers skip each other's rows.
+	ClaimDeliveries(ctx context.Context, r ClaimRequest) ([]*Job, error)
+	// RecordAttempts stores the attempts and new states of claimed
+	// deliveries in one transaction. A result for a delivery that is no
+	// longer SENT (cancelled meanwhile) keeps its attempt but not its status.
+	RecordAttempts(ctx context.Context, results []AttemptResult) error
+	// ReleaseDeliveries makes the owner's SENT deliveries due again at once:
+	// on graceful shutdown, and at start for the single SQLite node, which
+	// takes back its predecessor's leases.
+	ReleaseDeliveries(ctx context.Context, owner string) (int, error)
+	// ReleaseAll makes every SENT delivery due at once, whatever its owner.
+	// Only for a single-node store (SQLite) at start.
+	ReleaseAll(ctx context.Context) (int, error)
+	// NextDue returns when the earliest delivery becomes due (nil if none):
+	// the engine sleeps until then or until woken.
+	NextDue(ctx context.Context) (*time.Time, error)
+}

@@ -1,0 +1,165 @@
+// Package herald holds Herald's domain: the types a webhook delivery service
+// is made of (tenants, instances, API clients, designer webhooks, admin
+// webhooks, events, deliveries, attempts), their validation, and the service
+// interfaces the storage and the dispatch engine implement.
+//
+// The root package imports no subpackage. sqlstore implements the storage
+// interfaces, dispatch sends deliveries, httpapi serves the REST API, and
+// cmd/herald wires them together.
+package herald
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Version is Herald's version, sent as user-agent "Herald/<Version>".
+var Version = "0.1.0"
+
+var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// ValidateName returns an EINVALID error naming field when name is not a slug:
+// lower-case letters, digits and hyphens, starting with a letter or digit, at
+// most 63 characters.
+func ValidateName(field, name string) error {
+	if name == "" {
+		return FieldErrorf(field, "%s is required.", field)
+	}
+	if !slugRE.MatchString(name) {
+		return FieldErrorf(field, "%s %q is not a valid name: use 1 to 63 lower-case letters, digits and hyphens, starting with a letter or digit (like \"acme\" or \"wh-patient-sync\").", field, name)
+	}
+	return nil
+}
+
+// NameValue is a header, query parameter or custom payload field.
+type NameValue struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Tenant is an organisation. It owns its designer, API clients and instances.
+type Tenant struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Instance is an environment of a tenant ("sandbox", "live"). Events,
+// deliveries and webhook settings live per instance.
+type Instance struct {
+	Tenant    string    `json:"tenant"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Role is what an API client may do.
+type Role string
+
+// Roles, from most to least powerful. A platform-admin is not bound to a
+// tenant; every other role acts only within its own tenant.
+const (
+	RolePlatformAdmin Role = "platform-admin" // everything, including creating tenants
+	RoleAdmin         Role = "admin"          // everything within its tenant
+	RoleDesigner      Role = "designer"       // designer webhooks and publishing; reads
+	RoleProducer      Role = "producer"       // posting events; reads of events and deliveries
+	RoleViewer        Role = "viewer"         // reads only; never secrets
+)
+
+// Roles lists every valid role.
+var Roles = []Role{RolePlatformAdmin, RoleAdmin, RoleDesigner, RoleProducer, RoleViewer}
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool {
+	for _, v := range Roles {
+		if r == v {
+			return true
+		}
+	}
+	return false
+}
+
+// APIClient is a named credential. Its secret is shown once, at creation;
+// only its SHA-256 is stored. Names are unique across the whole deployment,
+// because the token request names the client and not the tenant.
+type APIClient struct {
+	Name       string    `json:"name"`
+	Tenant     string    `json:"tenant,omitempty"` // "" for a platform client
+	Role       Role      `json:"role"`
+	SecretHash string    `json:"-"`
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+// Principal is who is calling: the API client behind a bearer token.
+type Principal struct {
+	Client    string
+	Tenant    string // "" for platform-admin
+	Role      Role
+	ExpiresAt time.Time
+}
+
+// HashSecret returns the hex SHA-256 of an API client secret. Secrets are
+// 32 random bytes, so a fast hash is enough: there is nothing to brute-force.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// SecretMatches reports, in constant time, whether secret hashes to hash.
+func SecretMatches(secret, hash string) bool {
+	return subtle.ConstantTimeCompare([]byte(HashSecret(secret)), []byte(hash)) == 1
+}
+
+// NewClientSecret returns a new API client secret: "hsk_" and 32 random bytes
+// in URL-safe base64.
+func NewClientSecret() string {
+	return "hsk_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+}
+
+// NewSigningSecret returns a new webhook signing secret in the Standard
+// Webhooks form: "whsec_" and the base64 of 32 random bytes.
+func NewSigningSecret() string {
+	return "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(32))
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("herald: crypto/rand failed: " + err.Error())
+	}
+	return b
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// NewID returns prefix + "_" + 22 base62 characters: 48 bits of milliseconds
+// since the epoch then 80 random bits. IDs made later sort after IDs made
+// earlier (to the millisecond), which makes them good cursors.
+func NewID(prefix string, now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	copy(b[6:], randomBytes(10))
+	// Encode 128 bits as 22 base62 digits, most significant first.
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	var out [22]byte
+	for i := len(out) - 1; i >= 0; i-- {
+		// Divide the 128-bit number hi:lo by 62.
+		qhi, rhi := hi/62, hi%62
+		// (rhi<<64 + lo) / 62 without overflow: split lo into two 32-bit halves.
+		t := rhi<<32 | lo>>32
+		q1, r1 := t/62, t%62
+		t2 := r1<<32 | lo&0xffffffff
+		q2, r2 := t2/62, t2%62
+		hi, lo = qhi, q1<<32|q2
+		out[i] = base62[r2]
+	}
+	return prefix + "_" + string(out[:])
+}
+
+// trimmed reports whether s has no leading or trailing white space.
+func trimmed(s string) bool { return strings.TrimSpace(s) == s }

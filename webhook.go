@@ -1,0 +1,379 @@
+package herald
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Trigger selects the events a webhook listens for: every event of an
+// entity, or one subtype. Exactly one of the two is set.
+type Trigger struct {
+	EventEntity  string `json:"eventEntity,omitempty"`
+	EventSubtype string `json:"eventSubtype,omitempty"`
+}
+
+// Matches reports whether the trigger selects e.
+func (t Trigger) Matches(e *Event) bool {
+	if t.EventSubtype != "" {
+		return t.EventSubtype == e.Subtype
+	}
+	return t.EventEntity == e.Entity
+}
+
+// MatchesAny reports whether any trigger selects e.
+func MatchesAny(triggers []Trigger, e *Event) bool {
+	return slices.ContainsFunc(triggers, func(t Trigger) bool { return t.Matches(e) })
+}
+
+// DesignerWebhook is a webhook as defined in a tenant's designer draft.
+// Nothing reaches an instance until the draft is published.
+type DesignerWebhook struct {
+	Name      string    `json:"name"`
+	Title     string    `json:"title"`
+	Triggers  []Trigger `json:"triggers"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Validate returns an EINVALID error naming the first bad field.
+func (w *DesignerWebhook) Validate() error {
+	if err := ValidateName("name", w.Name); err != nil {
+		return err
+	}
+	if strings.TrimSpace(w.Title) == "" {
+		return FieldErrorf("title", "title is required: a short human name such as \"Patient sync\".")
+	}
+	if len(w.Title) > 200 {
+		return FieldErrorf("title", "title is %d characters long; the limit is 200.", len(w.Title))
+	}
+	if len(w.Triggers) == 0 {
+		return FieldErrorf("triggers", "triggers needs at least one trigger, such as {\"eventSubtype\":\"PATIENT_CREATED\"} or {\"eventEntity\":\"CDT\"}.")
+	}
+	for i, t := range w.Triggers {
+		field := fmt.Sprintf("triggers[%d]", i)
+		switch {
+		case t.EventEntity != "" && t.EventSubtype != "":
+			return FieldErrorf(field, "%s sets both eventEntity and eventSubtype; set one (a subtype already implies its entity).", field)
+		case t.EventSubtype != "":
+			if _, ok := Catalog.EntityOf(t.EventSubtype); !ok {
+				return FieldErrorf(field+".eventSubtype", "%s.eventSubtype %q is not in the event catalog (see GET /v1/catalog).", field, t.EventSubtype)
+			}
+		case t.EventEntity != "":
+			if !Catalog.HasEntity(t.EventEntity) {
+				return FieldErrorf(field+".eventEntity", "%s.eventEntity %q is not in the event catalog; known entities: %s.", field, t.EventEntity, strings.Join(Catalog.EntityNames(), ", "))
+			}
+		default:
+			return FieldErrorf(field, "%s is empty; set eventEntity or eventSubtype.", field)
+		}
+	}
+	return nil
+}
+
+// DesignerWebhookUpdate is a PATCH of a designer webhook: nil fields keep
+// their values.
+type DesignerWebhookUpdate struct {
+	Title    *string    `json:"title"`
+	Triggers *[]Trigger `json:"triggers"`
+}
+
+// DraftChange is one pending change of a designer draft against the last
+// published version.
+type DraftChange struct {
+	Action  string           `json:"action"` // "created", "updated" or "deleted"
+	Name    string           `json:"name"`
+	Webhook *DesignerWebhook `json:"webhook,omitempty"` // nil when deleted
+}
+
+// DesignerVersion is an immutable published snapshot of a tenant's designer.
+type DesignerVersion struct {
+	Version     int               `json:"version"`
+	Comment     string            `json:"comment"`
+	PublishedAt time.Time         `json:"publishedAt"`
+	PublishedBy string            `json:"publishedBy,omitempty"`
+	Webhooks    []DesignerWebhook `json:"webhooks,omitempty"`
+}
+
+// DesignerService edits a tenant's draft and publishes it.
+type DesignerService interface {
+	// CreateDesignerWebhook adds a webhook to the draft. ECONFLICT if the
+	// name is taken in the draft, ENOTFOUND if the tenant is unknown.
+	CreateDesignerWebhook(ctx context.Context, tenant string, w *DesignerWebhook) error
+	// GetDesignerWebhook returns a webhook of the draft, or ENOTFOUND.
+	GetDesignerWebhook(ctx context.Context, tenant, name string) (*DesignerWebhook, error)
+	// ListDesignerWebhooks returns the draft's webhooks sorted by name.
+	ListDesignerWebhooks(ctx context.Context, tenant string) ([]*DesignerWebhook, error)
+	// UpdateDesignerWebhook merges upd into a draft webhook, validates the
+	// result and returns it.
+	UpdateDesignerWebhook(ctx context.Context, tenant, name string, upd DesignerWebhookUpdate) (*DesignerWebhook, error)
+	// DeleteDesignerWebhook removes a webhook from the draft; instances keep
+	// it until the draft is published.
+	DeleteDesignerWebhook(ctx context.Context, tenant, name string) error
+	// Draft returns the changes of the draft against the last published
+	// version, sorted by name; empty when there are none.
+	Draft(ctx context.Context, tenant string) ([]DraftChange, error)
+	// Publish snapshots the draft as the next version and applies it to
+	// every instance of the tenant: new webhooks appear inactive with a fresh
+	// signing secret, changed ones get their new title and triggers, deleted
+	// ones are deactivated and removed. ECONFLICT when nothing changed.
+	Publish(ctx context.Context, tenant, comment, by string) (*DesignerVersion, error)
+	// ListVersions returns the published versions, newest first, without
+	// their webhooks.
+	ListVersions(ctx context.Context, tenant string) ([]*DesignerVersion, error)
+}
+
+// Payload formats.
+const (
+	FormatWelkin   = "welkin"   // flat: eventId, timestamp and the selected fields at the top level
+	FormatStandard = "standard" // {type, timestamp, data:{...the rest...}}
+)
+
+// Predefined payload fields, as Welkin names them.
+const (
+	FieldEventEntity  = "EVENT_ENTITY"
+	FieldEventSubtype = "EVENT_SUBTYPE"
+	FieldSourceID     = "SOURCE_ID"
+	FieldSourceName   = "SOURCE_NAME"
+	FieldPatientID    = "PATIENT_ID"
+	FieldTenantName   = "TENANT_NAME"
+	FieldInstanceName = "INSTANCE_NAME"
+	FieldURL          = "URL"
+	FieldInitiatedBy  = "INITIATED_BY" // the five initiatedBy* fields
+	FieldData         = "DATA"         // the event's data object; may carry health data
+)
+
+// PredefinedFields lists every predefined field in payload order.
+var PredefinedFields = []string{FieldEventEntity, FieldEventSubtype, FieldSourceID, FieldSourceName,
+	FieldPatientID, FieldTenantName, FieldInstanceName, FieldURL, FieldInitiatedBy, FieldData}
+
+// DefaultPredefinedFields are selected on a new webhook: everything but
+// INITIATED_BY and DATA (minimum necessary).
+var DefaultPredefinedFields = []string{FieldEventEntity, FieldEventSubtype, FieldSourceID, FieldSourceName,
+	FieldPatientID, FieldTenantName, FieldInstanceName, FieldURL}
+
+// PayloadConfig says what a webhook's body looks like.
+type PayloadConfig struct {
+	Format           string      `json:"format"`
+	PredefinedFields []string    `json:"predefinedFields"`
+	CustomFields     []NameValue `json:"customFields"`
+}
+
+// PayloadUpdate is a PATCH of a PayloadConfig: nil fields keep their values.
+type PayloadUpdate struct {
+	Format           *string      `json:"format"`
+	PredefinedFields *[]string    `json:"predefinedFields"`
+	CustomFields     *[]NameValue `json:"customFields"`
+}
+
+// Webhook is a published webhook as one instance sees it: where to send,
+// how, and whether it is active.
+type Webhook struct {
+	ID       string    `json:"-"`
+	Tenant   string    `json:"tenant"`
+	Instance string    `json:"instance"`
+	Name     string    `json:"name"`
+	Title    string    `json:"title"`
+	Triggers []Trigger `json:"triggers"`
+	// Version is the designer version this webhook was last published in.
+	Version int `json:"version"`
+
+	URL             string        `json:"url"`
+	Headers         []NameValue   `json:"headers"`
+	QueryParameters []NameValue   `json:"queryParameters"`
+	Payload         PayloadConfig `json:"payload"`
+	TimeoutSeconds  int           `json:"timeoutSeconds"`
+
+	Active bool `json:"active"`
+	// DeactivatedReason says why an inactive webhook was deactivated
+	// ("410 Gone from the receiver", "deactivated by admin"...); "" if never.
+	DeactivatedReason string     `json:"deactivatedReason,omitempty"`
+	DeactivatedAt     *time.Time `json:"deactivatedAt,omitempty"`
+
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Default and limit of a webhook's request timeout.
+const (
+	DefaultTimeoutSeconds = 30
+	MaxTimeoutSeconds     = 120
+)
+
+// WebhookUpdate is a PATCH of an admin webhook: nil fields keep their values,
+// also inside Payload.
+type WebhookUpdate struct {
+	URL             *string        `json:"url"`
+	Headers         *[]NameValue   `json:"headers"`
+	QueryParameters *[]NameValue   `json:"queryParameters"`
+	Payload         *PayloadUpdate `json:"payload"`
+	TimeoutSeconds  *int           `json:"timeoutSeconds"`
+}
+
+// Apply merges u into w.
+func (u WebhookUpdate) Apply(w *Webhook) {
+	if u.URL != nil {
+		w.URL = strings.TrimSpace(*u.URL)
+	}
+	if u.Headers != nil {
+		w.Headers = *u.Headers
+	}
+	if u.QueryParameters != nil {
+		w.QueryParameters = *u.QueryParameters
+	}
+	if u.TimeoutSeconds != nil {
+		w.TimeoutSeconds = *u.TimeoutSeconds
+	}
+	if p := u.Payload; p != nil {
+		if p.Format != nil {
+			w.Payload.Format = *p.Format
+		}
+		if p.PredefinedFields != nil {
+			w.Payload.PredefinedFields = *p.PredefinedFields
+		}
+		if p.CustomFields != nil {
+			w.Payload.CustomFields = *p.CustomFields
+		}
+	}
+}
+
+// reservedHeaders are set by Herald on every request and cannot be configured.
+var reservedHeaders = []string{"content-type", "content-length", "user-agent", "host",
+	"webhook-id", "webhook-timestamp", "webhook-signature", "transfer-encoding", "connection"}
+
+// Validate returns an EINVALID error naming the first bad admin setting.
+// An empty URL is valid (the webhook cannot be activated until it has one).
+func (w *Webhook) Validate() error {
+	if w.URL != "" {
+		if err := ValidateURL("url", w.URL); err != nil {
+			return err
+		}
+	}
+	for i, h := range w.Headers {
+		field := fmt.Sprintf("headers[%d].name", i)
+		if !validHeaderName(h.Name) {
+			return FieldErrorf(field, "%s %q is not a valid HTTP header name (letters, digits and !#$%%&'*+-.^_`|~).", field, h.Name)
+		}
+		if slices.Contains(reservedHeaders, strings.ToLower(h.Name)) {
+			return FieldErrorf(field, "%s %q is set by Herald on every request and cannot be configured.", field, h.Name)
+		}
+		if strings.ContainsAny(h.Value, "\r\n\x00") {
+			return FieldErrorf(fmt.Sprintf("headers[%d].value", i), "headers[%d].value must not contain line breaks or NUL.", i)
+		}
+	}
+	for i, q := range w.QueryParameters {
+		if q.Name == "" {
+			return FieldErrorf(fmt.Sprintf("queryParameters[%d].name", i), "queryParameters[%d].name is required.", i)
+		}
+	}
+	switch w.Payload.Format {
+	case FormatWelkin, FormatStandard:
+	default:
+		return FieldErrorf("payload.format", "payload.format %q is not known; use \"welkin\" or \"standard\".", w.Payload.Format)
+	}
+	for i, f := range w.Payload.PredefinedFields {
+		if !slices.Contains(PredefinedFields, f) {
+			return FieldErrorf(fmt.Sprintf("payload.predefinedFields[%d]", i), "payload.predefinedFields[%d] %q is not a predefined field; choose from %s.", i, f, strings.Join(PredefinedFields, ", "))
+		}
+	}
+	for i, c := range w.Payload.CustomFields {
+		field := fmt.Sprintf("payload.customFields[%d].name", i)
+		if c.Name == "" {
+			return FieldErrorf(field, "%s is required.", field)
+		}
+		if reservedPayloadKey(c.Name) {
+			return FieldErrorf(field, "%s %q would overwrite a predefined payload field; choose another name.", field, c.Name)
+		}
+	}
+	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > MaxTimeoutSeconds {
+		return FieldErrorf("timeoutSeconds", "timeoutSeconds must be between 1 and %d; it is %d.", MaxTimeoutSeconds, w.TimeoutSeconds)
+	}
+	return nil
+}
+
+// ValidateURL returns an EINVALID error naming field unless raw is an
+// absolute http or https URL with a host and no user info or fragment.
+// Whether the host is an allowed destination is decided at dial time.
+func ValidateURL(field, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return FieldErrorf(field, "%s %q is not a valid URL: %v.", field, raw, unwrapURLError(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return FieldErrorf(field, "%s must start with https:// or http://; %q does not.", field, raw)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return FieldErrorf(field, "%s %q has no host name.", field, raw)
+	}
+	if u.User != nil {
+		return FieldErrorf(field, "%s must not carry a user name or password; send credentials in a header instead.", field)
+	}
+	if u.Fragment != "" {
+		return FieldErrorf(field, "%s must not have a #fragment.", field)
+	}
+	if p := u.Port(); p != "" {
+		if _, err := net.LookupPort("tcp", p); err != nil || p == "0" {
+			return FieldErrorf(field, "%s has an invalid port %q.", field, p)
+		}
+	}
+	if len(raw) > 2048 {
+		return FieldErrorf(field, "%s is %d characters long; the limit is 2048.", field, len(raw))
+	}
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// WebhookSecret is a signing secret. The current secret has no expiry; a
+// rotated-out secret is still used to sign until ExpiresAt.
+type WebhookSecret struct {
+	Secret    string     `json:"secret"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// WebhookService manages the published webhooks of an instance.
+type WebhookService interface {
+	// ListWebhooks returns the webhooks of an instance sorted by name.
+	ListWebhooks(ctx context.Context, tenant, instance string) ([]*Webhook, error)
+	// GetWebhook returns one webhook of an instance, or ENOTFOUND.
+	GetWebhook(ctx context.Context, tenant, instance, name string) (*Webhook, error)
+	// UpdateWebhook merges upd, validates the result, stores and returns it.
+	// Clearing the URL of an active webhook is EUNPROCESSABLE.
+	UpdateWebhook(ctx context.Context, tenant, instance, name string, upd WebhookUpdate) (*Webhook, error)
+	// ActivateWebhook makes a webhook receive events from now on.
+	// EUNPROCESSABLE when it has no URL.
+	ActivateWebhook(ctx context.Context, tenant, instance, name string) (*Webhook, error)
+	// DeactivateWebhook stops a webhook: its PENDING, RETRYING and SENT
+	// deliveries become CANCELLED (recoverable), and no new ones are made.
+	DeactivateWebhook(ctx context.Context, tenant, instance, name, reason string) (*Webhook, error)
+	// WebhookSecrets returns the current secret first, then rotated-out
+	// secrets still within their grace period.
+	WebhookSecrets(ctx context.Context, tenant, instance, name string) ([]WebhookSecret, error)
+	// RotateWebhookSecret makes a new current secret; the old one keeps
+	// signing for grace (zero: it stops at once). Returns the new secret.
+	RotateWebhookSecret(ctx context.Context, tenant, instance, name string, grace time.Duration) (string, error)
+	// RecoverWebhook re-queues the webhook's FAILED and CANCELLED deliveries
+	// created at or after since, as PENDING and due now. EUNPROCESSABLE if
+	// the webhook is inactive. Returns how many were re-queued.
+	RecoverWebhook(ctx context.Context, tenant, instance, name string, since time.Time) (int, error)
+}
