@@ -1,0 +1,223 @@
+// Package httpapi serves Herald's REST API (v1): bearer-token auth, the
+// tenant, designer, instance-webhook, event and delivery endpoints, and the
+// operational endpoints (/healthz, /readyz, /metrics, /openapi.json).
+//
+// Every handler returns an error; one renderer (see error.go) turns it into
+// {"error":{"code","message"}} with the status its herald error code calls
+// for. Permissions are declared next to each route in routes() and checked
+// before the handler runs (see auth.go).
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/heraldhooks/herald"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Tester sends a webhook's test request. dispatch.Engine implements it.
+type Tester interface {
+	// TestWebhook sends the placeholder event (herald.PlaceholderEvent) to w
+	// now, signed with secrets, and returns the attempt (also when the
+	// receiver failed; err only when it could not be attempted at all).
+	TestWebhook(ctx context.Context, w *herald.Webhook, secrets []string) (*herald.Attempt, error)
+}
+
+// Config configures the API handler. Store is required; every other field
+// has a default.
+type Config struct {
+	// Store keeps everything. Required.
+	Store herald.Store
+	// Ingester accepts events: the group-committing engine. Defaults to Store.
+	Ingester herald.EventIngester
+	// Tester sends test requests for POST .../webhooks/{name}/test. Without
+	// it that route answers 503.
+	Tester Tester
+	// Logger receives the access log and internal errors. Defaults to a
+	// logger that discards everything.
+	Logger *slog.Logger
+	// Now is the clock, for token issue and expiry. Defaults to time.Now.
+	Now func() time.Time
+	// TokenTTL is how long a bearer token is valid. Defaults to 1h.
+	TokenTTL time.Duration
+	// Ready reports whether this node can serve, for /readyz. Defaults to
+	// Store.Ping.
+	Ready func(ctx context.Context) error
+	// Gatherer is what /metrics exposes. Defaults to
+	// prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// Registerer receives the HTTP metrics (http_requests_total,
+	// http_request_duration_seconds). Defaults to
+	// prometheus.DefaultRegisterer.
+	Registerer prometheus.Registerer
+}
+
+// server holds the filled-in Config and the state shared by handlers.
+type server struct {
+	store    herald.Store
+	ingester herald.EventIngester
+	tester   Tester
+	log      *slog.Logger
+	now      func() time.Time
+	tokenTTL time.Duration
+	ready    func(ctx context.Context) error
+	metrics  *metrics
+
+	promHandler http.Handler
+
+	mux *http.ServeMux
+
+	keyMu    sync.Mutex
+	tokenKey []byte // fetched once from Store.TokenKey
+}
+
+// New returns the API handler. It returns an error when cfg.Store is nil or
+// the HTTP metrics cannot be registered.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("httpapi: Config.Store is required")
+	}
+	if cfg.TokenTTL < 0 {
+		return nil, errors.New("httpapi: Config.TokenTTL must not be negative")
+	}
+	s := &server{
+		store:    cfg.Store,
+		ingester: cmp.Or[herald.EventIngester](cfg.Ingester, cfg.Store),
+		tester:   cfg.Tester,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		tokenTTL: cmp.Or(cfg.TokenTTL, time.Hour),
+		ready:    cfg.Ready,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.ready == nil {
+		s.ready = cfg.Store.Ping
+	}
+	m, err := newMetrics(cmp.Or[prometheus.Registerer](cfg.Registerer, prometheus.DefaultRegisterer))
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.promHandler = promhttp.HandlerFor(cmp.Or[prometheus.Gatherer](cfg.Gatherer, prometheus.DefaultGatherer), promhttp.HandlerOpts{})
+
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.pattern, s.endpoint(rt))
+	}
+	return s.middleware(s.mux), nil
+}
+
+// perm says who may call a route. Platform admins may call every route; the
+// other roles only routes of their own tenant, and only as listed in
+// allowedRoles.
+type perm int
+
+const (
+	permPublic        perm = iota // no token (token exchange, ops)
+	permAuthenticated             // any valid token; tenant-scoped when the path names a tenant
+	permReadConfig                // reads of designer, webhook and client config: admin, designer, viewer
+	permReadEvents                // reads of events and deliveries: admin, designer, producer, viewer
+	permProduce                   // posting events: admin, producer
+	permDesign                    // designer writes and publishing: admin, designer
+	permAdmin                     // instance admin, instances, API clients, secrets: admin
+	permPlatform                  // tenants: platform-admin only
+)
+
+// allowedRoles lists the tenant roles each perm admits; platform-admin is
+// always admitted.
+var allowedRoles = map[perm][]herald.Role{
+	permAuthenticated: {herald.RoleAdmin, herald.RoleDesigner, herald.RoleProducer, herald.RoleViewer},
+	permReadConfig:    {herald.RoleAdmin, herald.RoleDesigner, herald.RoleViewer},
+	permReadEvents:    {herald.RoleAdmin, herald.RoleDesigner, herald.RoleProducer, herald.RoleViewer},
+	permProduce:       {herald.RoleAdmin, herald.RoleProducer},
+	permDesign:        {herald.RoleAdmin, herald.RoleDesigner},
+	permAdmin:         {herald.RoleAdmin},
+	permPlatform:      {},
+}
+
+// handlerFunc is an endpoint: it writes a success response or returns an
+// error for the renderer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route is one registered endpoint.
+type route struct {
+	pattern string // net/http ServeMux pattern, "METHOD /path"
+	perm    perm
+	handler handlerFunc
+}
+
+// routes returns every endpoint of the API. The OpenAPI document must
+// describe each of them (a test checks it).
+func (s *server) routes() []route {
+	const inst = "/v1/tenants/{tenant}/instances/{instance}"
+	return []route{
+		{"GET /healthz", permPublic, s.healthz},
+		{"GET /readyz", permPublic, s.readyz},
+		{"GET /metrics", permPublic, s.metricsHandler},
+		{"GET /openapi.json", permPublic, s.openapi},
+
+		{"POST /v1/auth/token", permPublic, s.token},
+		{"GET /v1/catalog", permAuthenticated, s.catalog},
+
+		{"POST /v1/tenants", permPlatform, s.createTenant},
+		{"GET /v1/tenants", permAuthenticated, s.listTenants},
+		{"GET /v1/tenants/{tenant}", permAuthenticated, s.getTenant},
+		{"POST /v1/tenants/{tenant}/instances", permAdmin, s.createInstance},
+		{"GET /v1/tenants/{tenant}/instances", permAuthenticated, s.listInstances},
+		{"GET " + inst, permAuthenticated, s.getInstance},
+		{"POST /v1/tenants/{tenant}/api-clients", permAdmin, s.createAPIClient},
+		{"GET /v1/tenants/{tenant}/api-clients", permReadConfig, s.listAPIClients},
+
+		{"POST /v1/tenants/{tenant}/designer/webhooks", permDesign, s.createDesignerWebhook},
+		{"GET /v1/tenants/{tenant}/designer/webhooks", permReadConfig, s.listDesignerWebhooks},
+		{"GET /v1/tenants/{tenant}/designer/webhooks/{name}", permReadConfig, s.getDesignerWebhook},
+		{"PATCH /v1/tenants/{tenant}/designer/webhooks/{name}", permDesign, s.updateDesignerWebhook},
+		{"DELETE /v1/tenants/{tenant}/designer/webhooks/{name}", permDesign, s.deleteDesignerWebhook},
+		{"GET /v1/tenants/{tenant}/designer/draft", permReadConfig, s.draft},
+		{"POST /v1/tenants/{tenant}/designer/publish", permDesign, s.publish},
+		{"GET /v1/tenants/{tenant}/designer/versions", permReadConfig, s.versions},
+
+		{"GET " + inst + "/webhooks", permReadConfig, s.listWebhooks},
+		{"GET " + inst + "/webhooks/{name}", permReadConfig, s.getWebhook},
+		{"PATCH " + inst + "/webhooks/{name}", permAdmin, s.updateWebhook},
+		{"POST " + inst + "/webhooks/{name}/activate", permAdmin, s.activateWebhook},
+		{"POST " + inst + "/webhooks/{name}/deactivate", permAdmin, s.deactivateWebhook},
+		{"POST " + inst + "/webhooks/{name}/test", permAdmin, s.testWebhook},
+		{"GET " + inst + "/webhooks/{name}/secret", permAdmin, s.webhookSecret},
+		{"POST " + inst + "/webhooks/{name}/secret/rotate", permAdmin, s.rotateSecret},
+		{"POST " + inst + "/webhooks/{name}/recover", permAdmin, s.recoverWebhook},
+
+		{"POST " + inst + "/events", permProduce, s.createEvents},
+		{"GET " + inst + "/events/{id}", permReadEvents, s.getEvent},
+		{"GET " + inst + "/deliveries", permReadEvents, s.listDeliveries},
+		{"GET " + inst + "/deliveries/{id}", permReadEvents, s.getDelivery},
+		{"POST " + inst + "/deliveries/{id}/resend", permAdmin, s.resendDelivery},
+	}
+}
+
+// endpoint wraps a route's handler with authentication, authorization and
+// error rendering.
+func (s *server) endpoint(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, err := s.authorize(r, rt.perm)
+		if err == nil {
+			err = rt.handler(w, r)
+		}
+		if err != nil {
+			s.renderError(w, r, err)
+		}
+	})
+}

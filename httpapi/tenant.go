@@ -1,0 +1,167 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/heraldhooks/herald"
+)
+
+// nameRequest is the body of the create calls that take only a name.
+type nameRequest struct {
+	Name string `json:"name"`
+}
+
+func (s *server) createTenant(w http.ResponseWriter, r *http.Request) error {
+	var req nameRequest
+	if err := decodeJSON(w, r, &req, bodyRequired); err != nil {
+		return err
+	}
+	if err := herald.ValidateName("name", req.Name); err != nil {
+		return err
+	}
+	t, err := s.store.CreateTenant(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/tenants/"+t.Name)
+	return writeJSON(w, http.StatusCreated, t)
+}
+
+// listTenants returns every tenant to a platform admin, and its own tenant
+// to anyone else.
+func (s *server) listTenants(w http.ResponseWriter, r *http.Request) error {
+	p := principal(r)
+	var tenants []*herald.Tenant
+	if p.Role == herald.RolePlatformAdmin {
+		var err error
+		if tenants, err = s.store.ListTenants(r.Context()); err != nil {
+			return err
+		}
+	} else {
+		t, err := s.store.GetTenant(r.Context(), p.Tenant)
+		if err != nil && herald.ErrorCode(err) != herald.ENOTFOUND {
+			return err
+		}
+		if t != nil {
+			tenants = append(tenants, t)
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"tenants": nonNil(tenants)})
+}
+
+func (s *server) getTenant(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.store.GetTenant(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, t)
+}
+
+func (s *server) createInstance(w http.ResponseWriter, r *http.Request) error {
+	var req nameRequest
+	if err := decodeJSON(w, r, &req, bodyRequired); err != nil {
+		return err
+	}
+	if err := herald.ValidateName("name", req.Name); err != nil {
+		return err
+	}
+	in, err := s.store.CreateInstance(r.Context(), r.PathValue("tenant"), req.Name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/tenants/"+in.Tenant+"/instances/"+in.Name)
+	return writeJSON(w, http.StatusCreated, in)
+}
+
+func (s *server) listInstances(w http.ResponseWriter, r *http.Request) error {
+	tenant := r.PathValue("tenant")
+	if _, err := s.store.GetTenant(r.Context(), tenant); err != nil {
+		return err
+	}
+	list, err := s.store.ListInstances(r.Context(), tenant)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"instances": nonNil(list)})
+}
+
+func (s *server) getInstance(w http.ResponseWriter, r *http.Request) error {
+	in, err := s.store.GetInstance(r.Context(), r.PathValue("tenant"), r.PathValue("instance"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, in)
+}
+
+// createdClient is the answer to creating an API client: the only time
+// its secret is shown.
+type createdClient struct {
+	Name      string      `json:"name"`
+	Role      herald.Role `json:"role"`
+	Tenant    string      `json:"tenant"`
+	Secret    string      `json:"secret"`
+	CreatedAt time.Time   `json:"createdAt"`
+}
+
+func (s *server) createAPIClient(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name string      `json:"name"`
+		Role herald.Role `json:"role"`
+	}
+	if err := decodeJSON(w, r, &req, bodyRequired); err != nil {
+		return err
+	}
+	if err := herald.ValidateName("name", req.Name); err != nil {
+		return err
+	}
+	switch {
+	case req.Role == "":
+		return herald.FieldErrorf("role", "role is required: one of admin, designer, producer, viewer.")
+	case req.Role == herald.RolePlatformAdmin && principal(r).Role != herald.RolePlatformAdmin:
+		return herald.Errorf(herald.EFORBIDDEN, "Only a platform-admin may create platform-admin clients, and not under a tenant.")
+	case req.Role == herald.RolePlatformAdmin:
+		return herald.FieldErrorf("role", "role platform-admin is not bound to a tenant, so it cannot be created under one; use admin, designer, producer or viewer.")
+	case !req.Role.Valid():
+		return herald.FieldErrorf("role", "role %q is not a role; use admin, designer, producer or viewer.", req.Role)
+	}
+	tenant := r.PathValue("tenant")
+	if _, err := s.store.GetTenant(r.Context(), tenant); err != nil {
+		return err
+	}
+	secret := herald.NewClientSecret()
+	c := &herald.APIClient{
+		Name:       req.Name,
+		Tenant:     tenant,
+		Role:       req.Role,
+		SecretHash: herald.HashSecret(secret),
+		CreatedAt:  s.now().UTC(),
+	}
+	if err := s.store.CreateAPIClient(r.Context(), c); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusCreated, createdClient{
+		Name: c.Name, Role: c.Role, Tenant: c.Tenant, Secret: secret, CreatedAt: c.CreatedAt,
+	})
+}
+
+func (s *server) listAPIClients(w http.ResponseWriter, r *http.Request) error {
+	tenant := r.PathValue("tenant")
+	if _, err := s.store.GetTenant(r.Context(), tenant); err != nil {
+		return err
+	}
+	list, err := s.store.ListAPIClients(r.Context(), tenant)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"apiClients": nonNil(list)})
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/heraldhooks/herald"
+)
+
+// Limits of a secret rotation's grace period.
+const (
+	defaultGraceSeconds = 86400
+	maxGraceSeconds     = 7 * 86400
+)
+
+func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
+	tenant, instance := r.PathValue("tenant"), r.PathValue("instance")
+	if _, err := s.store.GetInstance(r.Context(), tenant, instance); err != nil {
+		return err
+	}
+	list, err := s.store.ListWebhooks(r.Context(), tenant, instance)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"webhooks": nonNil(list)})
+}
+
+func (s *server) getWebhook(w http.ResponseWriter, r *http.Request) error {
+	wh, err := s.store.GetWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wh)
+}
+
+// updateWebhook merges the body into the webhook's admin settings: absent
+// fields, also inside payload, keep their values.
+func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
+	var upd herald.WebhookUpdate
+	if err := decodeJSON(w, r, &upd, bodyRequired); err != nil {
+		return err
+	}
+	wh, err := s.store.UpdateWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), upd)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wh)
+}
+
+func (s *server) activateWebhook(w http.ResponseWriter, r *http.Request) error {
+	if err := decodeJSON(w, r, &struct{}{}, bodyOptional); err != nil {
+		return err
+	}
+	wh, err := s.store.ActivateWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wh)
+}
+
+func (s *server) deactivateWebhook(w http.ResponseWriter, r *http.Request) error {
+	if err := decodeJSON(w, r, &struct{}{}, bodyOptional); err != nil {
+		return err
+	}
+	reason := "deactivated by " + principal(r).Client
+	wh, err := s.store.DeactivateWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), reason)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wh)
+}
+
+// testWebhook sends the placeholder event to the webhook now, whether or not
+// it is active, and returns the attempt. A receiver that fails is still a
+// 200: the attempt says what happened.
+func (s *server) testWebhook(w http.ResponseWriter, r *http.Request) error {
+	if err := decodeJSON(w, r, &struct{}{}, bodyOptional); err != nil {
+		return err
+	}
+	tenant, instance, name := r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name")
+	wh, err := s.store.GetWebhook(r.Context(), tenant, instance, name)
+	if err != nil {
+		return err
+	}
+	if wh.URL == "" {
+		return herald.Errorf(herald.EUNPROCESSABLE, "Webhook %q has no url to send a test to; set one with PATCH first.", name)
+	}
+	if s.tester == nil {
+		return herald.Errorf(herald.EUNAVAILABLE, "Test sending is not available on this node.")
+	}
+	secrets, err := s.store.WebhookSecrets(r.Context(), tenant, instance, name)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, len(secrets))
+	for i, sec := range secrets {
+		keys[i] = sec.Secret
+	}
+	a, err := s.tester.TestWebhook(r.Context(), wh, keys)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"attempt": a})
+}
+
+// webhookSecret returns the current signing secret.
+func (s *server) webhookSecret(w http.ResponseWriter, r *http.Request) error {
+	secrets, err := s.store.WebhookSecrets(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	if len(secrets) == 0 {
+		return herald.Errorf(herald.ENOTFOUND, "Webhook %q has no signing secret.", r.PathValue("name"))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, map[string]string{"secret": secrets[0].Secret})
+}
+
+// rotateSecret makes a new signing secret; the old one keeps signing for
+// graceSeconds (default a day, at most a week, 0 to stop it at once).
+func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		GraceSeconds *int `json:"graceSeconds"`
+	}
+	if err := decodeJSON(w, r, &req, bodyOptional); err != nil {
+		return err
+	}
+	grace := defaultGraceSeconds
+	if req.GraceSeconds != nil {
+		grace = *req.GraceSeconds
+	}
+	if grace < 0 || grace > maxGraceSeconds {
+		return herald.FieldErrorf("graceSeconds", "graceSeconds must be between 0 and %d (a week); it is %d.", maxGraceSeconds, grace)
+	}
+	secret, err := s.store.RotateWebhookSecret(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), time.Duration(grace)*time.Second)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, map[string]string{"secret": secret})
+}
+
+// recoverWebhook re-queues FAILED and CANCELLED deliveries since a time.
+func (s *server) recoverWebhook(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Since *string `json:"since"`
+	}
+	if err := decodeJSON(w, r, &req, bodyRequired); err != nil {
+		return err
+	}
+	if req.Since == nil || *req.Since == "" {
+		return herald.FieldErrorf("since", "since is required: the RFC 3339 time from which to re-queue deliveries, like \"2026-11-26T17:00:00Z\".")
+	}
+	since, err := parseTime("since", *req.Since)
+	if err != nil {
+		return err
+	}
+	n, err := s.store.RecoverWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), since)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]int{"recovered": n})
+}
+
+// parseTime parses an RFC 3339 time, or returns an EINVALID error naming
+// field.
+func parseTime(field, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, herald.FieldErrorf(field, "%s %q is not an RFC 3339 time; use a form like \"2026-11-26T17:00:00Z\".", field, v)
+	}
+	return t, nil
+}
