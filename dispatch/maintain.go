@@ -1,0 +1,208 @@
+package dispatch
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/heraldhooks/herald"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MaintainerConfig configures a Maintainer. Zero fields take the defaults
+// they name.
+type MaintainerConfig struct {
+	// Store is the database. Required.
+	Store herald.Maintenance
+	// Lead reports whether this node is the maintenance leader right now
+	// (sqlstore's TryLead: an advisory lock on PostgreSQL). Nil means this
+	// node always leads, as a single SQLite node does.
+	Lead func(ctx context.Context) (bool, error)
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Interval is the time between runs; the first run is at start.
+	// Defaults to 1m.
+	Interval time.Duration
+	// Retention is how long DELIVERED deliveries are kept. Defaults to 30 days.
+	Retention time.Duration
+	// FailingFor is how long an active webhook may fail every attempt
+	// before it is deactivated. Defaults to 5 days.
+	FailingFor time.Duration
+	// PurgeBatch is how many deliveries one purge statement deletes, so a
+	// large backlog never holds the database in one long transaction.
+	// Defaults to 500.
+	PurgeBatch int
+	// Registerer receives the maintainer's metrics. Defaults to
+	// prometheus.DefaultRegisterer.
+	Registerer prometheus.Registerer
+	// OnRun, when set, is called after every run with what it did; tests
+	// use it to see a run happened.
+	OnRun func(MaintenanceRun)
+}
+
+// MaintenanceRun is what one maintenance run did.
+type MaintenanceRun struct {
+	At time.Time
+	// Leader is false when another node holds the lead; nothing was done.
+	Leader bool
+	// PurgedDeliveries counts deleted DELIVERED deliveries past retention.
+	PurgedDeliveries int
+	// PurgedSecrets counts deleted rotated-out secrets past their grace.
+	PurgedSecrets int
+	// Deactivated lists the webhooks deactivated for failing too long, as
+	// tenant/instance/name.
+	Deactivated []string
+	// Err is the first error; the steps after it were skipped.
+	Err error
+}
+
+// Maintainer runs the housekeeping one node of a deployment must do: purge
+// delivered deliveries past retention and expired secrets, and deactivate
+// webhooks that have failed for days. Every node runs one; only the leader
+// acts.
+type Maintainer struct {
+	cfg        MaintainerConfig
+	log        *slog.Logger
+	runs       *prometheus.CounterVec
+	purged     prometheus.Counter
+	deactivate prometheus.Counter
+}
+
+// NewMaintainer returns a Maintainer for cfg, or an error when Store is
+// missing, a duration is negative, or the metrics could not be registered.
+func NewMaintainer(cfg MaintainerConfig) (*Maintainer, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("dispatch: MaintainerConfig.Store is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.DefaultRegisterer
+	}
+	cfg.Interval = cmp.Or(cfg.Interval, time.Minute)
+	cfg.Retention = cmp.Or(cfg.Retention, 30*24*time.Hour)
+	cfg.FailingFor = cmp.Or(cfg.FailingFor, 5*24*time.Hour)
+	cfg.PurgeBatch = cmp.Or(cfg.PurgeBatch, 500)
+	if cfg.Interval < 0 || cfg.Retention < 0 || cfg.FailingFor < 0 || cfg.PurgeBatch < 0 {
+		return nil, errors.New("dispatch: MaintainerConfig durations and PurgeBatch must be positive")
+	}
+	m := &Maintainer{
+		cfg: cfg,
+		log: cfg.Logger.With("component", "maintenance"),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_maintenance_runs_total",
+			Help: "Maintenance runs, by role: leader (did the work), follower (another node leads) or error.",
+		}, []string{"role"}),
+		purged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_maintenance_purged_deliveries_total",
+			Help: "DELIVERED deliveries deleted after the retention period.",
+		}),
+		deactivate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_maintenance_deactivated_webhooks_total",
+			Help: "Webhooks deactivated because every attempt failed for too long.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.runs, m.purged, m.deactivate} {
+		if err := cfg.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("dispatch: register maintenance metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Run runs maintenance at once and then every Interval until ctx is done,
+// and returns nil then. Errors of a run are logged and retried next time.
+func (m *Maintainer) Run(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		m.RunOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce runs maintenance once if this node leads, and returns what it did.
+func (m *Maintainer) RunOnce(ctx context.Context) MaintenanceRun {
+	run := m.runOnce(ctx)
+	role := "leader"
+	switch {
+	case run.Err != nil:
+		role = "error"
+		if ctx.Err() == nil {
+			m.log.Error("maintenance failed", "err", run.Err)
+		}
+	case !run.Leader:
+		role = "follower"
+	default:
+		m.log.Info("maintenance done", "purgedDeliveries", run.PurgedDeliveries,
+			"purgedSecrets", run.PurgedSecrets, "deactivatedWebhooks", run.Deactivated)
+	}
+	m.runs.WithLabelValues(role).Inc()
+	if m.cfg.OnRun != nil {
+		m.cfg.OnRun(run)
+	}
+	return run
+}
+
+func (m *Maintainer) runOnce(ctx context.Context) MaintenanceRun {
+	now := m.cfg.Now()
+	run := MaintenanceRun{At: now, Leader: true}
+	if m.cfg.Lead != nil {
+		lead, err := m.cfg.Lead(ctx)
+		if err != nil {
+			run.Leader, run.Err = false, fmt.Errorf("try to lead: %w", err)
+			return run
+		}
+		if run.Leader = lead; !lead {
+			return run
+		}
+	}
+
+	before := now.Add(-m.cfg.Retention)
+	for {
+		n, err := m.cfg.Store.PurgeDelivered(ctx, before, m.cfg.PurgeBatch)
+		run.PurgedDeliveries += n
+		m.purged.Add(float64(n))
+		if err != nil {
+			run.Err = fmt.Errorf("purge delivered deliveries: %w", err)
+			return run
+		}
+		if n < m.cfg.PurgeBatch {
+			break
+		}
+	}
+
+	n, err := m.cfg.Store.PurgeExpiredSecrets(ctx, now)
+	run.PurgedSecrets = n
+	if err != nil {
+		run.Err = fmt.Errorf("purge expired secrets: %w", err)
+		return run
+	}
+
+	since := now.Add(-m.cfg.FailingFor)
+	reason := fmt.Sprintf("failing since %s with no successful delivery; deactivated automatically", formatTime(since))
+	ws, err := m.cfg.Store.DeactivateFailing(ctx, since, reason)
+	for _, w := range ws {
+		run.Deactivated = append(run.Deactivated, w.Tenant+"/"+w.Instance+"/"+w.Name)
+		m.log.Warn("webhook deactivated: every attempt failed", "tenant", w.Tenant, "instance", w.Instance,
+			"webhook", w.Name, "reason", reason)
+	}
+	m.deactivate.Add(float64(len(ws)))
+	if err != nil {
+		run.Err = fmt.Errorf("deactivate failing webhooks: %w", err)
+	}
+	return run
+}

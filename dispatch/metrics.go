@@ -1,0 +1,88 @@
+package dispatch
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the engine's Prometheus series, all named herald_*.
+type metrics struct {
+	attempts        *prometheus.CounterVec // by outcome: delivered, retrying, failed
+	attemptDuration prometheus.Histogram
+	inFlight        prometheus.Gauge
+	claimBatch      prometheus.Histogram
+	queueLag        prometheus.Histogram
+	ingestBatch     prometheus.Histogram
+	ingestCommit    prometheus.Histogram
+	flushErrors     prometheus.Counter
+	resultsLost     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_delivery_attempts_total",
+			Help: "Delivery attempts made, by what became of the delivery: delivered, retrying or failed.",
+		}, []string{"outcome"}),
+		attemptDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_delivery_attempt_duration_seconds",
+			Help:    "Time from sending a webhook request to the end of the receiver's answer.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_deliveries_in_flight",
+			Help: "Webhook requests this node is sending right now.",
+		}),
+		claimBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_claim_batch_size",
+			Help:    "Deliveries claimed per claim that returned any.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
+		queueLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_queue_lag_seconds",
+			Help:    "How late a delivery was claimed: claim time minus the time it became due.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300},
+		}),
+		ingestBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_ingest_batch_size",
+			Help:    "Events per group commit: many API requests stored in one transaction.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
+		ingestCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_ingest_commit_duration_seconds",
+			Help:    "Time to store one group commit of events and their deliveries.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_result_flush_errors_total",
+			Help: "Failed writes of attempt results; they are retried while their lease holds.",
+		}),
+		resultsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_results_lost_total",
+			Help: "Attempt results never written (lease ran out or shutdown during a database outage); those deliveries are sent again.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.attempts, m.attemptDuration, m.inFlight, m.claimBatch,
+		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost} {
+		if err := reg.Register(c); err != nil {
+			var dup prometheus.AlreadyRegisteredError
+			if errors.As(err, &dup) {
+				return nil, errors.New("dispatch: engine metrics are already registered: give each engine its own Config.Registerer")
+			}
+			return nil, err
+		}
+	}
+	// Every outcome shows from the start, so rates work before the first failure.
+	for _, o := range []string{outcomeDelivered, outcomeRetrying, outcomeFailed} {
+		m.attempts.WithLabelValues(o)
+	}
+	return m, nil
+}
+
+// Outcome label values of herald_delivery_attempts_total.
+const (
+	outcomeDelivered = "delivered"
+	outcomeRetrying  = "retrying"
+	outcomeFailed    = "failed"
+)
