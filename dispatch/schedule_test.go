@@ -12,7 +12,7 @@ import (
 func TestRetryPolicyDecide(t *testing.T) {
 	p := retryPolicy{schedule: DefaultSchedule, window: 24 * time.Hour, jitter: 0.2}
 	t0 := time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC) // first attempt
-	now := t0.Add(10 * time.Minute)                     // this attempt ended
+	now := t0.Add(10 * time.Minute)                      // this attempt ended
 	at := func(d time.Duration) time.Time { return now.Add(d) }
 
 	tests := []struct {
