@@ -1,0 +1,612 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/heraldhooks/herald"
+)
+
+const deliveryCols = `id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype, status,
+	attempt_count, due_at, wait_reason, first_attempt_at, last_status_code, created_at, updated_at`
+
+// scanDelivery scans deliveryCols; it returns the webhook ID too, which the
+// Delivery itself names only by webhook name.
+func scanDelivery(s interface{ Scan(...any) error }) (*herald.Delivery, string, error) {
+	var d herald.Delivery
+	var webhookID string
+	var due, first sql.NullInt64
+	var created, updated int64
+	if err := s.Scan(&d.ID, &d.EventID, &d.Tenant, &d.Instance, &webhookID, &d.Webhook, &d.EventEntity, &d.EventSubtype,
+		&d.Status, &d.AttemptCount, &due, &d.WaitReason, &first, &d.LastStatusCode, &created, &updated); err != nil {
+		return nil, "", err
+	}
+	d.NextAttemptAt, d.FirstAttemptAt = nullMS(due), nullMS(first)
+	d.CreatedAt, d.UpdatedAt = fromMS(created), fromMS(updated)
+	return &d, webhookID, nil
+}
+
+// Page sizes of ListDeliveries.
+const (
+	defaultPage = 50
+	maxPage     = 500
+)
+
+// cursorPrefix marks cursors this store made, so garbage is told apart.
+const cursorPrefix = "d1:"
+
+func encodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
+}
+
+func decodeCursor(c string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	id, ok := strings.CutPrefix(string(b), cursorPrefix)
+	if err != nil || !ok || !strings.HasPrefix(id, "dlv_") {
+		return "", &herald.Error{Code: herald.EINVALID, Field: "cursor",
+			Message: "cursor is not valid; pass the nextCursor of the previous page."}
+	}
+	return id, nil
+}
+
+// ListDeliveries returns the deliveries of an instance that match f, newest
+// first, without attempts, and the cursor of the next page ("" on the last).
+// EINVALID for a cursor it did not make or an unknown status; ENOTFOUND for
+// an unknown instance.
+func (db *DB) ListDeliveries(ctx context.Context, f herald.DeliveryFilter) ([]*herald.Delivery, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultPage
+	}
+	limit = min(limit, maxPage)
+	where := []string{"tenant = ?", "instance = ?"}
+	args := []any{f.Tenant, f.Instance}
+	add := func(cond string, v ...any) {
+		where = append(where, cond)
+		args = append(args, v...)
+	}
+	if f.Webhook != "" {
+		add("webhook_name = ?", f.Webhook)
+	}
+	if f.Status != "" {
+		if !slices.Contains(herald.Statuses, f.Status) {
+			return nil, "", herald.FieldErrorf("status", "status %q is not known; use one of %s.", f.Status, strings.Join(herald.Statuses, ", "))
+		}
+		add("status = ?", f.Status)
+	}
+	if f.EventSubtype != "" {
+		add("event_subtype = ?", f.EventSubtype)
+	}
+	if f.EventEntity != "" {
+		add("event_entity = ?", f.EventEntity)
+	}
+	if f.EventID != "" {
+		add("event_id = ?", f.EventID)
+	}
+	// IDs sort by creation time, so the time bounds are also bounds on the
+	// ID, which the indexes end in.
+	if !f.From.IsZero() {
+		add("id >= ?", idFloor("dlv", f.From))
+		add("created_at >= ?", ms(f.From))
+	}
+	if !f.To.IsZero() {
+		add("id < ?", idFloor("dlv", f.To))
+		add("created_at < ?", ms(f.To))
+	}
+	if f.Cursor != "" {
+		id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		add("id < ?", id)
+	}
+	args = append(args, limit+1)
+	r := db.reader()
+	rows, err := r.query(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", db.wrap("list deliveries", err)
+	}
+	defer rows.Close()
+	out := []*herald.Delivery{}
+	for rows.Next() {
+		d, _, err := scanDelivery(rows)
+		if err != nil {
+			return nil, "", db.wrap("list deliveries", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", db.wrap("list deliveries", err)
+	}
+	if len(out) == 0 && f.Cursor == "" {
+		if err := db.missing(ctx, r, f.Tenant, f.Instance); err != nil {
+			return nil, "", db.wrap("list deliveries", err)
+		}
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = encodeCursor(out[limit-1].ID)
+	}
+	return out, next, nil
+}
+
+// GetDelivery returns one delivery of an instance with its attempts, oldest
+// first, or ENOTFOUND naming what is missing.
+func (db *DB) GetDelivery(ctx context.Context, tenant, instance, id string) (*herald.Delivery, error) {
+	d, _, err := db.getDelivery(ctx, db.reader(), tenant, instance, id, false)
+	return d, db.wrap("get delivery", err)
+}
+
+func (db *DB) getDelivery(ctx context.Context, q q, tenant, instance, id string, lock bool) (*herald.Delivery, string, error) {
+	query := `SELECT ` + deliveryCols + ` FROM deliveries WHERE id = ? AND tenant = ? AND instance = ?`
+	if lock {
+		query += db.forUpdate()
+	}
+	d, webhookID, err := scanDelivery(q.row(ctx, query, id, tenant, instance))
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := db.missing(ctx, q, tenant, instance); err != nil {
+			return nil, "", err
+		}
+		return nil, "", herald.Errorf(herald.ENOTFOUND, "delivery %q not found in instance %q of tenant %q.", id, instance, tenant)
+	} else if err != nil {
+		return nil, "", err
+	}
+	rows, err := q.query(ctx, `SELECT n, started_at, duration_ms, status_code, response_body, error FROM attempts WHERE delivery_id = ? ORDER BY n`, id)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a herald.Attempt
+		var started int64
+		if err := rows.Scan(&a.N, &started, &a.DurationMs, &a.StatusCode, &a.ResponseBody, &a.Error); err != nil {
+			return nil, "", err
+		}
+		a.StartedAt = fromMS(started)
+		d.Attempts = append(d.Attempts, a)
+	}
+	return d, webhookID, rows.Err()
+}
+
+// ResendDelivery makes a delivery PENDING and due now with a fresh retry
+// window, keeping its attempts on record. EUNPROCESSABLE if its webhook is
+// inactive, ECONFLICT if it is being sent right now.
+func (db *DB) ResendDelivery(ctx context.Context, tenant, instance, id string) (*herald.Delivery, error) {
+	var d *herald.Delivery
+	err := db.tx(ctx, func(q q) error {
+		var webhookID string
+		var err error
+		if d, webhookID, err = db.getDelivery(ctx, q, tenant, instance, id, true); err != nil {
+			return err
+		}
+		var active int
+		if err := q.row(ctx, `SELECT active FROM webhooks WHERE id = ?`, webhookID).Scan(&active); err != nil {
+			return err
+		}
+		if active == 0 {
+			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is inactive; activate it before resending its deliveries.", d.Webhook)
+		}
+		if d.Status == herald.StatusSent {
+			return herald.Errorf(herald.ECONFLICT, "delivery %q is being sent right now; resend it once this attempt is recorded.", id)
+		}
+		now := fromMS(ms(db.now()))
+		if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, claimed_by = '',
+			wait_reason = 'resent', updated_at = ? WHERE id = ?`, ms(now), ms(now), id); err != nil {
+			return err
+		}
+		d.Status, d.NextAttemptAt, d.FirstAttemptAt, d.WaitReason, d.UpdatedAt = herald.StatusPending, &now, nil, "resent", now
+		return db.notify(ctx, q)
+	})
+	if err != nil {
+		return nil, db.wrap("resend delivery", err)
+	}
+	db.wake()
+	return d, nil
+}
+
+// ClaimDeliveries marks up to r.Limit due deliveries of active webhooks SENT,
+// owned by r.Owner until r.LeaseUntil, and returns them with their events,
+// webhooks and secrets, oldest due first. It takes at most r.PerWebhook from
+// each webhook, picking each webhook's first due deliveries by index, so a
+// webhook with a large backlog cannot starve the others and the cost does not
+// grow with the backlog. On PostgreSQL the rows are locked with SKIP LOCKED
+// and due_at is checked again under the lock, so concurrent claimers on
+// several nodes never take the same delivery.
+func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*herald.Job, error) {
+	if r.Limit <= 0 {
+		return nil, nil
+	}
+	if r.Now.IsZero() {
+		r.Now = db.now()
+	}
+	per := r.PerWebhook
+	if per <= 0 {
+		per = r.Limit
+	}
+	now := ms(r.Now)
+	excl := ""
+	if len(r.ExcludeWebhooks) > 0 {
+		excl = ` AND w.id NOT IN (` + placeholders(len(r.ExcludeWebhooks)) + `)`
+	}
+	var query string
+	var args []any
+	if db.pg {
+		query = `SELECT id FROM deliveries WHERE id IN (
+			SELECT d.id FROM webhooks w CROSS JOIN LATERAL (
+				SELECT d2.id, d2.due_at FROM deliveries d2 WHERE d2.webhook_id = w.id AND d2.due_at <= ? ORDER BY d2.due_at LIMIT ?) d
+			WHERE w.active = 1` + excl + ` ORDER BY d.due_at LIMIT ?)
+			AND due_at <= ? ORDER BY due_at, id FOR UPDATE SKIP LOCKED`
+		args = append(append([]any{now, per}, anys(r.ExcludeWebhooks)...), r.Limit, now)
+	} else {
+		query = `SELECT d.id FROM webhooks w JOIN deliveries d ON d.id IN (
+			SELECT d2.id FROM deliveries d2 WHERE d2.webhook_id = w.id AND d2.due_at <= ? ORDER BY d2.due_at LIMIT ?)
+			WHERE w.active = 1` + excl + ` ORDER BY d.due_at, d.id LIMIT ?`
+		args = append(append([]any{now, per}, anys(r.ExcludeWebhooks)...), r.Limit)
+	}
+
+	var jobs []*herald.Job
+	err := db.tx(ctx, func(q q) error {
+		jobs = nil
+		ids, err := queryStrings(ctx, q, query, args...)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		rows, err := q.query(ctx, `UPDATE deliveries SET status = 'SENT', claimed_by = ?, due_at = ?, updated_at = ?
+			WHERE id IN (`+placeholders(len(ids))+`) RETURNING `+deliveryCols,
+			append([]any{r.Owner, ms(r.LeaseUntil), now}, anys(ids)...)...)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]*herald.Job, len(ids))
+		var eventIDs, webhookIDs []string
+		webhookOf := map[string]string{}
+		for rows.Next() {
+			d, webhookID, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			byID[d.ID] = &herald.Job{Delivery: d, LeaseUntil: r.LeaseUntil}
+			webhookOf[d.ID] = webhookID
+			eventIDs = append(eventIDs, d.EventID)
+			webhookIDs = append(webhookIDs, webhookID)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		slices.Sort(eventIDs)
+		slices.Sort(webhookIDs)
+		eventIDs, webhookIDs = slices.Compact(eventIDs), slices.Compact(webhookIDs)
+		events, err := db.events(ctx, q, eventIDs)
+		if err != nil {
+			return err
+		}
+		webhooks, err := db.webhooksByID(ctx, q, webhookIDs)
+		if err != nil {
+			return err
+		}
+		secrets, err := db.secrets(ctx, q, webhookIDs, r.Now)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			j := byID[id]
+			if j == nil {
+				continue
+			}
+			wid := webhookOf[id]
+			j.Event, j.Webhook = events[j.Delivery.EventID], webhooks[wid]
+			for _, s := range secrets[wid] {
+				j.Secrets = append(j.Secrets, s.Secret)
+			}
+			jobs = append(jobs, j)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, db.wrap("claim deliveries", err)
+	}
+	return jobs, nil
+}
+
+// queryStrings returns the first column of every row.
+func queryStrings(ctx context.Context, q q, query string, args ...any) ([]string, error) {
+	rows, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) webhooksByID(ctx context.Context, q q, ids []string) (map[string]*herald.Webhook, error) {
+	out := make(map[string]*herald.Webhook, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := q.query(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE id IN (`+placeholders(len(ids))+`)`, anys(ids)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[w.ID] = w
+	}
+	return out, rows.Err()
+}
+
+// openDelivery is what RecordAttempts needs of a delivery before writing.
+type openDelivery struct {
+	webhookID    string
+	status       string
+	attempts     int
+	firstAttempt sql.NullInt64
+	due          sql.NullInt64
+	waitReason   string
+	claimedBy    string
+	lastCode     int
+	touched      bool
+}
+
+// RecordAttempts stores attempts and the new states of claimed deliveries in
+// one transaction, with one multi-row statement per table. A result for a
+// delivery no longer SENT (cancelled meanwhile) keeps its attempt but not its
+// status. It keeps each webhook's failing_since (the first failed attempt
+// since its last success) for DeactivateFailing, and deactivates webhooks
+// whose results carry a DeactivateReason, cancelling their open deliveries.
+func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult) error {
+	if len(results) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(results))
+	for _, r := range results {
+		ids = append(ids, r.DeliveryID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	nowMS := ms(db.now())
+
+	err := db.tx(ctx, func(q q) error {
+		open := make(map[string]*openDelivery, len(ids))
+		for chunk := range slices.Chunk(ids, 500) {
+			rows, err := q.query(ctx, `SELECT id, webhook_id, status, attempt_count, first_attempt_at, due_at, wait_reason, claimed_by, last_status_code
+				FROM deliveries WHERE id IN (`+placeholders(len(chunk))+`) ORDER BY id`+db.forUpdate(), anys(chunk)...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id string
+				var d openDelivery
+				if err := rows.Scan(&id, &d.webhookID, &d.status, &d.attempts, &d.firstAttempt, &d.due, &d.waitReason, &d.claimedBy, &d.lastCode); err != nil {
+					rows.Close()
+					return err
+				}
+				open[id] = &d
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+		}
+
+		type health struct {
+			failingSince *int64 // first failure after the batch's last success
+			succeeded    bool
+			lastFailed   int64
+		}
+		var webhookOrder []string
+		healths := map[string]*health{}
+		deactivate := map[string]string{}
+		var attemptArgs []any
+		nAttempts := 0
+		for _, r := range results {
+			d := open[r.DeliveryID]
+			if d == nil {
+				continue // purged meanwhile; nothing to record against
+			}
+			a := r.Attempt
+			d.attempts++
+			d.lastCode = a.StatusCode
+			started := ms(a.StartedAt)
+			if !d.firstAttempt.Valid {
+				d.firstAttempt = sql.NullInt64{Int64: started, Valid: true}
+			}
+			if d.status == herald.StatusSent {
+				d.status, d.waitReason, d.claimedBy = r.Status, r.WaitReason, ""
+				d.due = sql.NullInt64{}
+				if r.Status == herald.StatusRetrying {
+					next := r.NextAttemptAt
+					if next.IsZero() {
+						next = fromMS(nowMS)
+					}
+					d.due = sql.NullInt64{Int64: ms(next), Valid: true}
+				}
+			}
+			d.touched = true
+			body := a.ResponseBody
+			if len(body) > herald.MaxResponseBody {
+				body = strings.ToValidUTF8(body[:herald.MaxResponseBody], "")
+			}
+			attemptArgs = append(attemptArgs, r.DeliveryID, d.attempts, started, a.DurationMs, a.StatusCode, body, a.Error)
+			nAttempts++
+
+			h := healths[d.webhookID]
+			if h == nil {
+				h = &health{}
+				healths[d.webhookID] = h
+				webhookOrder = append(webhookOrder, d.webhookID)
+			}
+			if r.Status == herald.StatusDelivered {
+				h.succeeded, h.failingSince = true, nil
+			} else {
+				if h.failingSince == nil {
+					h.failingSince = &started
+				}
+				h.lastFailed = max(h.lastFailed, started)
+			}
+			if r.DeactivateReason != "" {
+				deactivate[d.webhookID] = r.DeactivateReason
+			}
+		}
+
+		if err := db.insertAttempts(ctx, q, attemptArgs, nAttempts); err != nil {
+			return err
+		}
+		if err := db.updateDeliveries(ctx, q, ids, open, nowMS); err != nil {
+			return err
+		}
+
+		var healthy []string
+		for _, id := range webhookOrder {
+			h := healths[id]
+			var err error
+			switch {
+			case h.failingSince == nil:
+				healthy = append(healthy, id)
+			case h.succeeded:
+				_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ? WHERE id = ?`, *h.failingSince, h.lastFailed, id)
+			default:
+				_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, ?), last_failed_at = ? WHERE id = ?`, *h.failingSince, h.lastFailed, id)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if len(healthy) > 0 {
+			if _, err := q.exec(ctx, `UPDATE webhooks SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (`+
+				placeholders(len(healthy))+`)`, anys(healthy)...); err != nil {
+				return err
+			}
+		}
+		for id, reason := range deactivate {
+			if err := db.deactivate(ctx, q, id, reason, fromMS(nowMS)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return db.wrap("record attempts", err)
+}
+
+const attemptNCols = 7
+
+func (db *DB) insertAttempts(ctx context.Context, q q, args []any, n int) error {
+	row := "(" + placeholders(attemptNCols) + ")"
+	per := maxParams / attemptNCols
+	for start := 0; start < n; start += per {
+		end := min(start+per, n)
+		query := `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, response_body, error) VALUES ` +
+			strings.Repeat(row+",", end-start-1) + row
+		if _, err := q.exec(ctx, query, args[start*attemptNCols:end*attemptNCols]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateDeliveries writes the new state of the touched deliveries with one
+// UPDATE ... FROM (VALUES ...) per chunk. The casts tell PostgreSQL the
+// types of the otherwise untyped parameters; SQLite does not mind them.
+func (db *DB) updateDeliveries(ctx context.Context, q q, ids []string, open map[string]*openDelivery, nowMS int64) error {
+	const cols = 8
+	row := `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER))`
+	var touched []string
+	for _, id := range ids {
+		if d := open[id]; d != nil && d.touched {
+			touched = append(touched, id)
+		}
+	}
+	for chunk := range slices.Chunk(touched, maxParams/cols) {
+		args := make([]any, 1, 1+len(chunk)*cols)
+		args[0] = nowMS // updated_at, the first placeholder in the text
+		for _, id := range chunk {
+			d := open[id]
+			var due, first any
+			if d.due.Valid {
+				due = d.due.Int64
+			}
+			if d.firstAttempt.Valid {
+				first = d.firstAttempt.Int64
+			}
+			args = append(args, id, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode)
+		}
+		query := `UPDATE deliveries SET status = v.column2, attempt_count = v.column3, due_at = v.column4,
+			first_attempt_at = v.column5, wait_reason = v.column6, claimed_by = v.column7, last_status_code = v.column8,
+			updated_at = ? FROM (VALUES ` + strings.Repeat(row+",", len(chunk)-1) + row + `) AS v WHERE deliveries.id = v.column1`
+		if _, err := q.exec(ctx, query, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReleaseDeliveries makes the owner's SENT deliveries due at once, as
+// PENDING or RETRYING depending on whether they were tried before.
+func (db *DB) ReleaseDeliveries(ctx context.Context, owner string) (int, error) {
+	n, err := db.release(ctx, ` AND claimed_by = ?`, owner)
+	return n, db.wrap("release deliveries", err)
+}
+
+// ReleaseAll makes every SENT delivery due at once, whoever claimed it: for
+// the single SQLite node at start, which takes back its predecessor's leases.
+func (db *DB) ReleaseAll(ctx context.Context) (int, error) {
+	n, err := db.release(ctx, ``)
+	return n, db.wrap("release all", err)
+}
+
+func (db *DB) release(ctx context.Context, cond string, args ...any) (int, error) {
+	var n int64
+	err := db.tx(ctx, func(q q) error {
+		now := ms(db.now())
+		// due_at IS NOT NULL lets the partial index of open deliveries
+		// serve the scan; every SENT delivery has a due_at.
+		res, err := q.exec(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
+			due_at = ?, claimed_by = '', updated_at = ? WHERE due_at IS NOT NULL AND status = 'SENT'`+cond,
+			append([]any{now, now}, args...)...)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return db.notify(ctx, q)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		db.wake()
+	}
+	return int(n), nil
+}
+
+// NextDue returns when the earliest delivery of an active webhook becomes
+// due, a lease running out included, or nil when none will. It asks each
+// active webhook's index for its earliest, which stays cheap whatever the
+// backlog.
+func (db *DB) NextDue(ctx context.Context) (*time.Time, error) {
+	var next sql.NullInt64
+	err := db.reader().row(ctx, `SELECT MIN(m) FROM (SELECT (SELECT MIN(d.due_at) FROM deliveries d
+		WHERE d.webhook_id = w.id AND d.due_at IS NOT NULL) AS m FROM webhooks w WHERE w.active = 1) x`).Scan(&next)
+	if err != nil {
+		return nil, db.wrap("next due", err)
+	}
+	return nullMS(next), nil
+}

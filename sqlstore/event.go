@@ -1,0 +1,392 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/heraldhooks/herald"
+)
+
+// maxParams bounds the placeholders of one multi-row statement: SQLite
+// allows 32766, PostgreSQL 65535.
+const maxParams = 30000
+
+// instanceKey names an instance of a tenant.
+type instanceKey struct{ tenant, instance string }
+
+// target is an active webhook events of an instance may be delivered to.
+type target struct {
+	id, name string
+	triggers []herald.Trigger
+}
+
+// CreateEvents stores each event and one PENDING delivery, due now, for each
+// active webhook of its instance whose triggers match, all in one
+// transaction. An event whose idempotency key its instance has seen, earlier
+// or in this batch, creates nothing and returns the first event. An event of
+// an unknown tenant or instance gets an ENOTFOUND in its result; the others
+// are stored all the same.
+//
+// It is built for group commit: each instance's webhooks are loaded once per
+// call, and events and deliveries are written with multi-row inserts.
+func (db *DB) CreateEvents(ctx context.Context, events []*herald.Event) ([]herald.EventResult, error) {
+	results := make([]herald.EventResult, len(events))
+	if len(events) == 0 {
+		return results, nil
+	}
+	created := 0
+	err := db.tx(ctx, func(q q) error {
+		clear(results)
+		created = 0
+		now := db.now()
+		nowMS := ms(now)
+
+		// Resolve each instance once: its existence and active webhooks.
+		targets := map[instanceKey][]target{}
+		refused := map[instanceKey]error{}
+		for _, e := range events {
+			k := instanceKey{e.TenantName, e.InstanceName}
+			if _, ok := targets[k]; ok {
+				continue
+			}
+			if _, ok := refused[k]; ok {
+				continue
+			}
+			t, err := db.targets(ctx, q, k)
+			if err != nil {
+				if herald.ErrorCode(err) != herald.ENOTFOUND {
+					return err
+				}
+				refused[k] = err
+				continue
+			}
+			targets[k] = t
+		}
+
+		// Idempotency keys: the first event with a key wins, in this batch
+		// and across batches.
+		type keyed struct {
+			instanceKey
+			key string
+		}
+		firstWithKey := map[keyed]int{}
+		dupOf := make([]int, len(events)) // index of the first event with the same key, or -1
+		byInstance := map[instanceKey][]string{}
+		for i, e := range events {
+			dupOf[i] = -1
+			k := instanceKey{e.TenantName, e.InstanceName}
+			if err := refused[k]; err != nil {
+				results[i].Err = err
+				continue
+			}
+			if e.IdempotencyKey == "" {
+				continue
+			}
+			kk := keyed{k, e.IdempotencyKey}
+			if j, ok := firstWithKey[kk]; ok {
+				dupOf[i] = j
+				continue
+			}
+			firstWithKey[kk] = i
+			byInstance[k] = append(byInstance[k], e.IdempotencyKey)
+		}
+		seen := map[keyed]herald.EventResult{}
+		for k, keys := range byInstance {
+			if err := db.seenKeys(ctx, q, k, keys, func(key string, r herald.EventResult) { seen[keyed{k, key}] = r }); err != nil {
+				return err
+			}
+		}
+
+		// The events to insert and their deliveries.
+		var fresh []int
+		deliveries := make([][]target, len(events))
+		for i, e := range events {
+			if results[i].Err != nil || dupOf[i] >= 0 {
+				continue
+			}
+			k := instanceKey{e.TenantName, e.InstanceName}
+			if r, ok := seen[keyed{k, e.IdempotencyKey}]; ok && e.IdempotencyKey != "" {
+				r.Duplicate = true
+				results[i] = r
+				continue
+			}
+			if e.ID == "" {
+				e.ID = herald.NewID("evt", now)
+			}
+			if e.CreatedAt.IsZero() {
+				e.CreatedAt = fromMS(nowMS)
+			}
+			for _, t := range targets[k] {
+				if herald.MatchesAny(t.triggers, e) {
+					deliveries[i] = append(deliveries[i], t)
+				}
+			}
+			results[i] = herald.EventResult{EventID: e.ID, Deliveries: len(deliveries[i])}
+			fresh = append(fresh, i)
+		}
+		// Keyed events go first, in key order, so that two batches racing
+		// on the same keys on PostgreSQL wait for each other in the same
+		// order instead of deadlocking.
+		slices.SortStableFunc(fresh, func(a, b int) int {
+			ka, kb := events[a].IdempotencyKey, events[b].IdempotencyKey
+			if (ka == "") != (kb == "") {
+				if ka == "" {
+					return 1
+				}
+				return -1
+			}
+			return cmp.Compare(ka, kb)
+		})
+
+		inserted, err := db.insertEvents(ctx, q, events, fresh, results)
+		if err != nil {
+			return err
+		}
+		// A keyed event not inserted lost a race with another transaction
+		// that committed the same key first (PostgreSQL): report that one.
+		var lost []int
+		for _, i := range fresh {
+			if !inserted[events[i].ID] {
+				lost = append(lost, i)
+			}
+		}
+		for _, i := range lost {
+			e := events[i]
+			k := instanceKey{e.TenantName, e.InstanceName}
+			err := db.seenKeys(ctx, q, k, []string{e.IdempotencyKey}, func(_ string, r herald.EventResult) {
+				r.Duplicate = true
+				results[i] = r
+			})
+			if err != nil {
+				return err
+			}
+			deliveries[i] = nil
+		}
+
+		if err := db.insertDeliveries(ctx, q, events, deliveries, nowMS, &created); err != nil {
+			return err
+		}
+		for i, j := range dupOf {
+			if j >= 0 {
+				results[i] = results[j]
+				results[i].Duplicate = true
+			}
+		}
+		if created > 0 {
+			return db.notify(ctx, q)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, db.wrap("create events", err)
+	}
+	if created > 0 {
+		db.wake()
+	}
+	return results, nil
+}
+
+// targets returns the active webhooks of an instance, or ENOTFOUND naming
+// the tenant or instance that does not exist.
+func (db *DB) targets(ctx context.Context, q q, k instanceKey) ([]target, error) {
+	if err := db.missing(ctx, q, k.tenant, k.instance); err != nil {
+		return nil, err
+	}
+	rows, err := q.query(ctx, `SELECT id, name, triggers FROM webhooks WHERE tenant = ? AND instance = ? AND active = 1 AND removed_at IS NULL`,
+		k.tenant, k.instance)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []target{}
+	for rows.Next() {
+		var t target
+		var triggers string
+		if err := rows.Scan(&t.id, &t.name, &triggers); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(triggers), &t.triggers); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// seenKeys calls fn for each of keys an event of the instance already has.
+func (db *DB) seenKeys(ctx context.Context, q q, k instanceKey, keys []string, fn func(string, herald.EventResult)) error {
+	for chunk := range slices.Chunk(keys, 500) {
+		args := append([]any{k.tenant, k.instance}, anys(chunk)...)
+		rows, err := q.query(ctx, `SELECT idempotency_key, id, deliveries FROM events WHERE tenant = ? AND instance = ? AND idempotency_key IN (`+
+			placeholders(len(chunk))+`)`, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var key string
+			var r herald.EventResult
+			if err := rows.Scan(&key, &r.EventID, &r.Deliveries); err != nil {
+				rows.Close()
+				return err
+			}
+			fn(key, r)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const eventCols = `id, tenant, instance, entity, subtype, source_id, source_name, patient_id, url, initiated_by,
+	initiated_by_name, initiated_by_object_id, initiated_by_object_type, initiated_time, data, occurred_at,
+	created_at, idempotency_key, deliveries`
+
+const eventNCols = 19
+
+// insertEvents inserts events[fresh] with multi-row inserts and returns the
+// IDs it inserted; a keyed event whose key another transaction committed
+// meanwhile is skipped, not an error.
+func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fresh []int, results []herald.EventResult) (map[string]bool, error) {
+	inserted := make(map[string]bool, len(fresh))
+	row := "(" + placeholders(eventNCols) + ")"
+	for chunk := range slices.Chunk(fresh, maxParams/eventNCols) {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO events (` + eventCols + `) VALUES `)
+		args := make([]any, 0, len(chunk)*eventNCols)
+		for n, i := range chunk {
+			if n > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(row)
+			e := events[i]
+			var data, occurred, key any
+			if len(e.Data) > 0 {
+				data = string(e.Data)
+			}
+			if !e.OccurredAt.IsZero() {
+				occurred = ms(e.OccurredAt)
+			}
+			if e.IdempotencyKey != "" {
+				key = e.IdempotencyKey
+			}
+			args = append(args, e.ID, e.TenantName, e.InstanceName, e.Entity, e.Subtype, e.SourceID, e.SourceName,
+				e.PatientID, e.URL, e.InitiatedBy, e.InitiatedByName, e.InitiatedByObjectID, e.InitiatedByObjectType,
+				e.InitiatedTime, data, occurred, ms(e.CreatedAt), key, results[i].Deliveries)
+		}
+		b.WriteString(` ON CONFLICT DO NOTHING RETURNING id`)
+		rows, err := q.query(ctx, b.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			inserted[id] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return inserted, nil
+}
+
+const deliveryInsertCols = `id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype,
+	status, due_at, created_at, updated_at`
+
+const deliveryInsertNCols = 12
+
+// insertDeliveries inserts one PENDING delivery, due now, per event and
+// target, with multi-row inserts, counting them in *created.
+func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]target, nowMS int64, created *int) error {
+	now := fromMS(nowMS)
+	row := "(" + placeholders(deliveryInsertNCols) + ")"
+	perChunk := maxParams / deliveryInsertNCols
+	args := make([]any, 0, perChunk*deliveryInsertNCols)
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		query := `INSERT INTO deliveries (` + deliveryInsertCols + `) VALUES ` + strings.Repeat(row+",", n-1) + row
+		if _, err := q.exec(ctx, query, args...); err != nil {
+			return err
+		}
+		*created += n
+		args, n = args[:0], 0
+		return nil
+	}
+	for i, ts := range targets {
+		e := events[i]
+		for _, t := range ts {
+			args = append(args, herald.NewID("dlv", now), e.ID, e.TenantName, e.InstanceName, t.id, t.name,
+				e.Entity, e.Subtype, herald.StatusPending, nowMS, nowMS, nowMS)
+			if n++; n == perChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
+
+// GetEvent returns one event of an instance, or ENOTFOUND naming what is
+// missing.
+func (db *DB) GetEvent(ctx context.Context, tenant, instance, id string) (*herald.Event, error) {
+	r := db.reader()
+	evs, err := db.events(ctx, r, []string{id})
+	if err == nil {
+		if e := evs[id]; e != nil && e.TenantName == tenant && e.InstanceName == instance {
+			return e, nil
+		}
+		if err = db.missing(ctx, r, tenant, instance); err == nil {
+			err = herald.Errorf(herald.ENOTFOUND, "event %q not found in instance %q of tenant %q.", id, instance, tenant)
+		}
+	}
+	return nil, db.wrap("get event", err)
+}
+
+// events loads events by ID.
+func (db *DB) events(ctx context.Context, q q, ids []string) (map[string]*herald.Event, error) {
+	out := make(map[string]*herald.Event, len(ids))
+	for chunk := range slices.Chunk(ids, 500) {
+		rows, err := q.query(ctx, `SELECT `+eventCols+` FROM events WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var e herald.Event
+			var data, key sql.NullString
+			var occurred sql.NullInt64
+			var created int64
+			var deliveries int
+			if err := rows.Scan(&e.ID, &e.TenantName, &e.InstanceName, &e.Entity, &e.Subtype, &e.SourceID, &e.SourceName,
+				&e.PatientID, &e.URL, &e.InitiatedBy, &e.InitiatedByName, &e.InitiatedByObjectID, &e.InitiatedByObjectType,
+				&e.InitiatedTime, &data, &occurred, &created, &key, &deliveries); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if data.Valid {
+				e.Data = json.RawMessage(data.String)
+			}
+			if occurred.Valid {
+				e.OccurredAt = fromMS(occurred.Int64)
+			}
+			e.CreatedAt = fromMS(created)
+			e.IdempotencyKey = key.String
+			out[e.ID] = &e
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

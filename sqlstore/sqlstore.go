@@ -1,0 +1,326 @@
+// Package sqlstore is Herald's storage: one implementation of herald.Store
+// over database/sql that speaks two dialects, SQLite (modernc.org/sqlite, the
+// embedded default) and PostgreSQL (jackc/pgx, for several nodes sharing one
+// database).
+//
+// Both dialects run the same SQL, with "?" placeholders rewritten to "$n" for
+// PostgreSQL in one place (q.rewrite); the few statements that differ (row
+// locks, the claim query, wake-ups, leadership) branch on db.pg. The schema
+// lives in migrations/, numbered files applied in order by Open.
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heraldhooks/herald"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+)
+
+// Config configures a DB. The zero value is ready to use.
+type Config struct {
+	// Now returns the current time. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives connection and migration events. Defaults to a logger
+	// that discards everything.
+	Logger *slog.Logger
+	// MaxConns is the size of the PostgreSQL connection pool. Defaults to 16.
+	MaxConns int
+}
+
+// DB is a Herald store on SQLite or PostgreSQL. It implements herald.Store
+// and is safe for concurrent use.
+type DB struct {
+	cfg Config
+	pg  bool
+	dsn string
+
+	// write takes every transaction and write; read serves plain reads.
+	// On PostgreSQL they are the same pool. On SQLite write has a single
+	// connection whose transactions begin IMMEDIATE, so writers queue in
+	// Go instead of failing with SQLITE_BUSY, while readers run in
+	// parallel on their own connections thanks to WAL.
+	write *sql.DB
+	read  *sql.DB
+
+	queries sync.Map // query text with "?" -> query text with "$n"
+
+	subMu  sync.Mutex
+	subs   map[chan struct{}]struct{}
+	listen *listener // PostgreSQL LISTEN connection, started by the first Subscribe
+
+	lead leader
+
+	tokenMu  sync.Mutex
+	tokenKey []byte
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+var _ herald.Store = (*DB)(nil)
+
+// Open opens the database named by dsn and brings its schema up to date.
+// dsn is "sqlite:<path>" (the parent directory is created) or a
+// "postgres://" or "postgresql://" URL. Several nodes may open the same
+// PostgreSQL database at once: migrations run under an advisory lock.
+// A database that does not answer is EUNAVAILABLE; a malformed dsn EINVALID.
+func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
+	if cfg.Now == nil { // funcs are not comparable, so no cmp.Or here
+		cfg.Now = time.Now
+	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, 16)
+	db := &DB{cfg: cfg, dsn: dsn, subs: map[chan struct{}]struct{}{}, closed: make(chan struct{})}
+
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		if err := db.openSQLite(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
+			return nil, err
+		}
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db.pg = true
+		w, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, herald.Errorf(herald.EINVALID, "database %s is not a valid PostgreSQL URL: %v.", redact(dsn), err)
+		}
+		w.SetMaxOpenConns(cfg.MaxConns)
+		w.SetMaxIdleConns(cfg.MaxConns)
+		w.SetConnMaxIdleTime(5 * time.Minute)
+		db.write, db.read = w, w
+	default:
+		return nil, herald.Errorf(herald.EINVALID, "database %q is not known: use sqlite:<path> or postgres://user@host:5432/db.", redact(dsn))
+	}
+
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, db.wrap("open database", err)
+	}
+	return db, nil
+}
+
+func (db *DB) openSQLite(path string) error {
+	if path == "" {
+		return herald.Errorf(herald.EINVALID, "database \"sqlite:\" names no file; use sqlite:<path>, like sqlite:herald-data/herald.db.")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return herald.Errorf(herald.EINVALID, "database path %q must not contain ? or #.", path)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	// synchronous=FULL: an event acknowledged with 202 must survive a
+	// power cut, not only a process crash.
+	base := path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	// Create the file and switch it to WAL before readers connect.
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("open sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	db.write, db.read = w, r
+	return nil
+}
+
+// redact hides the password of a database URL in messages.
+func redact(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if j := strings.Index(dsn[i+3:], "@"); j >= 0 {
+			if k := strings.Index(dsn[i+3:i+3+j], ":"); k >= 0 {
+				return dsn[:i+3+k+1] + "xxxxx" + dsn[i+3+j:]
+			}
+		}
+	}
+	return dsn
+}
+
+// Dialect returns "sqlite" or "postgres".
+func (db *DB) Dialect() string {
+	if db.pg {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Ping reports whether the database answers; EUNAVAILABLE when it does not.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.write.PingContext(ctx); err != nil {
+		return db.wrap("ping", err)
+	}
+	return nil
+}
+
+// Close stops the wake-up listener, gives up leadership and closes the
+// database. Subscriptions' channels stay open until their contexts end.
+func (db *DB) Close() error {
+	var err error
+	db.closeOnce.Do(func() {
+		close(db.closed)
+		db.subMu.Lock()
+		l := db.listen
+		db.subMu.Unlock()
+		if l != nil {
+			l.stop()
+		}
+		db.ReleaseLeadership()
+		if db.read != db.write && db.read != nil {
+			err = db.read.Close()
+		}
+		if db.write != nil {
+			err = errors.Join(db.write.Close(), err)
+		}
+	})
+	return err
+}
+
+func (db *DB) now() time.Time { return db.cfg.Now() }
+
+// querier is what *sql.DB, *sql.Tx and *sql.Conn have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// q runs queries written with "?" placeholders on either dialect.
+type q struct {
+	db *DB
+	x  querier
+}
+
+func (db *DB) reader() q { return q{db, db.read} }
+
+func (q q) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return q.x.ExecContext(ctx, q.db.rewrite(query), args...)
+}
+
+func (q q) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.x.QueryContext(ctx, q.db.rewrite(query), args...)
+}
+
+func (q q) row(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.x.QueryRowContext(ctx, q.db.rewrite(query), args...)
+}
+
+// rewrite turns "?" placeholders into PostgreSQL's "$1", "$2"... Queries
+// never carry a literal "?" in a string, so no quoting rules are needed.
+func (db *DB) rewrite(query string) string {
+	if !db.pg {
+		return query
+	}
+	if v, ok := db.queries.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	out := b.String()
+	// Queries built with a variable number of placeholders would grow the
+	// cache without bound; only keep the short, fixed ones.
+	if n <= 32 {
+		db.queries.Store(query, out)
+	}
+	return out
+}
+
+// forUpdate is the row-lock clause of a SELECT inside a write transaction.
+// SQLite needs none: its single writer already excludes others.
+func (db *DB) forUpdate() string {
+	if db.pg {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// tx runs fn in a write transaction and commits it, or rolls it back when fn
+// or the commit fails.
+func (db *DB) tx(ctx context.Context, fn func(q q) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(q{db, tx}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// placeholders returns n comma-separated "?".
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?,", n-1) + "?"
+}
+
+// anys converts a slice for use as query arguments.
+func anys[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+// Times are stored as unix milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func nullMS(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMS(v.Int64)
+	return &t
+}
+
+func msOrNil(t *time.Time) any {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,315 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/heraldhooks/herald"
+)
+
+const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
+	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at`
+
+func scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
+	var w herald.Webhook
+	var triggers, headers, params, payload string
+	var active int
+	var deactivated sql.NullInt64
+	var created, updated int64
+	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
+		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
+		&created, &updated); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		text string
+		v    any
+	}{{"triggers", triggers, &w.Triggers}, {"headers", headers, &w.Headers},
+		{"queryParameters", params, &w.QueryParameters}, {"payload", payload, &w.Payload}} {
+		if err := json.Unmarshal([]byte(f.text), f.v); err != nil {
+			return nil, fmt.Errorf("webhook %s: %s: %w", w.ID, f.name, err)
+		}
+	}
+	w.Active = active != 0
+	w.DeactivatedAt = nullMS(deactivated)
+	w.CreatedAt, w.UpdatedAt = fromMS(created), fromMS(updated)
+	return &w, nil
+}
+
+// ListWebhooks returns the webhooks of an instance sorted by name; ENOTFOUND
+// for an unknown instance.
+func (db *DB) ListWebhooks(ctx context.Context, tenant, instance string) ([]*herald.Webhook, error) {
+	r := db.reader()
+	rows, err := r.query(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE tenant = ? AND instance = ? AND removed_at IS NULL ORDER BY name`, tenant, instance)
+	if err != nil {
+		return nil, db.wrap("list webhooks", err)
+	}
+	defer rows.Close()
+	out := []*herald.Webhook{}
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, db.wrap("list webhooks", err)
+		}
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("list webhooks", err)
+	}
+	if len(out) == 0 {
+		if err := db.missing(ctx, r, tenant, instance); err != nil {
+			return nil, db.wrap("list webhooks", err)
+		}
+	}
+	return out, nil
+}
+
+// GetWebhook returns one webhook of an instance, or ENOTFOUND naming what is
+// missing.
+func (db *DB) GetWebhook(ctx context.Context, tenant, instance, name string) (*herald.Webhook, error) {
+	w, err := db.getWebhook(ctx, db.reader(), tenant, instance, name, false)
+	return w, db.wrap("get webhook", err)
+}
+
+func (db *DB) getWebhook(ctx context.Context, q q, tenant, instance, name string, lock bool) (*herald.Webhook, error) {
+	query := `SELECT ` + webhookCols + ` FROM webhooks WHERE tenant = ? AND instance = ? AND name = ? AND removed_at IS NULL`
+	if lock {
+		query += db.forUpdate()
+	}
+	w, err := scanWebhook(q.row(ctx, query, tenant, instance, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := db.missing(ctx, q, tenant, instance); err != nil {
+			return nil, err
+		}
+		return nil, herald.Errorf(herald.ENOTFOUND, "webhook %q not found in instance %q of tenant %q.", name, instance, tenant)
+	}
+	return w, err
+}
+
+// UpdateWebhook merges upd into the webhook, validates the result, stores and
+// returns it. EINVALID for a bad setting; EUNPROCESSABLE when it would clear
+// the URL of an active webhook.
+func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, upd herald.WebhookUpdate) (*herald.Webhook, error) {
+	var w *herald.Webhook
+	err := db.tx(ctx, func(q q) error {
+		var err error
+		if w, err = db.getWebhook(ctx, q, tenant, instance, name, true); err != nil {
+			return err
+		}
+		upd.Apply(w)
+		if err := w.Validate(); err != nil {
+			return err
+		}
+		if w.Active && w.URL == "" {
+			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is active; deactivate it before clearing its url.", name)
+		}
+		w.UpdatedAt = fromMS(ms(db.now()))
+		headers, _ := json.Marshal(nonNil(w.Headers))
+		params, _ := json.Marshal(nonNil(w.QueryParameters))
+		w.Payload.PredefinedFields = nonNil(w.Payload.PredefinedFields)
+		w.Payload.CustomFields = nonNil(w.Payload.CustomFields)
+		payload, _ := json.Marshal(w.Payload)
+		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?, updated_at = ? WHERE id = ?`,
+			w.URL, string(headers), string(params), string(payload), w.TimeoutSeconds, ms(w.UpdatedAt), w.ID)
+		return err
+	})
+	if err != nil {
+		return nil, db.wrap("update webhook", err)
+	}
+	return w, nil
+}
+
+// nonNil keeps lists "[]" rather than "null" in storage and in the API.
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}
+
+// ActivateWebhook makes a webhook receive events from now on, with a clean
+// failure record. EUNPROCESSABLE when it has no URL.
+func (db *DB) ActivateWebhook(ctx context.Context, tenant, instance, name string) (*herald.Webhook, error) {
+	var w *herald.Webhook
+	err := db.tx(ctx, func(q q) error {
+		var err error
+		if w, err = db.getWebhook(ctx, q, tenant, instance, name, true); err != nil {
+			return err
+		}
+		if w.URL == "" {
+			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q has no url; set one with PATCH before activating.", name)
+		}
+		if w.Active {
+			return nil
+		}
+		w.Active, w.DeactivatedReason, w.DeactivatedAt = true, "", nil
+		w.UpdatedAt = fromMS(ms(db.now()))
+		if _, err := q.exec(ctx, `UPDATE webhooks SET active = 1, deactivated_reason = '', deactivated_at = NULL,
+			failing_since = NULL, last_failed_at = NULL, updated_at = ? WHERE id = ?`, ms(w.UpdatedAt), w.ID); err != nil {
+			return err
+		}
+		return db.notify(ctx, q)
+	})
+	if err != nil {
+		return nil, db.wrap("activate webhook", err)
+	}
+	db.wake()
+	return w, nil
+}
+
+// DeactivateWebhook stops a webhook: its PENDING, RETRYING and SENT
+// deliveries become CANCELLED and no new ones are made. reason defaults to
+// "deactivated by admin".
+func (db *DB) DeactivateWebhook(ctx context.Context, tenant, instance, name, reason string) (*herald.Webhook, error) {
+	if reason == "" {
+		reason = "deactivated by admin"
+	}
+	var w *herald.Webhook
+	err := db.tx(ctx, func(q q) error {
+		var err error
+		if w, err = db.getWebhook(ctx, q, tenant, instance, name, true); err != nil {
+			return err
+		}
+		now := fromMS(ms(db.now()))
+		if err := db.deactivate(ctx, q, w.ID, reason, now); err != nil {
+			return err
+		}
+		w.Active, w.DeactivatedReason, w.DeactivatedAt, w.UpdatedAt = false, reason, &now, now
+		return nil
+	})
+	if err != nil {
+		return nil, db.wrap("deactivate webhook", err)
+	}
+	return w, nil
+}
+
+// deactivate turns a webhook off and cancels its open deliveries, which are
+// exactly those with a due_at.
+func (db *DB) deactivate(ctx context.Context, q q, id, reason string, now time.Time) error {
+	if _, err := q.exec(ctx, `UPDATE webhooks SET active = 0, deactivated_reason = ?, deactivated_at = ?, updated_at = ? WHERE id = ?`,
+		reason, ms(now), ms(now), id); err != nil {
+		return err
+	}
+	_, err := q.exec(ctx, `UPDATE deliveries SET status = 'CANCELLED', due_at = NULL, claimed_by = '', wait_reason = ?, updated_at = ?
+		WHERE webhook_id = ? AND due_at IS NOT NULL`, "cancelled: webhook deactivated ("+reason+")", ms(now), id)
+	return err
+}
+
+// WebhookSecrets returns the current secret first, then rotated-out secrets
+// still within their grace period, newest first.
+func (db *DB) WebhookSecrets(ctx context.Context, tenant, instance, name string) ([]herald.WebhookSecret, error) {
+	r := db.reader()
+	w, err := db.getWebhook(ctx, r, tenant, instance, name, false)
+	if err != nil {
+		return nil, db.wrap("webhook secrets", err)
+	}
+	secrets, err := db.secrets(ctx, r, []string{w.ID}, db.now())
+	if err != nil {
+		return nil, db.wrap("webhook secrets", err)
+	}
+	return secrets[w.ID], nil
+}
+
+// secrets returns the usable secrets of webhooks at now, current first.
+func (db *DB) secrets(ctx context.Context, q q, ids []string, now time.Time) (map[string][]herald.WebhookSecret, error) {
+	out := map[string][]herald.WebhookSecret{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := append(anys(ids), ms(now))
+	rows, err := q.query(ctx, `SELECT webhook_id, secret, created_at, expires_at FROM webhook_secrets
+		WHERE webhook_id IN (`+placeholders(len(ids))+`) AND (expires_at IS NULL OR expires_at > ?)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	created := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var s herald.WebhookSecret
+		var c int64
+		var exp sql.NullInt64
+		if err := rows.Scan(&id, &s.Secret, &c, &exp); err != nil {
+			return nil, err
+		}
+		s.ExpiresAt = nullMS(exp)
+		created[s.Secret] = c
+		out[id] = append(out[id], s)
+	}
+	for _, list := range out {
+		sort.SliceStable(list, func(i, j int) bool {
+			if (list[i].ExpiresAt == nil) != (list[j].ExpiresAt == nil) {
+				return list[i].ExpiresAt == nil
+			}
+			return created[list[i].Secret] > created[list[j].Secret]
+		})
+	}
+	return out, rows.Err()
+}
+
+// RotateWebhookSecret makes a new current secret and returns it; the old one
+// keeps signing for grace (zero: it stops at once).
+func (db *DB) RotateWebhookSecret(ctx context.Context, tenant, instance, name string, grace time.Duration) (string, error) {
+	secret := herald.NewSigningSecret()
+	err := db.tx(ctx, func(q q) error {
+		w, err := db.getWebhook(ctx, q, tenant, instance, name, true)
+		if err != nil {
+			return err
+		}
+		now := db.now()
+		if _, err := q.exec(ctx, `UPDATE webhook_secrets SET expires_at = ? WHERE webhook_id = ? AND expires_at IS NULL`,
+			ms(now.Add(max(grace, 0))), w.ID); err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, `INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)`, w.ID, secret, ms(now))
+		return err
+	})
+	if err != nil {
+		return "", db.wrap("rotate webhook secret", err)
+	}
+	return secret, nil
+}
+
+// RecoverWebhook re-queues the webhook's FAILED and CANCELLED deliveries
+// created at or after since as PENDING, due now, with a fresh retry window.
+// EUNPROCESSABLE if the webhook is inactive.
+func (db *DB) RecoverWebhook(ctx context.Context, tenant, instance, name string, since time.Time) (int, error) {
+	var n int64
+	err := db.tx(ctx, func(q q) error {
+		w, err := db.getWebhook(ctx, q, tenant, instance, name, true)
+		if err != nil {
+			return err
+		}
+		if !w.Active {
+			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is inactive; activate it before recovering its deliveries.", name)
+		}
+		now := ms(db.now())
+		// The name index narrows the scan to this webhook's deliveries
+		// since the time; IDs sort by creation time.
+		res, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, claimed_by = '',
+			wait_reason = 'recovered', updated_at = ?
+			WHERE tenant = ? AND instance = ? AND webhook_name = ? AND id >= ? AND webhook_id = ?
+			AND status IN ('FAILED', 'CANCELLED') AND created_at >= ?`,
+			now, now, tenant, instance, name, idFloor("dlv", since), w.ID, ms(since))
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return db.notify(ctx, q)
+	})
+	if err != nil {
+		return 0, db.wrap("recover webhook", err)
+	}
+	if n > 0 {
+		db.wake()
+	}
+	return int(n), nil
+}

@@ -1,0 +1,137 @@
+// Package storetest is the conformance suite every herald.Store must pass,
+// and the helpers other packages' tests use to get a real store: a SQLite
+// file in a temporary directory, or a fresh PostgreSQL database.
+//
+// The suite runs against real databases only; sqlstore runs it against both
+// dialects. PostgreSQL helpers use the admin DSN in HERALD_TEST_POSTGRES
+// (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable) and skip
+// only when it is "off".
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhooks/herald/sqlstore"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for the admin connection
+)
+
+// Clock is a controllable time source for Config.Now: tests move it instead
+// of sleeping. It is safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock stopped at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d and returns the new time.
+func (c *Clock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// NewSQLite returns a store on a new SQLite file in t.TempDir(), on real
+// time, closed when the test ends.
+func NewSQLite(t testing.TB) *sqlstore.DB {
+	return OpenSQLite(t, sqlstore.Config{})
+}
+
+// OpenSQLite is NewSQLite with a Config, for a test clock or logger.
+func OpenSQLite(t testing.TB, cfg sqlstore.Config) *sqlstore.DB {
+	t.Helper()
+	return open(t, "sqlite:"+filepath.Join(t.TempDir(), "herald.db"), cfg)
+}
+
+// NewPostgres returns a store on a fresh PostgreSQL database (see
+// PostgresDSN), on real time, closed and dropped when the test ends.
+func NewPostgres(t testing.TB) *sqlstore.DB {
+	return OpenPostgres(t, sqlstore.Config{})
+}
+
+// OpenPostgres is NewPostgres with a Config, for a test clock or logger.
+func OpenPostgres(t testing.TB, cfg sqlstore.Config) *sqlstore.DB {
+	t.Helper()
+	return open(t, PostgresDSN(t), cfg)
+}
+
+func open(t testing.TB, dsn string, cfg sqlstore.Config) *sqlstore.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := sqlstore.Open(ctx, dsn, cfg)
+	if err != nil {
+		t.Fatalf("open store %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// DefaultPostgresAdmin is the admin DSN used when HERALD_TEST_POSTGRES is
+// not set.
+const DefaultPostgresAdmin = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// PostgresDSN creates a fresh database herald_test_<random> through the
+// admin DSN in HERALD_TEST_POSTGRES and returns its DSN; the database is
+// dropped (with FORCE, so leftover connections do not block it) when the
+// test ends. It skips the test when HERALD_TEST_POSTGRES is "off" and fails
+// it, saying how to fix it, when PostgreSQL does not answer.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv("HERALD_TEST_POSTGRES")
+	if admin == "off" {
+		t.Skip("HERALD_TEST_POSTGRES=off: skipping PostgreSQL")
+	}
+	if admin == "" {
+		admin = DefaultPostgresAdmin
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("HERALD_TEST_POSTGRES %q is not a URL: %v", admin, err)
+	}
+	adm, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatalf("HERALD_TEST_POSTGRES: %v", err)
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "herald_test_" + hex.EncodeToString(b)
+	if _, err := adm.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("PostgreSQL at %s does not answer (%v). Start it, point HERALD_TEST_POSTGRES at an admin DSN, or set HERALD_TEST_POSTGRES=off to skip PostgreSQL tests.", u.Redacted(), err)
+	}
+	t.Cleanup(func() {
+		adm, err := sql.Open("pgx", admin)
+		if err != nil {
+			return
+		}
+		defer adm.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := adm.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop test database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
