@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -197,5 +196,3 @@ func jsonString(v any) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-var _ = fmt.Sprintf

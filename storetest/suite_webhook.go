@@ -1,0 +1,265 @@
+package storetest
+
+import (
+	"slices"
+	"time"
+
+	"github.com/heraldhooks/herald"
+)
+
+func init() {
+	register("UpdateWebhook", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}, inactive: true})
+		_, err := e.S.GetWebhook(e.Ctx, "acme", "live", "nope")
+		e.wantCode(err, herald.ENOTFOUND, `"nope" not found`)
+		_, err = e.S.GetWebhook(e.Ctx, "acme", "prod", "wh")
+		e.wantCode(err, herald.ENOTFOUND, `instance "prod" of tenant "acme" not found.`)
+		_, err = e.S.ListWebhooks(e.Ctx, "acme", "prod")
+		e.wantCode(err, herald.ENOTFOUND)
+
+		e.Clock.Advance(time.Minute)
+		headers := []herald.NameValue{{Name: "X-Api-Key", Value: "k"}}
+		w, err := e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{
+			Headers:         &headers,
+			QueryParameters: &[]herald.NameValue{{Name: "src", Value: "herald"}},
+			Payload:         &herald.PayloadUpdate{Format: ptr(herald.FormatStandard)},
+			TimeoutSeconds:  ptr(10),
+		})
+		e.must(err)
+		// PATCH merges: the URL and the payload's fields are kept.
+		if w.URL != "https://example.com/hooks/wh" || w.Payload.Format != herald.FormatStandard ||
+			!slices.Equal(w.Payload.PredefinedFields, herald.DefaultPredefinedFields) || w.TimeoutSeconds != 10 ||
+			!w.UpdatedAt.Equal(Epoch.Add(time.Minute)) {
+			e.Errorf("UpdateWebhook = %s", jsonString(w))
+		}
+		got, err := e.S.GetWebhook(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		if jsonString(got) != jsonString(w) || got.ID == "" {
+			e.Errorf("GetWebhook after update\n got %s\nwant %s", jsonString(got), jsonString(w))
+		}
+
+		_, err = e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{URL: ptr("ftp://x")})
+		e.wantCode(err, herald.EINVALID)
+		_, err = e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{TimeoutSeconds: ptr(0)})
+		e.wantCode(err, herald.EINVALID)
+		// An inactive webhook may lose its URL, and then cannot be activated.
+		_, err = e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{URL: ptr("")})
+		e.must(err)
+		_, err = e.S.ActivateWebhook(e.Ctx, "acme", "live", "wh")
+		e.wantCode(err, herald.EUNPROCESSABLE, `webhook "wh" has no url; set one with PATCH before activating.`)
+		_, err = e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{URL: ptr("https://example.com/x")})
+		e.must(err)
+		w, err = e.S.ActivateWebhook(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		if !w.Active {
+			e.Errorf("ActivateWebhook = %s", jsonString(w))
+		}
+		_, err = e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{URL: ptr("")})
+		e.wantCode(err, herald.EUNPROCESSABLE)
+		if got, _ := e.S.GetWebhook(e.Ctx, "acme", "live", "wh"); got.URL != "https://example.com/x" {
+			e.Errorf("refused update was stored: url %q", got.URL)
+		}
+	})
+
+	register("DeactivateCancelsOpenDeliveries", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}},
+			hook{name: "other", triggers: []herald.Trigger{entity("PATIENT")}})
+		e.create(event("acme", "live", "PATIENT_CREATED"), event("acme", "live", "PATIENT_CREATED"), event("acme", "live", "PATIENT_CREATED"))
+		// One PENDING, one SENT, one DELIVERED, one RETRYING.
+		jobs := e.claim("n1", 3, 3, e.webhookID("acme", "live", "other"))
+		if len(jobs) != 3 {
+			e.Fatalf("claimed %d", len(jobs))
+		}
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{
+			{DeliveryID: jobs[0].Delivery.ID, Attempt: herald.Attempt{StartedAt: Epoch, StatusCode: 200}, Status: herald.StatusDelivered},
+			{DeliveryID: jobs[1].Delivery.ID, Attempt: herald.Attempt{StartedAt: Epoch, StatusCode: 500}, Status: herald.StatusRetrying, NextAttemptAt: Epoch.Add(time.Hour)},
+		}))
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+
+		e.Clock.Advance(time.Second)
+		w, err := e.S.DeactivateWebhook(e.Ctx, "acme", "live", "wh", "maintenance window")
+		e.must(err)
+		if w.Active || w.DeactivatedReason != "maintenance window" || w.DeactivatedAt == nil || !w.DeactivatedAt.Equal(e.Clock.Now()) {
+			e.Errorf("DeactivateWebhook = %s", jsonString(w))
+		}
+		got := statuses(e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live", Webhook: "wh"}))
+		if got[herald.StatusCancelled] != 3 || got[herald.StatusDelivered] != 1 {
+			e.Errorf("statuses after deactivation = %v, want 3 CANCELLED, 1 DELIVERED", got)
+		}
+		for _, d := range e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live", Status: herald.StatusCancelled}) {
+			if d.NextAttemptAt != nil || d.WaitReason == "" {
+				e.Errorf("cancelled delivery %s", jsonString(d))
+			}
+		}
+		if got := statuses(e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live", Webhook: "other"})); got[herald.StatusPending] != 4 {
+			e.Errorf("the other webhook's deliveries changed: %v", got)
+		}
+		// No new deliveries, nothing to claim for it.
+		if res := e.create(event("acme", "live", "PATIENT_CREATED")); res[0].Deliveries != 1 {
+			e.Errorf("event after deactivation made %d deliveries, want 1", res[0].Deliveries)
+		}
+		for _, j := range e.claim("n1", 100, 100) {
+			if j.Webhook.Name == "wh" {
+				e.Errorf("claimed a delivery of the inactive webhook")
+			}
+		}
+		// The attempt of the in-flight one arrives after the cancellation:
+		// recorded, but the delivery stays CANCELLED.
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{
+			{DeliveryID: jobs[2].Delivery.ID, Attempt: herald.Attempt{StartedAt: Epoch, StatusCode: 200, DurationMs: 5}, Status: herald.StatusDelivered},
+		}))
+		d := e.delivery("acme", "live", jobs[2].Delivery.ID)
+		if d.Status != herald.StatusCancelled || len(d.Attempts) != 1 || d.Attempts[0].StatusCode != 200 {
+			e.Errorf("late result on a cancelled delivery: %s", jsonString(d))
+		}
+
+		// Reactivated, the webhook starts with a clean record.
+		w, err = e.S.ActivateWebhook(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		if !w.Active || w.DeactivatedReason != "" || w.DeactivatedAt != nil {
+			e.Errorf("reactivated = %s", jsonString(w))
+		}
+	})
+
+	register("SecretRotation", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		first, err := e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		if len(first) != 1 {
+			e.Fatalf("secrets = %+v", first)
+		}
+		s2, err := e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "wh", time.Hour)
+		e.must(err)
+		if s2 == first[0].Secret || len(s2) < 20 {
+			e.Fatalf("rotated secret %q", s2)
+		}
+		got, err := e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		if len(got) != 2 || got[0].Secret != s2 || got[0].ExpiresAt != nil || got[1].Secret != first[0].Secret ||
+			got[1].ExpiresAt == nil || !got[1].ExpiresAt.Equal(Epoch.Add(time.Hour)) {
+			e.Fatalf("secrets within grace = %s", jsonString(got))
+		}
+		// Jobs sign with both while the old one is in its grace period.
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		jobs := e.claim("n1", 10, 10)
+		if len(jobs) != 1 || !slices.Equal(jobs[0].Secrets, []string{s2, first[0].Secret}) {
+			e.Fatalf("job secrets = %v", jobs[0].Secrets)
+		}
+
+		e.Clock.Advance(30 * time.Minute)
+		s3, err := e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "wh", 0)
+		e.must(err)
+		got, _ = e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
+		if len(got) != 2 || got[0].Secret != s3 || got[1].Secret != first[0].Secret {
+			e.Fatalf("after rotation without grace = %s, want s3 then the first (still in its grace)", jsonString(got))
+		}
+		e.Clock.Advance(31 * time.Minute)
+		got, _ = e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
+		if len(got) != 1 || got[0].Secret != s3 {
+			e.Fatalf("after the grace = %s, want only the current", jsonString(got))
+		}
+		n, err := e.S.PurgeExpiredSecrets(e.Ctx, e.Clock.Now())
+		e.must(err)
+		if n != 2 {
+			e.Errorf("PurgeExpiredSecrets = %d, want 2", n)
+		}
+		_, err = e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "nope", 0)
+		e.wantCode(err, herald.ENOTFOUND)
+		_, err = e.S.WebhookSecrets(e.Ctx, "acme", "live", "nope")
+		e.wantCode(err, herald.ENOTFOUND)
+	})
+
+	register("RecoverWebhook", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		e.create(event("acme", "live", "PATIENT_CREATED")) // before "since"
+		e.Clock.Advance(time.Hour)
+		since := e.Clock.Now()
+		e.create(event("acme", "live", "PATIENT_CREATED"), event("acme", "live", "PATIENT_CREATED"), event("acme", "live", "PATIENT_CREATED"))
+		jobs := e.claim("n1", 10, 10)
+		if len(jobs) != 4 {
+			e.Fatalf("claimed %d", len(jobs))
+		}
+		// Oldest first: jobs[0] is before since. It and jobs[1] fail,
+		// jobs[2] is delivered, jobs[3] stays in flight and is cancelled.
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{
+			{DeliveryID: jobs[0].Delivery.ID, Attempt: herald.Attempt{StartedAt: since, StatusCode: 500}, Status: herald.StatusFailed},
+			{DeliveryID: jobs[1].Delivery.ID, Attempt: herald.Attempt{StartedAt: since, StatusCode: 500}, Status: herald.StatusFailed},
+			{DeliveryID: jobs[2].Delivery.ID, Attempt: herald.Attempt{StartedAt: since, StatusCode: 204}, Status: herald.StatusDelivered},
+		}))
+		_, err := e.S.DeactivateWebhook(e.Ctx, "acme", "live", "wh", "")
+		e.must(err)
+		_, err = e.S.RecoverWebhook(e.Ctx, "acme", "live", "wh", since)
+		e.wantCode(err, herald.EUNPROCESSABLE)
+		_, err = e.S.ActivateWebhook(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+
+		e.Clock.Advance(time.Minute)
+		n, err := e.S.RecoverWebhook(e.Ctx, "acme", "live", "wh", since)
+		e.must(err)
+		if n != 2 {
+			e.Fatalf("RecoverWebhook = %d, want 2 (one FAILED and one CANCELLED since)", n)
+		}
+		for i, want := range []string{herald.StatusFailed, herald.StatusPending, herald.StatusDelivered, herald.StatusPending} {
+			d := e.delivery("acme", "live", jobs[i].Delivery.ID)
+			if d.Status != want {
+				e.Errorf("delivery %d: %s, want %s", i, d.Status, want)
+			}
+			if want == herald.StatusPending && (d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(e.Clock.Now()) || d.FirstAttemptAt != nil) {
+				e.Errorf("recovered delivery %s: want due now and a fresh retry window", jsonString(d))
+			}
+		}
+		if got := e.claim("n1", 10, 10); len(got) != 2 {
+			e.Errorf("claimed %d recovered deliveries, want 2", len(got))
+		}
+		_, err = e.S.RecoverWebhook(e.Ctx, "acme", "live", "nope", since)
+		e.wantCode(err, herald.ENOTFOUND)
+	})
+
+	register("ResendDelivery", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		jobs := e.claim("n1", 10, 10)
+		id := jobs[0].Delivery.ID
+		_, err := e.S.ResendDelivery(e.Ctx, "acme", "live", id)
+		e.wantCode(err, herald.ECONFLICT)
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{
+			{DeliveryID: id, Attempt: herald.Attempt{StartedAt: Epoch, StatusCode: 200}, Status: herald.StatusDelivered},
+		}))
+		e.Clock.Advance(time.Hour)
+		d, err := e.S.ResendDelivery(e.Ctx, "acme", "live", id)
+		e.must(err)
+		if d.Status != herald.StatusPending || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(e.Clock.Now()) || d.FirstAttemptAt != nil {
+			e.Errorf("ResendDelivery = %s", jsonString(d))
+		}
+		got := e.delivery("acme", "live", id)
+		if got.Status != herald.StatusPending || len(got.Attempts) != 1 || got.AttemptCount != 1 || got.FirstAttemptAt != nil {
+			e.Errorf("resent delivery keeps its attempts: %s", jsonString(got))
+		}
+		jobs = e.claim("n1", 10, 10)
+		if len(jobs) != 1 || jobs[0].Delivery.ID != id {
+			e.Fatalf("resent delivery not claimable: %v", ids(jobs))
+		}
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{
+			{DeliveryID: id, Attempt: herald.Attempt{StartedAt: e.Clock.Now(), StatusCode: 200}, Status: herald.StatusDelivered},
+		}))
+		if got := e.delivery("acme", "live", id); len(got.Attempts) != 2 || got.Attempts[1].N != 2 {
+			e.Errorf("second attempt: %s", jsonString(got.Attempts))
+		}
+		_, err = e.S.DeactivateWebhook(e.Ctx, "acme", "live", "wh", "")
+		e.must(err)
+		_, err = e.S.ResendDelivery(e.Ctx, "acme", "live", id)
+		e.wantCode(err, herald.EUNPROCESSABLE)
+		_, err = e.S.ResendDelivery(e.Ctx, "acme", "live", "dlv_nope")
+		e.wantCode(err, herald.ENOTFOUND)
+		_, err = e.S.ResendDelivery(e.Ctx, "acme", "sandbox", id)
+		e.wantCode(err, herald.ENOTFOUND, `instance "sandbox"`)
+	})
+}
+
+// webhookID returns the ID of a webhook.
+func (e *env) webhookID(tenant, instance, name string) string {
+	e.Helper()
+	w, err := e.S.GetWebhook(e.Ctx, tenant, instance, name)
+	e.must(err)
+	return w.ID
+}
