@@ -118,7 +118,7 @@ func jsonError(err error, v any, prefix string) error {
 		return herald.FieldErrorf(field, "%s must be %s, not %s.", field, article(want), article(te.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		msg := fmt.Sprintf("Unknown field %q", prefix+name)
+		msg := fmt.Sprintf("unknown field %q", prefix+name)
 		if s := suggestField(name, reflect.TypeOf(v)); s != "" {
 			msg += fmt.Sprintf("; did you mean %q?", s)
 		} else {

@@ -62,11 +62,10 @@ func (s *server) createEvents(w http.ResponseWriter, r *http.Request) error {
 		if len(body) > herald.MaxEventBytes {
 			return herald.Errorf(herald.ETOOLARGE, "The event is %d bytes; the limit for one event is 1 MiB (%d bytes).", len(body), herald.MaxEventBytes)
 		}
-		e, err := parseEvent(body, "", tenant, instance)
+		e, err := parseEvent(body, "", tenant, instance, key)
 		if err != nil {
 			return err
 		}
-		e.IdempotencyKey = key
 		events = append(events, e)
 	case '[':
 		if key != "" {
@@ -90,7 +89,7 @@ func (s *server) createEvents(w http.ResponseWriter, r *http.Request) error {
 			if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' {
 				return herald.FieldErrorf(fmt.Sprintf("events[%d]", i), "events[%d] must be a JSON object.", i)
 			}
-			e, err := parseEvent(raw, prefix, tenant, instance)
+			e, err := parseEvent(raw, prefix, tenant, instance, "")
 			if err != nil {
 				return err
 			}
@@ -146,8 +145,9 @@ type eventResult struct {
 }
 
 // parseEvent decodes and validates one event of the instance named by the
-// path. prefix names the array element in errors ("events[2].").
-func parseEvent(b []byte, prefix, tenant, instance string) (*herald.Event, error) {
+// path, with its idempotency key. prefix names the array element in errors
+// ("events[2].").
+func parseEvent(b []byte, prefix, tenant, instance, key string) (*herald.Event, error) {
 	var req eventRequest
 	if err := unmarshalStrict(b, &req, prefix); err != nil {
 		if he, ok := err.(*herald.Error); ok {
@@ -181,6 +181,7 @@ func parseEvent(b []byte, prefix, tenant, instance string) (*herald.Event, error
 		InitiatedByObjectType: req.InitiatedByObjectType,
 		InitiatedTime:         req.InitiatedTime,
 		Data:                  req.Data,
+		IdempotencyKey:        key,
 	}
 	if req.OccurredAt != "" {
 		t, err := parseTime(prefix+"occurredAt", req.OccurredAt)

@@ -1,0 +1,11 @@
+package httpapi
+
+// RoutePatterns returns the ServeMux pattern of every route, for the test
+// that checks the OpenAPI document describes each of them.
+func RoutePatterns() []string {
+	var out []string
+	for _, rt := range (&server{}).routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}

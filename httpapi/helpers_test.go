@@ -1,0 +1,291 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/httpapi"
+	"github.com/heraldhooks/herald/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const adminSecret = "hsk_test-platform-admin-secret"
+
+// clock is the API's clock: real time plus an offset tests move forward
+// to expire tokens.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// env is a Herald API on a real SQLite store, served on 127.0.0.1, with a
+// platform admin "admin" and, once setup has run, tenant acme with
+// instance sandbox.
+type env struct {
+	t       *testing.T
+	store   herald.Store
+	engine  *dispatch.Engine
+	srv     *httptest.Server
+	clock   *clock
+	reg     *prometheus.Registry
+	admin   string // platform-admin token
+	mu      sync.Mutex
+	tokens  map[string]string
+	secrets map[string]string
+}
+
+type envOption func(*httpapi.Config)
+
+// mustEnv starts the API with the real store and the real dispatch engine
+// as ingester and tester (not running: nothing is delivered behind the
+// tests' backs).
+func mustEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	store := storetest.NewSQLite(t)
+	reg := prometheus.NewRegistry()
+	eng, err := dispatch.New(dispatch.Config{
+		Store:                    store,
+		AllowPrivateDestinations: true,
+		Registerer:               prometheus.NewRegistry(),
+		Logger:                   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: store, engine: eng, clock: &clock{}, reg: reg,
+		tokens: map[string]string{}, secrets: map[string]string{}}
+	cfg := httpapi.Config{
+		Store:      store,
+		Ingester:   eng,
+		Tester:     eng,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:        e.clock.Now,
+		Registerer: reg,
+		Gatherer:   reg,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := httpapi.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
+
+	ctx := context.Background()
+	if err := store.UpsertAPIClient(ctx, &herald.APIClient{Name: "admin", Role: herald.RolePlatformAdmin,
+		SecretHash: herald.HashSecret(adminSecret), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.secrets["admin"] = adminSecret
+	e.admin = e.token("admin")
+	return e
+}
+
+// response is what a test sees of an HTTP answer.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) String() string { return string(r.body) }
+
+// json decodes the body into v, failing the test if it is not JSON.
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("response body is not JSON (%v): %s", err, r.body)
+	}
+}
+
+// object decodes the body as a JSON object.
+func (r response) object(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	r.json(t, &m)
+	return m
+}
+
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
+}
+
+func (r response) apiError(t *testing.T) apiError {
+	t.Helper()
+	var b struct {
+		Error *apiError `json:"error"`
+	}
+	r.json(t, &b)
+	if b.Error == nil {
+		t.Fatalf("want an error body, got %s", r.body)
+	}
+	return *b.Error
+}
+
+// req is one request: body is sent as is when it is a string or []byte,
+// and as JSON otherwise (nil: no body).
+type req struct {
+	method, path string
+	token        string
+	body         any
+	header       map[string]string
+}
+
+func (e *env) do(r req) response {
+	e.t.Helper()
+	var body io.Reader
+	switch b := r.body.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(b)
+	case []byte:
+		body = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		body = bytes.NewReader(j)
+	}
+	hr, err := http.NewRequest(r.method, e.srv.URL+r.path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if r.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range r.header {
+		if v == "" {
+			hr.Header.Del(k)
+		} else {
+			hr.Header.Set(k, v)
+		}
+	}
+	resp, err := e.srv.Client().Do(hr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// must does r and fails the test unless the status is want.
+func (e *env) must(want int, r req) response {
+	e.t.Helper()
+	resp := e.do(r)
+	if resp.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", r.method, r.path, resp.status, want, resp.body)
+	}
+	return resp
+}
+
+// token returns a bearer token for a client whose secret the env knows.
+func (e *env) token(client string) string {
+	e.t.Helper()
+	e.mu.Lock()
+	tok, ok := e.tokens[client]
+	e.mu.Unlock()
+	if ok {
+		return tok
+	}
+	resp := e.must(200, req{method: "POST", path: "/v1/auth/token", body: map[string]string{"apiClient": client, "secret": e.secrets[client]}})
+	var out struct{ Token string }
+	resp.json(e.t, &out)
+	e.mu.Lock()
+	e.tokens[client] = out.Token
+	e.mu.Unlock()
+	return out.Token
+}
+
+// mustClient creates an API client of tenant with role through the API and
+// returns its token.
+func (e *env) mustClient(tenant, name string, role herald.Role) string {
+	e.t.Helper()
+	resp := e.must(201, req{method: "POST", path: "/v1/tenants/" + tenant + "/api-clients", token: e.admin,
+		body: map[string]string{"name": name, "role": string(role)}})
+	var out struct{ Secret string }
+	resp.json(e.t, &out)
+	e.mu.Lock()
+	e.secrets[name] = out.Secret
+	e.mu.Unlock()
+	return e.token(name)
+}
+
+// setup creates tenant acme, instance sandbox, and the published webhook
+// wh-patient-sync (triggers PATIENT_CREATED and CDT) with a URL, active.
+func (e *env) setup() {
+	e.t.Helper()
+	e.must(201, req{method: "POST", path: "/v1/tenants", token: e.admin, body: map[string]string{"name": "acme"}})
+	e.must(201, req{method: "POST", path: "/v1/tenants/acme/instances", token: e.admin, body: map[string]string{"name": "sandbox"}})
+	e.must(201, req{method: "POST", path: "/v1/tenants/acme/designer/webhooks", token: e.admin, body: map[string]any{
+		"name": "wh-patient-sync", "title": "Patient sync",
+		"triggers": []map[string]string{{"eventSubtype": "PATIENT_CREATED"}, {"eventEntity": "CDT"}},
+	}})
+	e.must(201, req{method: "POST", path: "/v1/tenants/acme/designer/publish", token: e.admin, body: map[string]string{"comment": "first"}})
+	e.must(200, req{method: "PATCH", path: inst + "/webhooks/wh-patient-sync", token: e.admin,
+		body: map[string]string{"url": "https://receiver.example/hooks"}})
+	e.must(200, req{method: "POST", path: inst + "/webhooks/wh-patient-sync/activate", token: e.admin})
+}
+
+const inst = "/v1/tenants/acme/instances/sandbox"
+
+func patientCreated(sourceID string) map[string]any {
+	return map[string]any{"eventEntity": "PATIENT", "eventSubtype": "PATIENT_CREATED", "sourceId": sourceID, "patientId": sourceID}
+}
+
+// deliveryCount returns how many deliveries the instance has.
+func (e *env) deliveryCount() int {
+	e.t.Helper()
+	var page struct{ Deliveries []json.RawMessage }
+	e.must(200, req{method: "GET", path: inst + "/deliveries?limit=500", token: e.admin}).json(e.t, &page)
+	return len(page.Deliveries)
+}
+
+// mustSecondNode serves a second API handler on the same store, as a
+// second node of the deployment would.
+func mustSecondNode(t *testing.T, first *env) *env {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	h, err := httpapi.New(httpapi.Config{Store: first.store, Registerer: reg, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: first.store, clock: &clock{}, reg: reg, srv: httptest.NewServer(h),
+		tokens: map[string]string{}, secrets: map[string]string{}}
+	t.Cleanup(e.srv.Close)
+	return e
+}
