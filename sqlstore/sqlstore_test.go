@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/heraldhooks/herald"
@@ -17,7 +18,15 @@ func TestSQLite(t *testing.T) {
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()
+	// One database for the suite, a schema per subtest: creating databases
+	// would take most of the run.
+	dsn := storetest.PostgresDSN(t)
 	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) herald.Store {
-		return storetest.OpenPostgres(t, sqlstore.Config{Now: clock.Now})
+		db, err := sqlstore.Open(context.Background(), storetest.PostgresSchema(t, dsn), sqlstore.Config{Now: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
 	})
 }

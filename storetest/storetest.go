@@ -92,7 +92,8 @@ const DefaultPostgresAdmin = "postgres://postgres@127.0.0.1:5432/test?sslmode=di
 // PostgresDSN creates a fresh database herald_test_<random> through the
 // admin DSN in HERALD_TEST_POSTGRES and returns its DSN; the database is
 // dropped (with FORCE, so leftover connections do not block it) when the
-// test ends. It skips the test when HERALD_TEST_POSTGRES is "off" and fails
+// test ends. Its sessions run with synchronous_commit=off, which only
+// gives up durability across a crash of the server. It skips the test when HERALD_TEST_POSTGRES is "off" and fails
 // it, saying how to fix it, when PostgreSQL does not answer.
 func PostgresDSN(t testing.TB) string {
 	t.Helper()
@@ -133,5 +134,52 @@ func PostgresDSN(t testing.TB) string {
 		}
 	})
 	u.Path = "/" + name
+	// Test data need not survive a power cut; waiting for the disk at
+	// every commit would make up most of the suite's run time.
+	qv := u.Query()
+	qv.Set("synchronous_commit", "off")
+	u.RawQuery = qv.Encode()
+	return u.String()
+}
+
+// PostgresSchema creates a fresh schema in the database of dsn and returns
+// dsn with that schema as its search_path, so that many tests can share one
+// database (see PostgresDSN) yet each see only its own tables; creating a
+// schema takes milliseconds where a database takes most of a second. The
+// schema is dropped when the test ends. Advisory locks and NOTIFY channels
+// are per database, so tests of leadership and wake-ups want a database of
+// their own.
+func PostgresSchema(t testing.TB, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("PostgresSchema: %v", err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatalf("PostgresSchema: %v", err)
+	}
+	defer db.Close()
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "s_" + hex.EncodeToString(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+name); err != nil {
+		t.Fatalf("create schema in %s: %v", u.Redacted(), err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE")
+	})
+	qv := u.Query()
+	qv.Set("search_path", name)
+	u.RawQuery = qv.Encode()
 	return u.String()
 }
