@@ -113,8 +113,12 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 // the second, as a receiver's developer would paste it into a log search.
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// formatDuration writes 24h rather than 24h0m0s.
+// formatDuration writes 24h rather than 24h0m0s, and keeps the
+// milliseconds of short durations (250ms, 1.5s) that tests configure.
 func formatDuration(d time.Duration) string {
+	if d < time.Minute {
+		return d.String()
+	}
 	s := d.Round(time.Second).String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

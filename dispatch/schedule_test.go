@@ -150,7 +150,7 @@ func TestJitterStaysInBounds(t *testing.T) {
 func TestFormatDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 2 * time.Minute: "2m", 30 * time.Second: "30s",
-		time.Hour + time.Second: "1h0m1s", 1500 * time.Millisecond: "2s",
+		time.Hour + time.Second: "1h0m1s", 1500 * time.Millisecond: "1.5s", 250 * time.Millisecond: "250ms",
 	} {
 		if got := formatDuration(d); got != want {
 			t.Errorf("formatDuration(%s) = %q, want %q", d, got, want)

@@ -1,0 +1,589 @@
+package dispatch_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/sqlstore"
+	"github.com/heraldhooks/herald/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestDeliversEveryEventOnceSigned(t *testing.T) {
+	rc := newReceiver(t, nil)
+	db, hooks := mustStore(t, hook{
+		name:    "wh-sync",
+		url:     rc.URL + "/hooks?source=herald",
+		headers: []herald.NameValue{{Name: "X-Api-Key", Value: "k-123"}},
+		query:   []herald.NameValue{{Name: "team", Value: "care ops"}},
+	})
+	wh := hooks["wh-sync"]
+	e, _ := mustRun(t, testConfig(t, db))
+
+	const n = 25
+	ids := mustCreateEvents(t, e, n)
+	ds := waitStatus(t, db, "wh-sync", n, 10*time.Second, herald.StatusDelivered)
+
+	verifier, err := standardwebhooks.NewWebhook(wh.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, r := range rc.got() {
+		id := r.header.Get("webhook-id")
+		seen[id]++
+		if err := verifier.Verify(r.body, r.header); err != nil {
+			t.Errorf("request for %s: signature does not verify with the Standard Webhooks library: %v", id, err)
+		}
+		ts, _ := strconv.ParseInt(r.header.Get("webhook-timestamp"), 10, 64)
+		if d := time.Since(time.Unix(ts, 0)); d < -time.Second || d > time.Minute {
+			t.Errorf("webhook-timestamp %d is %s from now", ts, d)
+		}
+		for h, want := range map[string]string{
+			"Content-Type": "application/json",
+			"User-Agent":   "Herald/" + herald.Version,
+			"X-Api-Key":    "k-123",
+		} {
+			if got := r.header.Get(h); got != want {
+				t.Errorf("%s = %q, want %q", h, got, want)
+			}
+		}
+		if r.query != "source=herald&team=care+ops" {
+			t.Errorf("query = %q, want the URL's own query then the configured parameters", r.query)
+		}
+		var body map[string]any
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatalf("body %s: %v", r.body, err)
+		}
+		if body["eventId"] != id || body["eventSubtype"] != "PATIENT_CREATED" || body["tenantName"] != tenant || body["patientId"] != "pat-1" {
+			t.Errorf("body %s does not describe event %s", r.body, id)
+		}
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("event %s reached the receiver %d times, want once", id, seen[id])
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("receiver saw %d distinct webhook-ids, want %d", len(seen), n)
+	}
+	for _, d := range ds {
+		if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != 200 || d.Attempts[0].Error != "" || d.WaitReason != "" {
+			t.Errorf("delivery %s: attempts %+v, wait reason %q; want one clean 200", d.ID, d.Attempts, d.WaitReason)
+		}
+	}
+}
+
+func TestRetriesUntilTheReceiverRecovers(t *testing.T) {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n == 1 {
+			http.Error(w, "database migration in progress", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, `{"ok":true}`)
+	})
+	db, _ := mustStore(t, hook{name: "wh-flaky", url: rc.URL})
+	cfg := testConfig(t, db)
+	cfg.Schedule = []time.Duration{0, 100 * time.Millisecond}
+	cfg.Jitter = -1
+	e, _ := mustRun(t, cfg)
+
+	mustCreateEvents(t, e, 1)
+	d := waitStatus(t, db, "wh-flaky", 1, 10*time.Second, herald.StatusDelivered)[0]
+	if len(d.Attempts) != 2 {
+		t.Fatalf("attempts = %+v, want 2", d.Attempts)
+	}
+	a1, a2 := d.Attempts[0], d.Attempts[1]
+	if a1.N != 1 || a1.StatusCode != 500 || a1.Error != "receiver answered 500 Internal Server Error" ||
+		!strings.Contains(a1.ResponseBody, "database migration in progress") {
+		t.Errorf("first attempt = %+v", a1)
+	}
+	if a2.N != 2 || a2.StatusCode != 200 || a2.Error != "" || a2.ResponseBody != `{"ok":true}` {
+		t.Errorf("second attempt = %+v", a2)
+	}
+	if gap := a2.StartedAt.Sub(a1.StartedAt); gap < 100*time.Millisecond {
+		t.Errorf("retry came %s after the first attempt; the schedule says 100ms", gap)
+	}
+	got := rc.got()
+	if got[0].header.Get("webhook-id") != got[1].header.Get("webhook-id") {
+		t.Errorf("webhook-id changed between attempts: %q then %q", got[0].header.Get("webhook-id"), got[1].header.Get("webhook-id"))
+	}
+}
+
+func TestGoneDeactivatesTheWebhook(t *testing.T) {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusGone) })
+	db, _ := mustStore(t, hook{name: "wh-gone", url: rc.URL})
+	e, _ := mustRun(t, testConfig(t, db))
+
+	mustCreateEvents(t, e, 1)
+	d := waitStatus(t, db, "wh-gone", 1, 10*time.Second, herald.StatusFailed)[0]
+	if !strings.Contains(d.WaitReason, "410 Gone") || !strings.Contains(d.WaitReason, "deactivated") {
+		t.Errorf("wait reason = %q, want it to say 410 Gone and deactivated", d.WaitReason)
+	}
+	w, err := db.GetWebhook(context.Background(), tenant, instance, "wh-gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Active || !strings.HasPrefix(w.DeactivatedReason, "receiver answered 410 Gone at 20") {
+		t.Errorf("webhook active=%v reason %q; want inactive, reason \"receiver answered 410 Gone at <time>\"", w.Active, w.DeactivatedReason)
+	}
+	if rc.count() != 1 {
+		t.Errorf("receiver got %d requests, want 1: 410 must stop retries", rc.count())
+	}
+}
+
+func TestRedirectIsNotFollowed(t *testing.T) {
+	elsewhere := newReceiver(t, nil)
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		http.Redirect(w, r, elsewhere.URL+"/new-home", http.StatusFound)
+	})
+	db, _ := mustStore(t, hook{name: "wh-moved", url: rc.URL})
+	e, _ := mustRun(t, testConfig(t, db))
+
+	mustCreateEvents(t, e, 1)
+	d := waitStatus(t, db, "wh-moved", 1, 10*time.Second, herald.StatusRetrying)[0]
+	want := "redirect to " + elsewhere.URL + "/new-home not followed"
+	if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != 302 || d.Attempts[0].Error != want {
+		t.Errorf("attempts = %+v, want one 302 with error %q", d.Attempts, want)
+	}
+	if !strings.HasPrefix(d.WaitReason, want+" on attempt 1; next attempt at ") {
+		t.Errorf("wait reason = %q", d.WaitReason)
+	}
+	if elsewhere.count() != 0 {
+		t.Errorf("the redirect target got %d requests", elsewhere.count())
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Retry-After", "120")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	db, _ := mustStore(t, hook{name: "wh-busy", url: rc.URL})
+	e, _ := mustRun(t, testConfig(t, db))
+
+	mustCreateEvents(t, e, 1)
+	d := waitStatus(t, db, "wh-busy", 1, 10*time.Second, herald.StatusRetrying)[0]
+	a := d.Attempts[0]
+	end := a.StartedAt.Add(time.Duration(a.DurationMs+1) * time.Millisecond)
+	if d.NextAttemptAt == nil || d.NextAttemptAt.Before(a.StartedAt.Add(120*time.Second)) || d.NextAttemptAt.After(end.Add(120*time.Second+time.Second)) {
+		t.Errorf("next attempt at %v; want 120s after the attempt at %s, as Retry-After asked", d.NextAttemptAt, a.StartedAt)
+	}
+	if !strings.HasPrefix(d.WaitReason, "receiver answered 503 Service Unavailable on attempt 1; next attempt at ") ||
+		!strings.HasSuffix(d.WaitReason, "(as Retry-After asked)") {
+		t.Errorf("wait reason = %q", d.WaitReason)
+	}
+}
+
+func TestTimeoutIsRecorded(t *testing.T) {
+	rc := newReceiver(t, hang)
+	db, _ := mustStore(t, hook{name: "wh-slow", url: rc.URL, timeout: 1})
+	e, _ := mustRun(t, testConfig(t, db))
+
+	mustCreateEvents(t, e, 1)
+	d := waitStatus(t, db, "wh-slow", 1, 10*time.Second, herald.StatusRetrying)[0]
+	a := d.Attempts[0]
+	if a.Error != "timed out after 1s" || a.StatusCode != 0 || a.DurationMs < 1000 || a.DurationMs > 3000 {
+		t.Errorf("attempt = %+v; want error \"timed out after 1s\" after about 1000ms", a)
+	}
+	if !strings.HasPrefix(d.WaitReason, "timed out after 1s on attempt 1; next attempt at ") {
+		t.Errorf("wait reason = %q", d.WaitReason)
+	}
+}
+
+func TestRefusesLoopbackByDefault(t *testing.T) {
+	rc := newReceiver(t, nil)
+	db, hooks := mustStore(t, hook{name: "wh-local", url: rc.URL})
+	cfg := testConfig(t, db)
+	cfg.AllowPrivateDestinations = false
+	e, _ := mustRun(t, cfg)
+
+	mustCreateEvents(t, e, 1)
+	d := waitStatus(t, db, "wh-local", 1, 10*time.Second, herald.StatusRetrying)[0]
+	want := "destination 127.0.0.1 is a loopback address; Herald refuses non-public destinations unless started with --allow-private-destinations"
+	if a := d.Attempts[0]; a.Error != want || a.StatusCode != 0 {
+		t.Errorf("attempt = %+v, want error %q", a, want)
+	}
+	if !strings.HasPrefix(d.WaitReason, want+" on attempt 1; next attempt at ") {
+		t.Errorf("wait reason = %q", d.WaitReason)
+	}
+
+	// The test action goes through the same guard.
+	wh := hooks["wh-local"]
+	a, err := e.TestWebhook(context.Background(), wh.Webhook, []string{wh.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Error != want {
+		t.Errorf("test attempt error = %q, want %q", a.Error, want)
+	}
+	if rc.count() != 0 {
+		t.Errorf("the loopback receiver got %d requests", rc.count())
+	}
+}
+
+func TestTestWebhookSendsPlaceholders(t *testing.T) {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { fmt.Fprint(w, "thanks") })
+	db, hooks := mustStore(t, hook{name: "wh-try", url: rc.URL})
+	e, err := dispatch.New(testConfig(t, db)) // no Run: the test action needs none
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh := hooks["wh-try"]
+	rotated := herald.NewSigningSecret()
+	a, err := e.TestWebhook(context.Background(), wh.Webhook, []string{rotated, wh.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.N != 1 || a.StatusCode != 200 || a.ResponseBody != "thanks" || a.Error != "" || a.StartedAt.IsZero() {
+		t.Errorf("attempt = %+v", a)
+	}
+	got := rc.got()
+	if len(got) != 1 {
+		t.Fatalf("receiver got %d requests, want 1", len(got))
+	}
+	var body map[string]any
+	if err := json.Unmarshal(got[0].body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["sourceId"] != "SOURCE_ID" || body["eventSubtype"] != "EVENT_SUBTYPE" || body["tenantName"] != tenant || body["instanceName"] != instance {
+		t.Errorf("body = %s, want placeholders with the real tenant and instance", got[0].body)
+	}
+	// Both secrets sign: a receiver on either one accepts the request.
+	for _, s := range []string{rotated, wh.secret} {
+		v, _ := standardwebhooks.NewWebhook(s)
+		if err := v.Verify(got[0].body, got[0].header); err != nil {
+			t.Errorf("signature does not verify with one of the secrets: %v", err)
+		}
+	}
+
+	wh.URL = ""
+	if _, err := e.TestWebhook(context.Background(), wh.Webhook, nil); herald.ErrorCode(err) != herald.EUNPROCESSABLE {
+		t.Errorf("test of a webhook without URL: err = %v, want unprocessable", err)
+	}
+}
+
+// TestSlowReceiverDoesNotDelayOthers: a receiver that never answers holds
+// at most PerWebhookInFlight senders, and another webhook's events all go
+// through meanwhile.
+func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
+	slow := newReceiver(t, hang)
+	fast := newReceiver(t, nil)
+	db, _ := mustStore(t, hook{name: "wh-slow", url: slow.URL, timeout: 30}, hook{name: "wh-fast", url: fast.URL})
+	cfg := testConfig(t, db)
+	cfg.Concurrency = 6
+	cfg.PerWebhookInFlight = 2
+	cfg.DrainTimeout = 100 * time.Millisecond
+	e, _ := mustRun(t, cfg)
+
+	const n = 40
+	mustCreateEvents(t, e, n) // each event goes to both webhooks
+	waitStatus(t, db, "wh-fast", n, 10*time.Second, herald.StatusDelivered)
+	waitFor(t, 5*time.Second, "the slow receiver to be saturated", func() bool { return slow.count() == 2 })
+
+	if fast.count() != n {
+		t.Errorf("fast receiver got %d requests, want %d", fast.count(), n)
+	}
+	slow.mu.Lock()
+	maxSlow := slow.maxIn
+	slow.mu.Unlock()
+	if maxSlow != 2 || slow.count() != 2 {
+		t.Errorf("slow receiver: %d requests, at most %d at once; want 2 (PerWebhookInFlight)", slow.count(), maxSlow)
+	}
+	fast.mu.Lock()
+	maxFast := fast.maxIn
+	fast.mu.Unlock()
+	if maxFast > 2 {
+		t.Errorf("fast receiver saw %d requests at once; PerWebhookInFlight is 2", maxFast)
+	}
+}
+
+// TestGroupCommit: concurrent API requests are stored in a few
+// transactions, and each caller gets its own results.
+func TestGroupCommit(t *testing.T) {
+	rc := newReceiver(t, nil)
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	cfg := testConfig(t, db)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	cfg.IngestMaxWait = 20 * time.Millisecond
+	cfg.IngestMaxBatch = 50
+	e, _ := mustRun(t, cfg)
+
+	const callers = 200
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		ids   sync.Map
+	)
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			ev := &herald.Event{TenantName: tenant, InstanceName: instance, Subtype: "PATIENT_CREATED", Entity: "PATIENT",
+				SourceID: fmt.Sprintf("pat-%d", i)}
+			res, err := e.CreateEvents(context.Background(), []*herald.Event{ev})
+			if err != nil || len(res) != 1 || res[0].Err != nil || res[0].Deliveries != 1 || res[0].EventID != ev.ID {
+				t.Errorf("caller %d: results %+v, err %v; want its own event with one delivery", i, res, err)
+				return
+			}
+			ids.Store(res[0].EventID, i)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	distinct := 0
+	ids.Range(func(any, any) bool { distinct++; return true })
+	if distinct != callers {
+		t.Errorf("%d distinct event ids for %d callers", distinct, callers)
+	}
+	commits, events := histogram(t, reg, "herald_ingest_batch_size")
+	if events != callers {
+		t.Errorf("group commits stored %g events, want %d", events, callers)
+	}
+	if commits > callers/10 || commits < callers/50 {
+		t.Errorf("%d callers took %d store transactions; want them coalesced into batches of at most 50", callers, commits)
+	}
+	waitStatus(t, db, "wh-sync", callers, 10*time.Second, herald.StatusDelivered)
+}
+
+func TestGroupCommitFailsEveryCallerOfTheBatch(t *testing.T) {
+	db, _ := mustStore(t)
+	cfg := testConfig(t, db)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	cfg.IngestMaxWait = 200 * time.Millisecond
+	e, err := dispatch.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // the database goes away
+
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			ev := &herald.Event{TenantName: tenant, InstanceName: instance, Subtype: "PATIENT_CREATED", Entity: "PATIENT"}
+			if res, err := e.CreateEvents(context.Background(), []*herald.Event{ev}); err == nil {
+				t.Errorf("CreateEvents on a closed database = %+v, nil; want an error", res)
+			}
+		})
+	}
+	wg.Wait()
+	if commits, events := histogram(t, reg, "herald_ingest_batch_size"); commits != 1 || events != 5 {
+		t.Errorf("%d store calls for %g events; want the five callers in one failed batch", commits, events)
+	}
+}
+
+func TestGracefulStopReleasesClaims(t *testing.T) {
+	var answer sync.Map // set "ok" to let requests through
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if _, ok := answer.Load("ok"); !ok {
+			<-r.Context().Done()
+		}
+	})
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	cfg := testConfig(t, db)
+	cfg.DrainTimeout = 200 * time.Millisecond
+	e, stop := mustRun(t, cfg)
+
+	mustCreateEvents(t, e, 3)
+	waitFor(t, 5*time.Second, "the three requests to be in flight", func() bool { return rc.count() == 3 })
+	for _, d := range deliveries(t, db, "wh-sync") {
+		if d.Status != herald.StatusSent {
+			t.Fatalf("delivery %s is %s while its request is in flight, want SENT", d.ID, d.Status)
+		}
+	}
+	stop()
+
+	for _, d := range deliveries(t, db, "wh-sync") {
+		if d.Status != herald.StatusPending || len(d.Attempts) != 0 || d.NextAttemptAt == nil || d.NextAttemptAt.After(time.Now()) {
+			t.Errorf("after a graceful stop: %s is %s, next at %v, attempts %+v; want PENDING, due now, no attempt (the stop was not the receiver's fault)",
+				d.ID, d.Status, d.NextAttemptAt, d.Attempts)
+		}
+	}
+
+	// The next engine sends them at once.
+	answer.Store("ok", true)
+	cfg.Registerer = prometheus.NewRegistry()
+	mustRun(t, cfg)
+	waitStatus(t, db, "wh-sync", 3, 10*time.Second, herald.StatusDelivered)
+}
+
+// TestLeaseTakeover: a node claims deliveries and dies without recording
+// anything; once its lease runs out, another node sends them.
+func TestLeaseTakeover(t *testing.T) {
+	rc := newReceiver(t, nil)
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	ctx := context.Background()
+
+	// Events stored, then claimed by a node that crashes right after.
+	crashed, err := dispatch.New(testConfig(t, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreateEvents(t, crashed, 4)
+	now := time.Now()
+	jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "node-crashed", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10, PerWebhook: 10})
+	if err != nil || len(jobs) != 4 {
+		t.Fatalf("claim as the doomed node: %d jobs, %v", len(jobs), err)
+	}
+
+	// A node whose clock is past the lease takes them over.
+	cfg := testConfig(t, db)
+	cfg.Owner = "node-survivor"
+	cfg.Now = func() time.Time { return time.Now().Add(time.Minute + time.Second) }
+	mustRun(t, cfg)
+	ds := waitStatus(t, db, "wh-sync", 4, 10*time.Second, herald.StatusDelivered)
+	for _, d := range ds {
+		if len(d.Attempts) != 1 {
+			t.Errorf("delivery %s has attempts %+v, want the survivor's one", d.ID, d.Attempts)
+		}
+	}
+	if rc.count() != 4 {
+		t.Errorf("receiver got %d requests, want 4", rc.count())
+	}
+}
+
+// TestRetriesForADayThenFails walks one delivery through the default
+// schedule on a test clock shared by the store and the engine: the
+// receiver always fails, and the delivery is FAILED once the next attempt
+// would fall outside the 24h window.
+func TestRetriesForADayThenFails(t *testing.T) {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusBadGateway) })
+	clock := storetest.NewClock(time.Now())
+	db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	mustSetup(t, db, hook{name: "wh-down", url: rc.URL})
+	cfg := testConfig(t, db)
+	cfg.Now = clock.Now
+	cfg.Jitter = -1 // the waits are exact, so the count of attempts is known
+	e, _ := mustRun(t, cfg)
+
+	mustCreateEvents(t, e, 1)
+	first := clock.Now()
+	var d *herald.Delivery
+	for n := 1; ; n++ {
+		waitFor(t, 10*time.Second, fmt.Sprintf("attempt %d to be recorded", n), func() bool {
+			d = deliveries(t, db, "wh-down")[0]
+			return len(d.Attempts) == n && d.Status != herald.StatusSent
+		})
+		if d.Status != herald.StatusRetrying {
+			break
+		}
+		if !strings.HasPrefix(d.WaitReason, fmt.Sprintf("receiver answered 502 Bad Gateway on attempt %d; next attempt at ", n)) {
+			t.Errorf("wait reason after attempt %d = %q", n, d.WaitReason)
+		}
+		clock.Advance(d.NextAttemptAt.Sub(clock.Now()))
+		e.Wake()
+	}
+	if d.Status != herald.StatusFailed || d.NextAttemptAt != nil {
+		t.Fatalf("delivery is %s, next at %v; want FAILED, due never", d.Status, d.NextAttemptAt)
+	}
+	// 0, 5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h, 8h, 8h: the eleventh attempt is
+	// 23h42m35s after the first, and 8h more would pass the window.
+	if len(d.Attempts) != 11 {
+		t.Errorf("%d attempts, want 11", len(d.Attempts))
+	}
+	if last := d.Attempts[len(d.Attempts)-1].StartedAt.Sub(first); last.Round(time.Second) != 23*time.Hour+42*time.Minute+35*time.Second {
+		t.Errorf("last attempt %s after the first, want 23h42m35s", last)
+	}
+	if !strings.HasPrefix(d.WaitReason, "receiver answered 502 Bad Gateway on attempt 11; gave up: the next attempt would have been after ") ||
+		!strings.Contains(d.WaitReason, "the end of the 24h retry window that began at "+first.UTC().Format(time.RFC3339)) {
+		t.Errorf("wait reason = %q", d.WaitReason)
+	}
+	if rc.count() != 11 {
+		t.Errorf("receiver got %d requests, want 11", rc.count())
+	}
+}
+
+func TestMaintainerRunsWhenLeader(t *testing.T) {
+	rc := newReceiver(t, nil)
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	e, _ := mustRun(t, testConfig(t, db))
+	mustCreateEvents(t, e, 3)
+	waitStatus(t, db, "wh-sync", 3, 10*time.Second, herald.StatusDelivered)
+
+	runs := make(chan dispatch.MaintenanceRun, 10)
+	reg := prometheus.NewRegistry()
+	m, err := dispatch.NewMaintainer(dispatch.MaintainerConfig{
+		Store:      db,
+		Lead:       db.TryLead,
+		Now:        func() time.Time { return time.Now().Add(31 * 24 * time.Hour) }, // past the retention
+		Logger:     testLogger(t),
+		Interval:   time.Hour,
+		PurgeBatch: 2, // the purge loops in batches
+		Registerer: reg,
+		OnRun:      func(r dispatch.MaintenanceRun) { runs <- r },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	var run dispatch.MaintenanceRun
+	select {
+	case run = <-runs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no maintenance run")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if !run.Leader || run.Err != nil || run.PurgedDeliveries != 3 {
+		t.Errorf("run = %+v; want the leader to purge the 3 delivered deliveries", run)
+	}
+	if ds := deliveries(t, db, "wh-sync"); len(ds) != 0 {
+		t.Errorf("%d deliveries left after the purge", len(ds))
+	}
+	if got := counter(t, reg, "herald_maintenance_runs_total", map[string]string{"role": "leader"}); got != 1 {
+		t.Errorf("herald_maintenance_runs_total{role=leader} = %g, want 1", got)
+	}
+
+	// A node that does not lead does nothing.
+	follower, err := dispatch.NewMaintainer(dispatch.MaintainerConfig{
+		Store: db, Lead: func(context.Context) (bool, error) { return false, nil },
+		Logger: testLogger(t), Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := follower.RunOnce(context.Background()); r.Leader || r.Err != nil || r.PurgedDeliveries != 0 {
+		t.Errorf("follower run = %+v, want nothing done", r)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	db, _ := mustStore(t)
+	for name, mod := range map[string]func(*dispatch.Config){
+		"no store":           func(c *dispatch.Config) { c.Store = nil },
+		"negative lease":     func(c *dispatch.Config) { c.Lease = -time.Second },
+		"schedule ends at 0": func(c *dispatch.Config) { c.Schedule = []time.Duration{0, time.Second, 0} },
+		"jitter 1":           func(c *dispatch.Config) { c.Jitter = 1 },
+	} {
+		cfg := testConfig(t, db)
+		mod(&cfg)
+		if _, err := dispatch.New(cfg); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+	// Two engines cannot share one registry: their metrics would collide.
+	cfg := testConfig(t, db)
+	if _, err := dispatch.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dispatch.New(cfg); err == nil || !strings.Contains(err.Error(), "Registerer") {
+		t.Errorf("second engine on one registry: err = %v", err)
+	}
+}
