@@ -66,10 +66,11 @@ func sizeText(n int64) string {
 // decodeJSON decodes the request body (at most 1 MiB, JSON) into v
 // strictly: unknown fields, wrong types, malformed or trailing JSON are
 // EINVALID errors that name the field or byte offset.
+//
+// The Content-Type is checked only when there is a body: an empty optional
+// body is fine whatever the header says, and an empty required one is
+// better reported as empty.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any, mode bodyMode) error {
-	if err := checkJSONContentType(r); err != nil {
-		return err
-	}
 	b, err := readBody(w, r, maxBodyBytes)
 	if err != nil {
 		return err
@@ -79,6 +80,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, mode bodyMode) er
 			return nil
 		}
 		return herald.Errorf(herald.EINVALID, "The request body is empty; this call needs a JSON object.")
+	}
+	if err := checkJSONContentType(r); err != nil {
+		return err
 	}
 	return unmarshalStrict(b, v, "")
 }

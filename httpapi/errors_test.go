@@ -94,7 +94,8 @@ func TestErrors(t *testing.T) {
 // with the request id, and that the server goes on serving. The panic comes
 // from a Tester written for it: there is no real part that panics on demand.
 func TestPanicIsInternalError(t *testing.T) {
-	e := mustEnv(t, func(c *httpapi.Config) { c.Tester = panicTester{} })
+	var logs logBuffer
+	e := mustEnv(t, withLog(&logs), func(c *httpapi.Config) { c.Tester = panicTester{} })
 	e.setup()
 	resp := e.do(req{method: "POST", path: inst + "/webhooks/wh-patient-sync/test", token: e.admin})
 	if resp.status != http.StatusInternalServerError {
@@ -106,6 +107,22 @@ func TestPanicIsInternalError(t *testing.T) {
 		t.Fatalf("error %+v (request id %q): want internal naming the request id, hiding the panic", ae, id)
 	}
 	e.must(200, req{method: "GET", path: "/healthz"})
+
+	// The log has the panic and the access line, both with the request id.
+	panics := logs.records(t, "panic serving request")
+	if len(panics) != 1 || panics[0]["request_id"] != id || panics[0]["panic"] != "boom" || panics[0]["stack"] == "" {
+		t.Fatalf("panic log records %v, want one with request id %s, the panic and a stack", panics, id)
+	}
+	var access map[string]any
+	for _, r := range logs.records(t, "http request") {
+		if r["request_id"] == id {
+			access = r
+		}
+	}
+	if access == nil || access["status"] != float64(500) || access["method"] != "POST" || access["client"] != "admin" ||
+		access["route"] != "POST /v1/tenants/{tenant}/instances/{instance}/webhooks/{name}/test" || access["duration_ms"] == nil {
+		t.Fatalf("access log record %v, want status, method, route pattern, client and duration", access)
+	}
 }
 
 type panicTester struct{}

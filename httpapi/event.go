@@ -40,9 +40,6 @@ type eventRequest struct {
 // decoded and validated before any is stored, so a bad element rejects the
 // whole request and nothing is created.
 func (s *server) createEvents(w http.ResponseWriter, r *http.Request) error {
-	if err := checkJSONContentType(r); err != nil {
-		return err
-	}
 	body, err := readBody(w, r, maxBatchBytes)
 	if herald.ErrorCode(err) == herald.ETOOLARGE {
 		return herald.Errorf(herald.ETOOLARGE, "The request body is over %s, the limit for a batch of events; send at most %d events of at most 1 MiB each, and split larger batches.", sizeText(maxBatchBytes), maxBatchEvents)
@@ -52,6 +49,9 @@ func (s *server) createEvents(w http.ResponseWriter, r *http.Request) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return herald.Errorf(herald.EINVALID, "The request body is empty; send one event as a JSON object, or a JSON array of events.")
+	}
+	if err := checkJSONContentType(r); err != nil {
+		return err
 	}
 	tenant, instance := r.PathValue("tenant"), r.PathValue("instance")
 	key := r.Header.Get("Idempotency-Key")

@@ -153,6 +153,10 @@ func (w *responseWriter) WriteHeader(code int) {
 	if w.status != 0 {
 		return
 	}
+	if code >= 100 && code < 200 {
+		w.ResponseWriter.WriteHeader(code) // informational; the real status follows
+		return
+	}
 	// The mux sets r.Pattern before calling a route's handler; it is still
 	// empty when the mux itself answers 404 or 405.
 	if w.r.Pattern == "" && !w.replaced && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
