@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhooks/herald/signature"
+)
+
+// demoEvents are the sample Welkin events the demo sends. The webhook
+// listens for patients, assessments and custom data records, so the
+// calendar event is accepted but delivered nowhere.
+var demoEvents = []map[string]any{
+	{"eventSubtype": "PATIENT_CREATED", "sourceId": "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11", "sourceName": "Jane Doe",
+		"patientId": "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11", "url": "https://care.example/patients/49ec5a8e"},
+	{"eventSubtype": "ASSESSMENT_COMPLETED", "sourceId": "asm-7731", "sourceName": "PHQ-9",
+		"patientId": "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11"},
+	{"eventEntity": "CDT", "eventSubtype": "CDT_UPDATED", "sourceId": "cdt-vitals-0042", "sourceName": "Vitals",
+		"patientId": "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11"},
+	{"eventSubtype": "PATIENT_UPDATED", "sourceId": "8d1f2c3b-5a6e-4f70-8a9b-0c1d2e3f4a5b", "sourceName": "John Roe",
+		"patientId": "8d1f2c3b-5a6e-4f70-8a9b-0c1d2e3f4a5b"},
+	{"eventSubtype": "CALENDAR_EVENT_CREATED", "sourceId": "cal-1", "sourceName": "Follow-up visit"},
+}
+
+// demoExpected is how many deliveries the samples make: every event but
+// the calendar one matches the webhook's triggers.
+const demoExpected = 4
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	once := fs.Bool("once", false, "exit 0 as soon as every sample event is delivered")
+	listen := fs.String("listen", "127.0.0.1:0", "address for the demo's API (default: any free port on loopback)")
+	dataDir := fs.String("data", "", "directory for the demo's SQLite file (default: a new temporary directory)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir := *dataDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "herald-demo-"); err != nil {
+			return err
+		}
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
+
+	// The receiver verifies every request before it believes it. It learns
+	// the secret once the webhook exists, so it is started first.
+	recv := &demoReceiver{out: stdout, firstFails: "ASSESSMENT_COMPLETED", delivered: make(chan string, 64)}
+	recvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	recvSrv := &http.Server{Handler: recv, ReadHeaderTimeout: 5 * time.Second}
+	go recvSrv.Serve(recvLn)
+	defer recvSrv.Close()
+
+	adminSecret := "demo-" + randomHex(12)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := startServer(ctx, serveConfig{
+		Listen:       *listen,
+		Database:     "sqlite:" + filepath.Join(dir, "herald.db"),
+		AllowPrivate: true, // the demo's receiver is on loopback
+		AdminSecret:  adminSecret,
+		Retention:    30 * 24 * time.Hour,
+		FailingFor:   5 * 24 * time.Hour,
+		Concurrency:  16,
+	}, logger, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	base := srv.URL()
+	api := newAPIClient(base)
+
+	say("Herald demo: one binary, an embedded SQLite store (%s), a local receiver that verifies signatures.", dir)
+	say("")
+	step := func(what string, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		say("  ✓ %s", what)
+		return nil
+	}
+	const tenant, instance, hook = "acme", "sandbox", "wh-patient-sync"
+	inst := "/v1/tenants/" + tenant + "/instances/" + instance
+	var secret struct {
+		Secret string `json:"secret"`
+	}
+	var version struct {
+		Version int `json:"version"`
+	}
+	for _, s := range []struct {
+		what string
+		fn   func() error
+	}{
+		{"signed in as the platform API client \"admin\"", func() error { return api.login(ctx, "admin", adminSecret) }},
+		{"created tenant \"acme\"", func() error {
+			_, err := api.do(ctx, "POST", "/v1/tenants", map[string]any{"name": tenant}, nil)
+			return err
+		}},
+		{"created instance \"sandbox\"", func() error {
+			_, err := api.do(ctx, "POST", "/v1/tenants/"+tenant+"/instances", map[string]any{"name": instance}, nil)
+			return err
+		}},
+		{"designed webhook \"wh-patient-sync\" (PATIENT_CREATED, PATIENT_UPDATED, ASSESSMENT_COMPLETED, every CDT event) as a draft", func() error {
+			_, err := api.do(ctx, "POST", "/v1/tenants/"+tenant+"/designer/webhooks", map[string]any{
+				"name": hook, "title": "Patient sync",
+				"triggers": []map[string]string{{"eventSubtype": "PATIENT_CREATED"}, {"eventSubtype": "PATIENT_UPDATED"},
+					{"eventSubtype": "ASSESSMENT_COMPLETED"}, {"eventEntity": "CDT"}},
+			}, nil)
+			return err
+		}},
+		{"published the draft: the webhook now appears, inactive, in every instance", func() error {
+			_, err := api.do(ctx, "POST", "/v1/tenants/"+tenant+"/designer/publish", map[string]any{"comment": "first webhook"}, &version)
+			return err
+		}},
+		{"pointed it at the local receiver " + "http://" + recvLn.Addr().String() + "/hooks", func() error {
+			_, err := api.do(ctx, "PATCH", inst+"/webhooks/"+hook, map[string]any{
+				"url":     "http://" + recvLn.Addr().String() + "/hooks",
+				"headers": []map[string]string{{"name": "X-Receiver-Team", "value": "care-ops"}},
+				"payload": map[string]any{"customFields": []map[string]string{{"name": "environment", "value": "demo"}}},
+			}, nil)
+			return err
+		}},
+		{"read its signing secret and gave it to the receiver", func() error {
+			_, err := api.do(ctx, "GET", inst+"/webhooks/"+hook+"/secret", nil, &secret)
+			recv.setSecret(secret.Secret)
+			return err
+		}},
+		{"activated it", func() error { _, err := api.do(ctx, "POST", inst+"/webhooks/"+hook+"/activate", nil, nil); return err }},
+	} {
+		if err := step(s.what, s.fn()); err != nil {
+			return err
+		}
+	}
+	say("")
+	say("Sending %d sample Welkin events (the receiver answers 503 to the first try of the assessment, to show a retry):", len(demoEvents))
+	for _, ev := range demoEvents {
+		var res struct {
+			EventID    string `json:"eventId"`
+			Deliveries int    `json:"deliveries"`
+		}
+		if _, err := api.do(ctx, "POST", inst+"/events", ev, &res); err != nil {
+			return fmt.Errorf("post event: %w", err)
+		}
+		say("  → %-24s accepted as %s, %d deliver%s", ev["eventSubtype"], res.EventID, res.Deliveries, map[bool]string{true: "y", false: "ies"}[res.Deliveries == 1])
+	}
+	say("")
+	deadline := time.NewTimer(2 * time.Minute)
+	defer deadline.Stop()
+	for got := 0; got < demoExpected; got++ {
+		select {
+		case <-recv.delivered:
+		case <-deadline.C:
+			return errors.New("the sample events were not all delivered within 2 minutes")
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	say("")
+	say("Every sample was delivered and verified. Look around:")
+	say("  API             %s", base)
+	say("  credentials     apiClient=admin secret=%s", adminSecret)
+	say("  token           curl -s %s/v1/auth/token -d '{\"apiClient\":\"admin\",\"secret\":\"%s\"}'", base, adminSecret)
+	say("  delivery log    curl -s -H \"Authorization: Bearer $TOKEN\" %s%s/deliveries", base, inst)
+	say("  one delivery    curl -s -H \"Authorization: Bearer $TOKEN\" %s%s/deliveries/<id>   (attempts, wait reason)", base, inst)
+	say("  webhook         curl -s -H \"Authorization: Bearer $TOKEN\" %s%s/webhooks/%s", base, inst, hook)
+	say("  metrics         %s/metrics     API description  %s/openapi.json", base, base)
+	if *once {
+		return nil
+	}
+	say("")
+	say("Herald keeps running; press Ctrl-C to stop. Events you post now are printed as they land.")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-recv.delivered:
+		}
+	}
+}
+
+// demoReceiver is a receiver as a customer would write one: it verifies
+// the signature, answers 2xx and prints what arrived.
+type demoReceiver struct {
+	out        io.Writer
+	firstFails string // the subtype whose first attempt gets a 503
+
+	mu        sync.Mutex
+	secret    string
+	failed    bool
+	seen      map[string]bool // webhook-id: receivers dedupe, delivery is at-least-once
+	delivered chan string
+}
+
+func (d *demoReceiver) setSecret(s string) {
+	d.mu.Lock()
+	d.secret = s
+	d.mu.Unlock()
+}
+
+func (d *demoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := signature.Verify(d.secret, r.Header, body, time.Now(), 0); err != nil {
+		fmt.Fprintf(d.out, "  ✗ receiver refused a request: %v\n", err)
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var p struct {
+		EventID      string `json:"eventId"`
+		EventSubtype string `json:"eventSubtype"`
+		SourceName   string `json:"sourceName"`
+		TenantName   string `json:"tenantName"`
+		InstanceName string `json:"instanceName"`
+	}
+	json.Unmarshal(body, &p)
+	if p.EventSubtype == d.firstFails && !d.failed {
+		d.failed = true
+		fmt.Fprintf(d.out, "  ↺ receiver answered 503 to %s %s (signature ok); Herald will retry in about 5 s\n", p.EventSubtype, p.EventID)
+		http.Error(w, "try again soon", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+	if d.seen == nil {
+		d.seen = map[string]bool{}
+	}
+	if d.seen[p.EventID] {
+		fmt.Fprintf(d.out, "  = duplicate of %s ignored (same webhook-id)\n", p.EventID)
+		return
+	}
+	d.seen[p.EventID] = true
+	fmt.Fprintf(d.out, "  ✓ delivered %-22s %s for %s/%s: %q, signature verified\n", p.EventSubtype, p.EventID, p.TenantName, p.InstanceName, p.SourceName)
+	select {
+	case d.delivered <- p.EventID:
+	default:
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

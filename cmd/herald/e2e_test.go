@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type delivery struct {
+	ID       string `json:"id"`
+	EventID  string `json:"eventId"`
+	Webhook  string `json:"webhook"`
+	Status   string `json:"status"`
+	Attempts []struct {
+		N            int    `json:"n"`
+		StatusCode   int    `json:"statusCode"`
+		ResponseBody string `json:"responseBody"`
+		Error        string `json:"error"`
+	} `json:"attempts"`
+	WaitReason string `json:"waitReason"`
+}
+
+// listDeliveries walks every page of the delivery log.
+func listDeliveries(t testing.TB, c *apiClient, inst, query string) []delivery {
+	t.Helper()
+	var all []delivery
+	cursor := ""
+	for {
+		var page struct {
+			Deliveries []delivery `json:"deliveries"`
+			NextCursor string     `json:"nextCursor"`
+		}
+		mustDo(t, c, "GET", inst+"/deliveries?limit=200&"+query+"&cursor="+cursor, nil, &page)
+		all = append(all, page.Deliveries...)
+		if page.NextCursor == "" {
+			return all
+		}
+		cursor = page.NextCursor
+	}
+}
+
+// waitDeliveries waits until the delivery log lists want deliveries for query.
+func waitDeliveries(t testing.TB, c *apiClient, inst, query string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n := len(listDeliveries(t, c, inst, query))
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery log shows %d deliveries for %q, want %d", n, query, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func sqliteArgs(t testing.TB) []string {
+	return []string{"--database", "sqlite:" + filepath.Join(t.TempDir(), "herald.db"), "--allow-private-destinations"}
+}
+
+// postEvents posts n PATIENT_CREATED events from 8 goroutines and returns
+// the ids that got a 202 and their source ids.
+func postEvents(t testing.TB, c *apiClient, inst string, n int) map[string]string {
+	t.Helper()
+	var mu sync.Mutex
+	ids := map[string]string{}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				src := fmt.Sprintf("patient-%04d", i)
+				var res struct{ EventID string }
+				if _, err := c.do(context.Background(), "POST", inst+"/events", map[string]any{
+					"eventEntity": "PATIENT", "eventSubtype": "PATIENT_CREATED", "sourceId": src,
+					"sourceName": "Patient " + src, "patientId": src, "url": "https://care.example/" + src,
+				}, &res); err != nil {
+					t.Errorf("post event %d: %v", i, err)
+					return
+				}
+				mu.Lock()
+				ids[res.EventID] = src
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return ids
+}
+
+func TestEndToEndThreeHundredEvents(t *testing.T) {
+	p := startHerald(t, nil, sqliteArgs(t)...)
+	c := p.client(t)
+	recv := newReceiver(t)
+	inst, secret := setupWebhook(t, c, recv.URL)
+	recv.setSecret(secret)
+
+	ids := postEvents(t, c, inst, 300)
+	if len(ids) != 300 {
+		t.Fatalf("%d events accepted, want 300", len(ids))
+	}
+	want := map[string]bool{}
+	for id := range ids {
+		want[id] = true
+	}
+	recv.waitFor(t, want, 60*time.Second)
+
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	if recv.badSigs != 0 {
+		t.Errorf("%d requests failed signature verification", recv.badSigs)
+	}
+	for id, src := range ids {
+		b := recv.bodies[id]
+		for k, v := range map[string]string{"eventId": id, "eventEntity": "PATIENT", "eventSubtype": "PATIENT_CREATED",
+			"sourceId": src, "sourceName": "Patient " + src, "patientId": src, "url": "https://care.example/" + src,
+			"tenantName": "acme", "instanceName": "sandbox"} {
+			if b[k] != v {
+				t.Fatalf("event %s: body[%q] = %v, want %q (body %v)", id, k, b[k], v, b)
+			}
+		}
+		if ts, _ := b["timestamp"].(string); ts == "" {
+			t.Fatalf("event %s: no timestamp in %v", id, b)
+		}
+	}
+	// The delivery log agrees, once the last results are written (they
+	// are batched, a few milliseconds behind the receiver).
+	waitDeliveries(t, c, inst, "status=DELIVERED", 300)
+}
+
+func TestFailedFirstAttemptIsRetried(t *testing.T) {
+	p := startHerald(t, nil, sqliteArgs(t)...)
+	c := p.client(t)
+	recv := newReceiver(t)
+	recv.respond = func(n int, _ map[string]any) int {
+		if n == 1 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	}
+	inst, secret := setupWebhook(t, c, recv.URL)
+	recv.setSecret(secret)
+	ids := postEvents(t, c, inst, 3)
+	want := map[string]bool{}
+	for id := range ids {
+		want[id] = true
+	}
+	recv.waitFor(t, want, 60*time.Second)
+
+	for _, d := range listDeliveries(t, c, inst, "") {
+		var full delivery
+		deadline := time.Now().Add(10 * time.Second)
+		for { // the result of the last attempt is written in batches
+			mustDo(t, c, "GET", inst+"/deliveries/"+d.ID, nil, &full)
+			if full.Status == "DELIVERED" || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if full.Status != "DELIVERED" || len(full.Attempts) != 2 {
+			t.Fatalf("delivery %s: status %s with %d attempts, want DELIVERED with 2: %+v", d.ID, full.Status, len(full.Attempts), full)
+		}
+		if a := full.Attempts; a[0].N != 1 || a[0].StatusCode != 500 || a[1].N != 2 || a[1].StatusCode != 200 {
+			t.Errorf("delivery %s attempts = %+v, want 500 then 200, oldest first", d.ID, a)
+		}
+		if !strings.Contains(full.Attempts[0].ResponseBody, "answered 500") {
+			t.Errorf("first attempt's response body %q, want the receiver's answer", full.Attempts[0].ResponseBody)
+		}
+	}
+}
+
+func TestKill9DuringBurstLosesNothing(t *testing.T) {
+	dbArgs := sqliteArgs(t)
+	p := startHerald(t, nil, dbArgs...)
+	c := p.client(t)
+	recv := newReceiver(t)
+	inst, secret := setupWebhook(t, c, recv.URL)
+	recv.setSecret(secret)
+
+	// Post from 8 goroutines until the server dies under them.
+	var mu sync.Mutex
+	accepted := map[string]bool{}
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				var res struct{ EventID string }
+				code, err := c.do(context.Background(), "POST", inst+"/events", map[string]any{
+					"eventSubtype": "CDT_CREATED", "sourceId": fmt.Sprintf("g%d-%d", g, i),
+				}, &res)
+				if err != nil {
+					return // the server is gone; this event was not acknowledged
+				}
+				if code == http.StatusAccepted {
+					mu.Lock()
+					accepted[res.EventID] = true
+					mu.Unlock()
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	for n.Load() < 400 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.kill()
+	wg.Wait()
+	t.Logf("%d events acknowledged with 202 before kill -9", len(accepted))
+
+	p2 := startHerald(t, nil, dbArgs...)
+	_ = p2
+	recv.waitFor(t, accepted, 90*time.Second)
+	recv.mu.Lock()
+	dups := 0
+	for id := range accepted {
+		dups += recv.perEvent[id] - 1
+	}
+	recv.mu.Unlock()
+	t.Logf("every acknowledged event arrived; %d duplicate deliveries (at-least-once)", dups)
+}
+
+func TestDefaultSettingsRefuseLoopback(t *testing.T) {
+	p := startHerald(t, nil, "--database", "sqlite:"+filepath.Join(t.TempDir(), "herald.db"))
+	c := p.client(t)
+	recv := newReceiver(t)
+	port := recv.URL[strings.LastIndex(recv.URL, ":")+1:]
+	urls := map[string]string{
+		"wh-ipv4":      "http://127.0.0.1:" + port,
+		"wh-localhost": "http://localhost:" + port,
+		"wh-mapped":    "http://[::ffff:127.0.0.1]:" + port,
+		"wh-decimal":   "http://2130706433:" + port,
+	}
+	mustDo(t, c, "POST", "/v1/tenants", map[string]any{"name": "acme"}, nil)
+	mustDo(t, c, "POST", "/v1/tenants/acme/instances", map[string]any{"name": "sandbox"}, nil)
+	for name := range urls {
+		mustDo(t, c, "POST", "/v1/tenants/acme/designer/webhooks", map[string]any{
+			"name": name, "title": name, "triggers": []map[string]string{{"eventEntity": "PATIENT"}}}, nil)
+	}
+	mustDo(t, c, "POST", "/v1/tenants/acme/designer/publish", map[string]any{"comment": "guard"}, nil)
+	inst := "/v1/tenants/acme/instances/sandbox"
+	for name, u := range urls {
+		mustDo(t, c, "PATCH", inst+"/webhooks/"+name, map[string]any{"url": u}, nil)
+		mustDo(t, c, "POST", inst+"/webhooks/"+name+"/activate", nil, nil)
+	}
+	var res struct{ Deliveries int }
+	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "p1"}, &res)
+	if res.Deliveries != len(urls) {
+		t.Fatalf("event made %d deliveries, want %d", res.Deliveries, len(urls))
+	}
+	// Every delivery's first attempt fails with a reason naming the guard.
+	deadline := time.Now().Add(30 * time.Second)
+	for name := range urls {
+		for {
+			dl := listDeliveries(t, c, inst, "webhook="+name)
+			var full delivery
+			if len(dl) == 1 {
+				mustDo(t, c, "GET", inst+"/deliveries/"+dl[0].ID, nil, &full)
+			}
+			if len(full.Attempts) > 0 {
+				if e := full.Attempts[0].Error; !strings.Contains(e, "loopback") || !strings.Contains(e, "--allow-private-destinations") {
+					t.Errorf("%s (%s): attempt error %q, want it to name loopback and the flag", name, urls[name], e)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no attempt recorded within 30s", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	if recv.requests != 0 {
+		t.Fatalf("the loopback receiver got %d requests, want none", recv.requests)
+	}
+}
+
+func TestDemoOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, heraldBin, "demo", "--once", "--data", t.TempDir())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("herald demo --once: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"created tenant \"acme\"", "published", "activated", "signature verified",
+		"receiver answered 503", "Every sample was delivered", "apiClient=admin"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "✓ delivered"); n != demoExpected {
+		t.Errorf("demo printed %d deliveries, want %d:\n%s", n, demoExpected, out.String())
+	}
+}
+
+func TestSIGTERMReleasesInFlightWork(t *testing.T) {
+	dbArgs := sqliteArgs(t)
+	p := startHerald(t, nil, dbArgs...)
+	c := p.client(t)
+	recv := newReceiver(t)
+	release := make(chan struct{})
+	var blocked atomic.Bool
+	blocked.Store(true)
+	recv.respond = func(int, map[string]any) int {
+		if blocked.Load() {
+			// Hold the request long past the drain timeout, like a stuck receiver.
+			recv.mu.Unlock()
+			select {
+			case <-release:
+			case <-time.After(60 * time.Second):
+			}
+			recv.mu.Lock()
+		}
+		return 200
+	}
+	inst, secret := setupWebhook(t, c, recv.URL)
+	recv.setSecret(secret)
+	ids := postEvents(t, c, inst, 20)
+	p.stop() // must exit cleanly even though the receiver hangs
+	blocked.Store(false)
+	close(release)
+	startHerald(t, nil, dbArgs...)
+	want := map[string]bool{}
+	for id := range ids {
+		want[id] = true
+	}
+	recv.waitFor(t, want, 60*time.Second)
+}

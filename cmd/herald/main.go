@@ -1,0 +1,81 @@
+// Command herald is Herald's single binary: the server (serve), a guided
+// tour on the embedded store (demo), and tools around them.
+//
+// Only this package reads flags and the environment; every component takes
+// a Config struct.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/heraldhooks/herald"
+)
+
+const usage = `Herald %s: webhook delivery that loses nothing.
+
+Usage:
+  herald serve [flags]    run the server (embedded SQLite store by default)
+  herald demo [--once]    the whole story on the embedded store, in one command
+  herald bench [flags]    measure end-to-end delivery throughput on one or more nodes
+  herald version          print the version
+
+Run "herald <command> -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "herald:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, usage, herald.Version)
+		return errors.New("a command is required")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "herald %s\n", herald.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintf(stdout, usage, herald.Version)
+		return nil
+	}
+	fmt.Fprintf(stderr, usage, herald.Version)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// envOr returns the environment variable key, or def when it is unset.
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// envBool reads a boolean environment variable ("1", "true", "yes").
+func envBool(key string) bool {
+	switch os.Getenv(key) {
+	case "1", "true", "TRUE", "True", "yes", "on":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/httpapi"
+	"github.com/heraldhooks/herald/sqlstore"
+)
+
+// DefaultDatabase is where Herald keeps its data when not told otherwise.
+const DefaultDatabase = "sqlite:herald-data/herald.db"
+
+// serveConfig is everything `herald serve` is told by flags and environment.
+type serveConfig struct {
+	Listen       string
+	Database     string
+	AllowPrivate bool
+	AdminSecret  string
+	NodeID       string
+	Retention    time.Duration
+	FailingFor   time.Duration
+	// MaintenanceInterval is how often the leader runs maintenance, and how
+	// often the other nodes try to become leader.
+	MaintenanceInterval time.Duration
+	Concurrency         int
+	LogFormat           string
+	LogLevel            string
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	var env envReader
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", "127.0.0.1:8080"), "address to serve the API on (env HERALD_LISTEN)")
+	fs.StringVar(&c.Database, "database", envOr("HERALD_DATABASE", DefaultDatabase), "sqlite:<file> or postgres://... (env HERALD_DATABASE)")
+	fs.BoolVar(&c.AllowPrivate, "allow-private-destinations", envBool("HERALD_ALLOW_PRIVATE_DESTINATIONS"), "allow webhook URLs that resolve to loopback, private or link-local addresses: local development and tests only (env HERALD_ALLOW_PRIVATE_DESTINATIONS)")
+	fs.StringVar(&c.NodeID, "node-id", envOr("HERALD_NODE_ID", ""), "this node's name on claimed deliveries; defaults to host-pid (env HERALD_NODE_ID)")
+	fs.DurationVar(&c.Retention, "retention", env.duration("HERALD_RETENTION", 30*24*time.Hour), "how long delivered deliveries and their attempts are kept (env HERALD_RETENTION)")
+	fs.DurationVar(&c.FailingFor, "auto-disable-after", env.duration("HERALD_AUTO_DISABLE_AFTER", 5*24*time.Hour), "deactivate a webhook whose every attempt has failed for this long (env HERALD_AUTO_DISABLE_AFTER)")
+	fs.DurationVar(&c.MaintenanceInterval, "maintenance-interval", env.duration("HERALD_MAINTENANCE_INTERVAL", time.Minute), "how often the leader node runs retention and clean-up, and others check whether the leader is alive (env HERALD_MAINTENANCE_INTERVAL)")
+	fs.IntVar(&c.Concurrency, "concurrency", env.int("HERALD_CONCURRENCY", 64), "requests in flight to receivers on this node (env HERALD_CONCURRENCY)")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("HERALD_LOG_FORMAT", "text"), "text or json (env HERALD_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error (env HERALD_LOG_LEVEL)")
+	if env.err != nil {
+		return c, env.err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	c.AdminSecret = os.Getenv("HERALD_ADMIN_SECRET")
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+		return c, fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", redactDSN(c.Database))
+	}
+	return c, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(ctx, cfg, logger, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "herald %s listening on %s (database %s)\n", herald.Version, srv.URL(), redactDSN(cfg.Database))
+	if cfg.AdminSecret == "" {
+		fmt.Fprintln(stdout, "note: HERALD_ADMIN_SECRET is not set, so no admin API client was created; set it to use the API")
+	}
+	<-ctx.Done()
+	logger.Info("shutting down: finishing requests, then in-flight deliveries")
+	return srv.Shutdown()
+}
+
+// server is a running Herald node: store, engine, maintainer and HTTP API.
+type server struct {
+	logger *slog.Logger
+	store  *sqlstore.DB
+	engine *dispatch.Engine
+	http   *http.Server
+	ln     net.Listener
+
+	cancel  context.CancelFunc // stops the engine and maintainer
+	done    sync.WaitGroup
+	errOnce sync.Once
+	err     error
+}
+
+// startServer opens the store, starts the engine, the maintainer and the
+// HTTP API, and returns once the API is listening.
+func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry) (*server, error) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Config{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", redactDSN(cfg.Database), err)
+	}
+	fail := func(err error) (*server, error) {
+		store.Close()
+		return nil, err
+	}
+	if store.Dialect() == "sqlite" {
+		// SQLite serves one node: whatever its predecessor had in flight
+		// is ours to send again now, not when the leases run out.
+		n, err := store.ReleaseAll(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("take back in-flight deliveries: %w", err))
+		}
+		if n > 0 {
+			logger.Info("took back deliveries left in flight by the previous run", "count", n)
+		}
+	}
+	if cfg.AdminSecret != "" {
+		err := store.UpsertAPIClient(ctx, &herald.APIClient{Name: "admin", Role: herald.RolePlatformAdmin,
+			SecretHash: herald.HashSecret(cfg.AdminSecret), CreatedAt: time.Now()})
+		if err != nil {
+			return fail(fmt.Errorf("create the admin API client: %w", err))
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	engine, err := dispatch.New(dispatch.Config{
+		Store:                    store,
+		Owner:                    cfg.NodeID,
+		Logger:                   logger,
+		AllowPrivateDestinations: cfg.AllowPrivate,
+		Concurrency:              cfg.Concurrency,
+		Wake:                     store.Subscribe(runCtx),
+		Registerer:               reg,
+	})
+	if err != nil {
+		cancel()
+		return fail(err)
+	}
+	maint, err := dispatch.NewMaintainer(dispatch.MaintainerConfig{
+		Store:      store,
+		Lead:       leadLogger(store.TryLead, logger),
+		Logger:     logger,
+		Retention:  cfg.Retention,
+		FailingFor: cfg.FailingFor,
+		Interval:   cfg.MaintenanceInterval,
+		Registerer: reg,
+	})
+	if err != nil {
+		cancel()
+		return fail(err)
+	}
+	handler, err := httpapi.New(httpapi.Config{
+		Store:      store,
+		Ingester:   engine,
+		Tester:     engine,
+		Logger:     logger,
+		Gatherer:   reg,
+		Registerer: reg,
+	})
+	if err != nil {
+		cancel()
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		cancel()
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
+	}
+	s := &server{
+		logger: logger, store: store, engine: engine, ln: ln, cancel: cancel,
+		http: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+	}
+	s.done.Add(3)
+	go func() {
+		defer s.done.Done()
+		if err := engine.Run(runCtx); err != nil {
+			s.setErr(fmt.Errorf("dispatch engine: %w", err))
+		}
+	}()
+	go func() {
+		defer s.done.Done()
+		maint.Run(runCtx)
+	}()
+	go func() {
+		defer s.done.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.setErr(fmt.Errorf("http server: %w", err))
+		}
+	}()
+	return s, nil
+}
+
+func (s *server) setErr(err error) {
+	s.logger.Error(err.Error())
+	s.errOnce.Do(func() { s.err = err })
+}
+
+// URL returns the base URL the API listens on.
+func (s *server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Shutdown stops taking requests and lets those in progress finish (so
+// every 202 is committed), then lets the engine finish or release what is
+// in flight, then closes the database.
+func (s *server) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.logger.Warn("http shutdown", "error", err)
+	}
+	s.cancel()
+	s.done.Wait()
+	s.store.ReleaseLeadership()
+	if err := s.store.Close(); err != nil {
+		s.setErr(fmt.Errorf("close database: %w", err))
+	}
+	return s.err
+}
+
+// leadLogger logs when this node becomes or stops being the maintenance
+// leader, so an operator can tell from the logs which node runs it.
+func leadLogger(try func(context.Context) (bool, error), logger *slog.Logger) func(context.Context) (bool, error) {
+	var leading bool
+	return func(ctx context.Context) (bool, error) {
+		lead, err := try(ctx)
+		if lead != leading {
+			if lead {
+				logger.Info("this node is now the maintenance leader")
+			} else {
+				logger.Warn("this node is no longer the maintenance leader", "err", err)
+			}
+			leading = lead
+		}
+		return lead, err
+	}
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// redactDSN hides a PostgreSQL password in logs and messages.
+func redactDSN(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return dsn
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return dsn
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return dsn
+}
+
+// envReader reads typed environment variables and keeps the first error,
+// so a typo in HERALD_RETENTION stops the start instead of being ignored.
+type envReader struct{ err error }
+
+func (e *envReader) duration(key string, def time.Duration) time.Duration {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil && e.err == nil {
+		e.err = fmt.Errorf("%s=%q is not a duration such as 720h or 90m", key, v)
+	}
+	return cmpDuration(d, def, err)
+}
+
+func cmpDuration(d, def time.Duration, err error) time.Duration {
+	if err != nil {
+		return def
+	}
+	return d
+}
+
+func (e *envReader) int(key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		if e.err == nil {
+			e.err = fmt.Errorf("%s=%q is not a whole number", key, v)
+		}
+		return def
+	}
+	return n
+}
