@@ -33,23 +33,23 @@ func (db *DB) wrap(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// cause is the innermost message of err, free of the driver's framing.
+// cause is a short account of why the database is unavailable, free of the
+// driver's framing and of addresses: "connect: connection refused".
 func cause(err error) string {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &pe):
 		return pe.Message
+	case errors.As(err, &oe) && oe.Err != nil:
+		return oe.Err.Error()
+	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+		return "timeout"
 	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) && ce.Unwrap() != nil {
-		err = ce.Unwrap()
-	}
-	for {
-		u := errors.Unwrap(err)
-		if u == nil || len(u.Error()) < 12 {
-			return err.Error()
-		}
+	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(err) {
 		err = u
 	}
+	return err.Error()
 }
 
 // unavailable reports whether err means the database cannot be reached or

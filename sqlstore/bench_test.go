@@ -1,0 +1,117 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/sqlstore"
+	"github.com/heraldhooks/herald/storetest"
+)
+
+// benchStore has one instance with four active webhooks, three of which
+// match the benchmark's events.
+func benchStore(b *testing.B, db *sqlstore.DB) {
+	ctx := context.Background()
+	if _, err := db.CreateTenant(ctx, "acme"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.CreateInstance(ctx, "acme", "live"); err != nil {
+		b.Fatal(err)
+	}
+	for i, tr := range []herald.Trigger{{EventEntity: "PATIENT"}, {EventSubtype: "PATIENT_CREATED"}, {EventEntity: "PATIENT"}, {EventEntity: "CDT"}} {
+		name := fmt.Sprintf("wh-%d", i)
+		if err := db.CreateDesignerWebhook(ctx, "acme", &herald.DesignerWebhook{Name: name, Title: name, Triggers: []herald.Trigger{tr}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := db.Publish(ctx, "acme", "", ""); err != nil {
+		b.Fatal(err)
+	}
+	u := "https://example.com/"
+	for i := range 4 {
+		name := fmt.Sprintf("wh-%d", i)
+		if _, err := db.UpdateWebhook(ctx, "acme", "live", name, herald.WebhookUpdate{URL: &u}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.ActivateWebhook(ctx, "acme", "live", name); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchEvents(n int) []*herald.Event {
+	evs := make([]*herald.Event, n)
+	for i := range evs {
+		evs[i] = &herald.Event{TenantName: "acme", InstanceName: "live", Entity: "PATIENT", Subtype: "PATIENT_CREATED",
+			SourceID: "49ec1a", PatientID: "49ec1a", SourceName: "Jane Doe", Data: []byte(`{"mrn":"42","note":"a short note"}`)}
+		if i%2 == 0 {
+			evs[i].IdempotencyKey = fmt.Sprintf("key-%d-%d", time.Now().UnixNano(), i)
+		}
+	}
+	return evs
+}
+
+// BenchmarkCreateEvents500 measures one group commit of 500 events, each
+// with three deliveries.
+func BenchmarkCreateEvents500(b *testing.B) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		b.Run(dialect, func(b *testing.B) {
+			var db *sqlstore.DB
+			if dialect == "sqlite" {
+				db = storetest.NewSQLite(b)
+			} else {
+				db = storetest.NewPostgres(b)
+			}
+			benchStore(b, db)
+			ctx := context.Background()
+			for b.Loop() {
+				b.StopTimer()
+				evs := benchEvents(500)
+				b.StartTimer()
+				if _, err := db.CreateEvents(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkClaimRecord measures claiming 100 deliveries and recording their
+// results, the engine's loop, against a backlog.
+func BenchmarkClaimRecord(b *testing.B) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		b.Run(dialect, func(b *testing.B) {
+			var db *sqlstore.DB
+			if dialect == "sqlite" {
+				db = storetest.NewSQLite(b)
+			} else {
+				db = storetest.NewPostgres(b)
+			}
+			benchStore(b, db)
+			ctx := context.Background()
+			for range 20 {
+				if _, err := db.CreateEvents(ctx, benchEvents(500)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				now := time.Now()
+				jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "bench", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 100, PerWebhook: 40})
+				if err != nil {
+					b.Fatal(err)
+				}
+				results := make([]herald.AttemptResult, len(jobs))
+				for i, j := range jobs {
+					results[i] = herald.AttemptResult{DeliveryID: j.Delivery.ID, Status: herald.StatusRetrying, NextAttemptAt: now,
+						Attempt: herald.Attempt{StartedAt: now, DurationMs: 3, StatusCode: 503, ResponseBody: "busy"}}
+				}
+				if err := db.RecordAttempts(ctx, results); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
