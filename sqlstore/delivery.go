@@ -415,7 +415,6 @@ func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult
 		healths := map[string]*health{}
 		deactivate := map[string]string{}
 		var attemptArgs []any
-		nAttempts := 0
 		for _, r := range results {
 			d := open[r.DeliveryID]
 			if d == nil {
@@ -445,7 +444,6 @@ func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult
 				body = strings.ToValidUTF8(body[:herald.MaxResponseBody], "")
 			}
 			attemptArgs = append(attemptArgs, r.DeliveryID, d.attempts, started, a.DurationMs, a.StatusCode, body, a.Error)
-			nAttempts++
 
 			h := healths[d.webhookID]
 			if h == nil {
@@ -466,7 +464,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult
 			}
 		}
 
-		if err := db.insertAttempts(ctx, q, attemptArgs, nAttempts); err != nil {
+		if err := db.batchRows(ctx, q, attemptBatch, attemptArgs, nil); err != nil {
 			return err
 		}
 		if err := db.updateDeliveries(ctx, q, ids, open, nowMS); err != nil {
@@ -505,56 +503,44 @@ func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult
 	return db.wrap("record attempts", err)
 }
 
-const attemptNCols = 7
-
-func (db *DB) insertAttempts(ctx context.Context, q q, args []any, n int) error {
-	row := "(" + placeholders(attemptNCols) + ")"
-	per := maxParams / attemptNCols
-	for start := 0; start < n; start += per {
-		end := min(start+per, n)
-		query := `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, response_body, error) VALUES ` +
-			strings.Repeat(row+",", end-start-1) + row
-		if _, err := q.exec(ctx, query, args[start*attemptNCols:end*attemptNCols]...); err != nil {
-			return err
-		}
-	}
-	return nil
+var attemptBatch = &batch{
+	prefix: `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, response_body, error) VALUES `,
+	row:    "(" + placeholders(7) + ")",
+	ncols:  7,
 }
 
-// updateDeliveries writes the new state of the touched deliveries with one
-// UPDATE ... FROM (VALUES ...) per chunk. The casts tell PostgreSQL the
-// types of the otherwise untyped parameters; SQLite does not mind them.
+// deliveryUpdateBatch writes the new state of many deliveries in one
+// statement. The casts tell PostgreSQL the types of the otherwise untyped
+// parameters; SQLite does not mind them. Both name the columns of a VALUES
+// list column1, column2...
+var deliveryUpdateBatch = &batch{
+	prefix: `UPDATE deliveries SET status = v.column2, attempt_count = v.column3, due_at = v.column4,
+		first_attempt_at = v.column5, wait_reason = v.column6, claimed_by = v.column7, last_status_code = v.column8,
+		updated_at = v.column9 FROM (VALUES `,
+	row: `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT),
+		CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT))`,
+	ncols:  9,
+	suffix: `) AS v WHERE deliveries.id = v.column1`,
+}
+
+// updateDeliveries writes the new state of the touched deliveries.
 func (db *DB) updateDeliveries(ctx context.Context, q q, ids []string, open map[string]*openDelivery, nowMS int64) error {
-	const cols = 8
-	row := `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER))`
-	var touched []string
+	var args []any
 	for _, id := range ids {
-		if d := open[id]; d != nil && d.touched {
-			touched = append(touched, id)
+		d := open[id]
+		if d == nil || !d.touched {
+			continue
 		}
+		var due, first any
+		if d.due.Valid {
+			due = d.due.Int64
+		}
+		if d.firstAttempt.Valid {
+			first = d.firstAttempt.Int64
+		}
+		args = append(args, id, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS)
 	}
-	for chunk := range slices.Chunk(touched, maxParams/cols) {
-		args := make([]any, 1, 1+len(chunk)*cols)
-		args[0] = nowMS // updated_at, the first placeholder in the text
-		for _, id := range chunk {
-			d := open[id]
-			var due, first any
-			if d.due.Valid {
-				due = d.due.Int64
-			}
-			if d.firstAttempt.Valid {
-				first = d.firstAttempt.Int64
-			}
-			args = append(args, id, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode)
-		}
-		query := `UPDATE deliveries SET status = v.column2, attempt_count = v.column3, due_at = v.column4,
-			first_attempt_at = v.column5, wait_reason = v.column6, claimed_by = v.column7, last_status_code = v.column8,
-			updated_at = ? FROM (VALUES ` + strings.Repeat(row+",", len(chunk)-1) + row + `) AS v WHERE deliveries.id = v.column1`
-		if _, err := q.exec(ctx, query, args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return db.batchRows(ctx, q, deliveryUpdateBatch, args, nil)
 }
 
 // ReleaseDeliveries makes the owner's SENT deliveries due at once, as

@@ -6,14 +6,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"slices"
-	"strings"
 
 	"github.com/heraldhooks/herald"
 )
-
-// maxParams bounds the placeholders of one multi-row statement: SQLite
-// allows 32766, PostgreSQL 65535.
-const maxParams = 30000
 
 // instanceKey names an instance of a tenant.
 type instanceKey struct{ tenant, instance string }
@@ -167,7 +162,7 @@ func (db *DB) CreateEvents(ctx context.Context, events []*herald.Event) ([]heral
 			deliveries[i] = nil
 		}
 
-		if err := db.insertDeliveries(ctx, q, events, deliveries, nowMS, &created); err != nil {
+		if created, err = db.insertDeliveries(ctx, q, events, deliveries, nowMS); err != nil {
 			return err
 		}
 		for i, j := range dupOf {
@@ -246,96 +241,66 @@ const eventCols = `id, tenant, instance, entity, subtype, source_id, source_name
 	initiated_by_name, initiated_by_object_id, initiated_by_object_type, initiated_time, data, occurred_at,
 	created_at, idempotency_key, deliveries`
 
-const eventNCols = 19
-
-// insertEvents inserts events[fresh] with multi-row inserts and returns the
-// IDs it inserted; a keyed event whose key another transaction committed
-// meanwhile is skipped, not an error.
-func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fresh []int, results []herald.EventResult) (map[string]bool, error) {
-	inserted := make(map[string]bool, len(fresh))
-	row := "(" + placeholders(eventNCols) + ")"
-	for chunk := range slices.Chunk(fresh, maxParams/eventNCols) {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO events (` + eventCols + `) VALUES `)
-		args := make([]any, 0, len(chunk)*eventNCols)
-		for n, i := range chunk {
-			if n > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(row)
-			e := events[i]
-			var data, occurred, key any
-			if len(e.Data) > 0 {
-				data = string(e.Data)
-			}
-			if !e.OccurredAt.IsZero() {
-				occurred = ms(e.OccurredAt)
-			}
-			if e.IdempotencyKey != "" {
-				key = e.IdempotencyKey
-			}
-			args = append(args, e.ID, e.TenantName, e.InstanceName, e.Entity, e.Subtype, e.SourceID, e.SourceName,
-				e.PatientID, e.URL, e.InitiatedBy, e.InitiatedByName, e.InitiatedByObjectID, e.InitiatedByObjectType,
-				e.InitiatedTime, data, occurred, ms(e.CreatedAt), key, results[i].Deliveries)
-		}
-		b.WriteString(` ON CONFLICT DO NOTHING RETURNING id`)
-		rows, err := q.query(ctx, b.String(), args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			inserted[id] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-	}
-	return inserted, nil
+var eventBatch = &batch{
+	prefix: `INSERT INTO events (` + eventCols + `) VALUES `,
+	row:    "(" + placeholders(19) + ")",
+	ncols:  19,
+	suffix: ` ON CONFLICT DO NOTHING RETURNING id`,
 }
 
-const deliveryInsertCols = `id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype,
-	status, due_at, created_at, updated_at`
+// insertEvents inserts events[fresh] and returns the IDs it inserted; a
+// keyed event whose key another transaction committed meanwhile is skipped,
+// not an error.
+func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fresh []int, results []herald.EventResult) (map[string]bool, error) {
+	inserted := make(map[string]bool, len(fresh))
+	args := make([]any, 0, len(fresh)*eventBatch.ncols)
+	for _, i := range fresh {
+		e := events[i]
+		var data, occurred, key any
+		if len(e.Data) > 0 {
+			data = string(e.Data)
+		}
+		if !e.OccurredAt.IsZero() {
+			occurred = ms(e.OccurredAt)
+		}
+		if e.IdempotencyKey != "" {
+			key = e.IdempotencyKey
+		}
+		args = append(args, e.ID, e.TenantName, e.InstanceName, e.Entity, e.Subtype, e.SourceID, e.SourceName,
+			e.PatientID, e.URL, e.InitiatedBy, e.InitiatedByName, e.InitiatedByObjectID, e.InitiatedByObjectType,
+			e.InitiatedTime, data, occurred, ms(e.CreatedAt), key, results[i].Deliveries)
+	}
+	err := db.batchRows(ctx, q, eventBatch, args, func(rows *sql.Rows) error {
+		var id string
+		err := rows.Scan(&id)
+		inserted[id] = true
+		return err
+	})
+	return inserted, err
+}
 
-const deliveryInsertNCols = 12
+var deliveryBatch = &batch{
+	prefix: `INSERT INTO deliveries (id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype,
+		status, due_at, created_at, updated_at) VALUES `,
+	row:   "(" + placeholders(12) + ")",
+	ncols: 12,
+}
 
 // insertDeliveries inserts one PENDING delivery, due now, per event and
-// target, with multi-row inserts, counting them in *created.
-func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]target, nowMS int64, created *int) error {
+// target, and returns how many.
+func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]target, nowMS int64) (int, error) {
 	now := fromMS(nowMS)
-	row := "(" + placeholders(deliveryInsertNCols) + ")"
-	perChunk := maxParams / deliveryInsertNCols
-	args := make([]any, 0, perChunk*deliveryInsertNCols)
+	var args []any
 	n := 0
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		query := `INSERT INTO deliveries (` + deliveryInsertCols + `) VALUES ` + strings.Repeat(row+",", n-1) + row
-		if _, err := q.exec(ctx, query, args...); err != nil {
-			return err
-		}
-		*created += n
-		args, n = args[:0], 0
-		return nil
-	}
 	for i, ts := range targets {
 		e := events[i]
 		for _, t := range ts {
 			args = append(args, herald.NewID("dlv", now), e.ID, e.TenantName, e.InstanceName, t.id, t.name,
 				e.Entity, e.Subtype, herald.StatusPending, nowMS, nowMS, nowMS)
-			if n++; n == perChunk {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
+			n++
 		}
 	}
-	return flush()
+	return n, db.batchRows(ctx, q, deliveryBatch, args, nil)
 }
 
 // GetEvent returns one event of an instance, or ENOTFOUND naming what is

@@ -54,7 +54,9 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 
-	queries sync.Map // query text with "?" -> query text with "$n"
+	queries sync.Map   // query text with "?" -> query text with "$n"
+	batches sync.Map   // batchKey -> *prepared
+	stmtMu  sync.Mutex // orders storing prepared statements before closing them
 
 	subMu  sync.Mutex
 	subs   map[chan struct{}]struct{}
@@ -124,7 +126,7 @@ func (db *DB) openSQLite(path string) error {
 	}
 	// synchronous=FULL: an event acknowledged with 202 must survive a
 	// power cut, not only a process crash.
-	base := path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	base := path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)"
 	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
 		return fmt.Errorf("open sqlite: %w", err)
@@ -190,6 +192,7 @@ func (db *DB) Close() error {
 			l.stop()
 		}
 		db.ReleaseLeadership()
+		db.closeStatements()
 		if db.read != db.write && db.read != nil {
 			err = db.read.Close()
 		}
