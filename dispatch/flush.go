@@ -10,7 +10,7 @@ import (
 // Flushing knobs. Results wait a few milliseconds so that one transaction
 // records many of them; at flushMax they go at once.
 const (
-	flushEvery   = 5 * time.Millisecond
+	flushEvery   = 10 * time.Millisecond
 	flushMax     = 500
 	flushTimeout = 10 * time.Second
 	flushBackoff = 2 * time.Second // longest wait between retries while the database is down

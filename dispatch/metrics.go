@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		queueLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_queue_lag_seconds",
-			Help:    "How late a delivery was claimed: claim time minus the time it became due.",
+			Help:    "How long new deliveries waited to be claimed: claim time minus creation, for first attempts.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300},
 		}),
 		ingestBatch: prometheus.NewHistogram(prometheus.HistogramOpts{

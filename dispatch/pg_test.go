@@ -1,0 +1,183 @@
+package dispatch_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/sqlstore"
+	"github.com/heraldhooks/herald/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// mustOpen opens another store on an existing database: another node.
+func mustOpen(t *testing.T, dsn string) *sqlstore.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestTwoNodesShareTheWork runs two engines on one PostgreSQL database, as
+// two `herald serve` nodes: events posted to one node are sent by both,
+// each exactly once, and the second node learns of them by LISTEN/NOTIFY.
+func TestTwoNodesShareTheWork(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	slowish := func(w http.ResponseWriter, _ *http.Request, _ int) { time.Sleep(5 * time.Millisecond) }
+	rcA, rcB := newReceiver(t, slowish), newReceiver(t, slowish)
+	db1, db2 := mustOpen(t, dsn), mustOpen(t, dsn)
+	mustSetup(t, db1, hook{name: "wh-a", url: rcA.URL}, hook{name: "wh-b", url: rcB.URL})
+
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
+	var e1 interface {
+		CreateEvents(context.Context, []*herald.Event) ([]herald.EventResult, error)
+	}
+	for i, db := range []*sqlstore.DB{db1, db2} {
+		cfg := testConfig(t, db)
+		cfg.Registerer = regs[i]
+		cfg.Concurrency, cfg.PerWebhookInFlight = 2, 1 // so one node cannot take everything
+		cfg.PollInterval = time.Minute                  // wake-ups, not polls, must bring the work
+		e, _ := mustRun(t, cfg)
+		if i == 0 {
+			e1 = e
+		}
+	}
+
+	const n = 60
+	for range n / 10 {
+		events := make([]*herald.Event, 10)
+		for i := range events {
+			events[i] = &herald.Event{TenantName: tenant, InstanceName: instance, Entity: "PATIENT", Subtype: "PATIENT_UPDATED"}
+		}
+		if _, err := e1.CreateEvents(context.Background(), events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStatus(t, db1, "wh-a", n, 20*time.Second, herald.StatusDelivered)
+	waitStatus(t, db1, "wh-b", n, 20*time.Second, herald.StatusDelivered)
+	for _, rc := range []*receiver{rcA, rcB} {
+		seen := map[string]int{}
+		for _, r := range rc.got() {
+			seen[r.header.Get("webhook-id")]++
+		}
+		for id, c := range seen {
+			if c != 1 {
+				t.Errorf("event %s sent %d times; two nodes must not claim the same delivery", id, c)
+			}
+		}
+		if len(seen) != n {
+			t.Errorf("receiver got %d distinct events, want %d", len(seen), n)
+		}
+	}
+	for i, reg := range regs {
+		if got := counter(t, reg, "herald_delivery_attempts_total", map[string]string{"outcome": "delivered"}); got == 0 {
+			t.Errorf("node %d delivered nothing; both nodes should share the work", i+1)
+		}
+	}
+}
+
+// TestResultsSurviveADatabaseOutage: the database goes away while a
+// request is in flight; the engine keeps the result and writes it once the
+// database is back, within the lease, so nothing is sent twice.
+func TestResultsSurviveADatabaseOutage(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	u, _ := url.Parse(dsn)
+	p := startProxy(t, u.Host)
+	u.Host = p.addr
+	db := mustOpen(t, u.String())
+	rc := newReceiver(t, func(http.ResponseWriter, *http.Request, int) {
+		p.down() // the database goes away while the receiver answers
+	})
+	mustSetup(t, db, hook{name: "wh-sync", url: rc.URL})
+	cfg := testConfig(t, db)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	e, _ := mustRun(t, cfg)
+
+	mustCreateEvents(t, e, 1)
+	waitFor(t, 10*time.Second, "a failed write of the result", func() bool {
+		return counter(t, reg, "herald_result_flush_errors_total", nil) >= 2
+	})
+	p.up()
+	d := waitStatus(t, db, "wh-sync", 1, 20*time.Second, herald.StatusDelivered)[0]
+	if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != 200 {
+		t.Errorf("attempts = %+v, want the one 200 written after the outage", d.Attempts)
+	}
+	if rc.count() != 1 {
+		t.Errorf("receiver got %d requests, want 1", rc.count())
+	}
+	if lost := counter(t, reg, "herald_results_lost_total", nil); lost != 0 {
+		t.Errorf("%g results lost", lost)
+	}
+}
+
+// proxy forwards TCP connections to a server until it is taken down, when
+// it refuses new connections and cuts the open ones: a database outage.
+type proxy struct {
+	t      *testing.T
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	p := &proxy{t: t, target: target, addr: "127.0.0.1:0"}
+	p.up()
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *proxy) up() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Errorf("proxy listen: %v", err)
+		return
+	}
+	p.ln, p.addr = ln, ln.Addr().String()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+func (p *proxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
