@@ -47,7 +47,7 @@ func TestTwoNodesShareTheWork(t *testing.T) {
 		cfg := testConfig(t, db)
 		cfg.Registerer = regs[i]
 		cfg.Concurrency, cfg.PerWebhookInFlight = 2, 1 // so one node cannot take everything
-		cfg.PollInterval = time.Minute                  // wake-ups, not polls, must bring the work
+		cfg.PollInterval = time.Minute                 // wake-ups, not polls, must bring the work
 		e, _ := mustRun(t, cfg)
 		if i == 0 {
 			e1 = e
