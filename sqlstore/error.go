@@ -84,6 +84,13 @@ func unavailable(err error) bool {
 		strings.Contains(msg, "closed pool")
 }
 
+// retryable reports whether err is a deadlock or serialisation failure,
+// after which the whole transaction may simply run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
 // isUnique reports whether err is a unique-constraint violation.
 func isUnique(err error) bool {
 	var pe *pgconn.PgError

@@ -141,25 +141,32 @@ func (db *DB) CreateEvents(ctx context.Context, events []*herald.Event) ([]heral
 		if err != nil {
 			return err
 		}
-		// A keyed event not inserted lost a race with another transaction
-		// that committed the same key first (PostgreSQL): report that one.
-		var lost []int
+		// An event not inserted either lost a race with another transaction
+		// that committed the same idempotency key first (PostgreSQL), or
+		// came with the ID of a stored event: report the stored one.
 		for _, i := range fresh {
-			if !inserted[events[i].ID] {
-				lost = append(lost, i)
-			}
-		}
-		for _, i := range lost {
 			e := events[i]
-			k := instanceKey{e.TenantName, e.InstanceName}
-			err := db.seenKeys(ctx, q, k, []string{e.IdempotencyKey}, func(_ string, r herald.EventResult) {
-				r.Duplicate = true
-				results[i] = r
-			})
-			if err != nil {
-				return err
+			if inserted[e.ID] {
+				continue
 			}
 			deliveries[i] = nil
+			results[i] = herald.EventResult{Duplicate: true}
+			if e.IdempotencyKey != "" {
+				k := instanceKey{e.TenantName, e.InstanceName}
+				err := db.seenKeys(ctx, q, k, []string{e.IdempotencyKey}, func(_ string, r herald.EventResult) {
+					r.Duplicate = true
+					results[i] = r
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if results[i].EventID == "" {
+				results[i].EventID = e.ID
+				if err := q.row(ctx, `SELECT deliveries FROM events WHERE id = ?`, e.ID).Scan(&results[i].Deliveries); err != nil {
+					return err
+				}
+			}
 		}
 
 		if created, err = db.insertDeliveries(ctx, q, events, deliveries, nowMS); err != nil {

@@ -271,8 +271,21 @@ func (db *DB) forUpdate() string {
 }
 
 // tx runs fn in a write transaction and commits it, or rolls it back when fn
-// or the commit fails.
+// or the commit fails. On PostgreSQL a transaction chosen as a deadlock
+// victim, or failing to serialise, is run again, a few times: such failures
+// say nothing about the request. fn must therefore not carry state from one
+// run to the next.
 func (db *DB) tx(ctx context.Context, fn func(q q) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.tx1(ctx, fn)
+		if err == nil || attempt == 3 || !retryable(err) {
+			return err
+		}
+		db.cfg.Logger.Debug("retrying transaction", "err", err, "attempt", attempt)
+	}
+}
+
+func (db *DB) tx1(ctx context.Context, fn func(q q) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -149,6 +150,76 @@ func init() {
 		}
 		if n := len(e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live", Limit: 500})); n != 2400 {
 			e.Fatalf("listed %d deliveries, want 2400", n)
+		}
+	})
+
+	register("CreateEventsConcurrentSameKey", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		const n = 8
+		results := make([][]herald.EventResult, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Keys in opposite orders in half of the batches: racing
+				// batches must neither deadlock nor both create.
+				keys := []string{"a", "b", "c"}
+				if i%2 == 1 {
+					slices.Reverse(keys)
+				}
+				var evs []*herald.Event
+				for _, k := range keys {
+					ev := event("acme", "live", "PATIENT_CREATED")
+					ev.IdempotencyKey = k
+					evs = append(evs, ev)
+				}
+				results[i], errs[i] = e.S.CreateEvents(e.Ctx, evs)
+			}()
+		}
+		wg.Wait()
+		ids := map[string]map[string]bool{}
+		created := 0
+		for i := range n {
+			e.must(errs[i])
+			keys := []string{"a", "b", "c"}
+			if i%2 == 1 {
+				slices.Reverse(keys)
+			}
+			for j, r := range results[i] {
+				if r.Err != nil || r.Deliveries != 1 {
+					e.Fatalf("batch %d event %d: %+v", i, j, r)
+				}
+				if ids[keys[j]] == nil {
+					ids[keys[j]] = map[string]bool{}
+				}
+				ids[keys[j]][r.EventID] = true
+				if !r.Duplicate {
+					created++
+				}
+			}
+		}
+		if created != 3 || len(ids["a"]) != 1 || len(ids["b"]) != 1 || len(ids["c"]) != 1 {
+			e.Fatalf("created %d events, ids per key %v; want each key created once", created, ids)
+		}
+		if got := len(e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live"})); got != 3 {
+			e.Errorf("%d deliveries, want 3", got)
+		}
+	})
+
+	register("CreateEventsKnownID", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		first := event("acme", "live", "PATIENT_CREATED")
+		res := e.create(first)
+		again := event("acme", "live", "PATIENT_UPDATED")
+		again.ID = first.ID
+		res2 := e.create(again)
+		if !res2[0].Duplicate || res2[0].EventID != res[0].EventID || res2[0].Deliveries != 1 {
+			e.Errorf("event with a stored ID = %+v, want a duplicate of %+v", res2[0], res[0])
+		}
+		if got := len(e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live"})); got != 1 {
+			e.Errorf("%d deliveries, want 1", got)
 		}
 	})
 }
