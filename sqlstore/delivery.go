@@ -195,7 +195,7 @@ func (db *DB) ResendDelivery(ctx context.Context, tenant, instance, id string) (
 		if d.Status == herald.StatusSent {
 			return herald.Errorf(herald.ECONFLICT, "delivery %q is being sent right now; resend it once this attempt is recorded.", id)
 		}
-		now := fromMS(ms(db.now()))
+		now := db.now()
 		if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, claimed_by = '',
 			wait_reason = 'resent', updated_at = ? WHERE id = ?`, ms(now), ms(now), id); err != nil {
 			return err

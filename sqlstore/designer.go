@@ -18,7 +18,7 @@ func (db *DB) CreateDesignerWebhook(ctx context.Context, tenant string, w *heral
 	if err := w.Validate(); err != nil {
 		return err
 	}
-	now := fromMS(ms(db.now()))
+	now := db.now()
 	err := db.tx(ctx, func(q q) error {
 		if err := db.tenantExists(ctx, q, tenant); err != nil {
 			return err
@@ -125,7 +125,7 @@ func (db *DB) UpdateDesignerWebhook(ctx context.Context, tenant, name string, up
 		if err := w.Validate(); err != nil {
 			return err
 		}
-		w.UpdatedAt = fromMS(ms(db.now()))
+		w.UpdatedAt = db.now()
 		triggers, _ := json.Marshal(w.Triggers)
 		_, err = q.exec(ctx, `UPDATE designer_webhooks SET title = ?, triggers = ?, updated_at = ? WHERE tenant = ? AND name = ?`,
 			w.Title, string(triggers), ms(w.UpdatedAt), tenant, name)
@@ -234,7 +234,7 @@ func (db *DB) latestVersion(ctx context.Context, q q, tenant string) (*herald.De
 // instance of the tenant, in one transaction. ECONFLICT when the draft has
 // no changes.
 func (db *DB) Publish(ctx context.Context, tenant, comment, by string) (*herald.DesignerVersion, error) {
-	now := fromMS(ms(db.now()))
+	now := db.now()
 	var v *herald.DesignerVersion
 	err := db.tx(ctx, func(q q) error {
 		// The tenant row lock serialises publishes (and instance creation)

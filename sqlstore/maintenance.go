@@ -83,7 +83,7 @@ func (db *DB) DeactivateFailing(ctx context.Context, failingSince time.Time, rea
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		now := fromMS(ms(db.now()))
+		now := db.now()
 		for _, id := range ids {
 			if err := db.deactivate(ctx, q, id, reason, now); err != nil {
 				return err

@@ -4,7 +4,7 @@
 // database).
 //
 // Both dialects run the same SQL, with "?" placeholders rewritten to "$n" for
-// PostgreSQL in one place (q.rewrite); the few statements that differ (row
+// PostgreSQL in one place (DB.rewrite); the few statements that differ (row
 // locks, the claim query, wake-ups, leadership) branch on db.pg. The schema
 // lives in migrations/, numbered files applied in order by Open.
 package sqlstore
@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,12 +154,8 @@ func (db *DB) openSQLite(path string) error {
 
 // redact hides the password of a database URL in messages.
 func redact(dsn string) string {
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		if j := strings.Index(dsn[i+3:], "@"); j >= 0 {
-			if k := strings.Index(dsn[i+3:i+3+j], ":"); k >= 0 {
-				return dsn[:i+3+k+1] + "xxxxx" + dsn[i+3+j:]
-			}
-		}
+	if u, err := url.Parse(dsn); err == nil {
+		return u.Redacted()
 	}
 	return dsn
 }
@@ -203,7 +200,9 @@ func (db *DB) Close() error {
 	return err
 }
 
-func (db *DB) now() time.Time { return db.cfg.Now() }
+// now is the current time as the database keeps it: UTC, to the
+// millisecond, so what a method returns equals what it stored.
+func (db *DB) now() time.Time { return fromMS(ms(db.cfg.Now())) }
 
 // querier is what *sql.DB, *sql.Tx and *sql.Conn have in common.
 type querier interface {

@@ -11,9 +11,13 @@ import (
 	"github.com/heraldhooks/herald"
 )
 
-// CreateTenant creates a tenant. ECONFLICT if the name is taken.
+// CreateTenant creates a tenant. EINVALID unless the name is a slug,
+// ECONFLICT if it is taken.
 func (db *DB) CreateTenant(ctx context.Context, name string) (*herald.Tenant, error) {
-	t := &herald.Tenant{Name: name, CreatedAt: fromMS(ms(db.now()))}
+	if err := herald.ValidateName("name", name); err != nil {
+		return nil, err
+	}
+	t := &herald.Tenant{Name: name, CreatedAt: db.now()}
 	_, err := q{db, db.write}.exec(ctx, `INSERT INTO tenants (name, created_at) VALUES (?, ?)`, name, ms(t.CreatedAt))
 	if isUnique(err) {
 		return nil, herald.Errorf(herald.ECONFLICT, "tenant %q already exists.", name)
@@ -60,7 +64,10 @@ func (db *DB) GetTenant(ctx context.Context, name string) (*herald.Tenant, error
 // tenant's latest published version, inactive, each with its own signing
 // secret. ENOTFOUND for an unknown tenant, ECONFLICT if the name is taken.
 func (db *DB) CreateInstance(ctx context.Context, tenant, name string) (*herald.Instance, error) {
-	now := fromMS(ms(db.now()))
+	if err := herald.ValidateName("name", name); err != nil {
+		return nil, err
+	}
+	now := db.now()
 	inst := &herald.Instance{Tenant: tenant, Name: name, CreatedAt: now}
 	err := db.tx(ctx, func(q q) error {
 		// Lock the tenant so a concurrent Publish either sees this instance
@@ -151,7 +158,7 @@ func (db *DB) UpsertAPIClient(ctx context.Context, c *herald.APIClient) error {
 
 func (db *DB) saveAPIClient(ctx context.Context, c *herald.APIClient, upsert bool) error {
 	if c.CreatedAt.IsZero() {
-		c.CreatedAt = fromMS(ms(db.now()))
+		c.CreatedAt = db.now()
 	}
 	w := q{db, db.write}
 	if c.Tenant != "" {

@@ -109,7 +109,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		if w.Active && w.URL == "" {
 			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is active; deactivate it before clearing its url.", name)
 		}
-		w.UpdatedAt = fromMS(ms(db.now()))
+		w.UpdatedAt = db.now()
 		headers, _ := json.Marshal(nonNil(w.Headers))
 		params, _ := json.Marshal(nonNil(w.QueryParameters))
 		w.Payload.PredefinedFields = nonNil(w.Payload.PredefinedFields)
@@ -149,7 +149,7 @@ func (db *DB) ActivateWebhook(ctx context.Context, tenant, instance, name string
 			return nil
 		}
 		w.Active, w.DeactivatedReason, w.DeactivatedAt = true, "", nil
-		w.UpdatedAt = fromMS(ms(db.now()))
+		w.UpdatedAt = db.now()
 		if _, err := q.exec(ctx, `UPDATE webhooks SET active = 1, deactivated_reason = '', deactivated_at = NULL,
 			failing_since = NULL, last_failed_at = NULL, updated_at = ? WHERE id = ?`, ms(w.UpdatedAt), w.ID); err != nil {
 			return err
@@ -176,7 +176,7 @@ func (db *DB) DeactivateWebhook(ctx context.Context, tenant, instance, name, rea
 		if w, err = db.getWebhook(ctx, q, tenant, instance, name, true); err != nil {
 			return err
 		}
-		now := fromMS(ms(db.now()))
+		now := db.now()
 		if err := db.deactivate(ctx, q, w.ID, reason, now); err != nil {
 			return err
 		}

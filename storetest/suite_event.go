@@ -151,6 +151,14 @@ func init() {
 		if n := len(e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live", Limit: 500})); n != 2400 {
 			e.Fatalf("listed %d deliveries, want 2400", n)
 		}
+		// Pages default to 50 and hold at most 500.
+		for limit, want := range map[int]int{0: 50, -1: 50, 10000: 500, 499: 499} {
+			page, next, err := e.S.ListDeliveries(e.Ctx, herald.DeliveryFilter{Tenant: "acme", Instance: "live", Limit: limit})
+			e.must(err)
+			if len(page) != want || next == "" {
+				e.Errorf("limit %d: %d deliveries, next %q; want %d and a next page", limit, len(page), next, want)
+			}
+		}
 	})
 
 	register("CreateEventsConcurrentSameKey", func(e *env) {

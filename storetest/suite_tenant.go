@@ -17,6 +17,8 @@ func init() {
 		}
 		_, err := e.S.CreateTenant(e.Ctx, "acme")
 		e.wantCode(err, herald.ECONFLICT, `tenant "acme" already exists.`)
+		_, err = e.S.CreateTenant(e.Ctx, "Not A Slug")
+		e.wantCode(err, herald.EINVALID)
 		list, err := e.S.ListTenants(e.Ctx)
 		e.must(err)
 		if len(list) != 2 || list[0].Name != "acme" || list[1].Name != "globex" {
@@ -42,6 +44,8 @@ func init() {
 		}
 		_, err = e.S.CreateInstance(e.Ctx, "acme", "live")
 		e.wantCode(err, herald.ECONFLICT, `instance "live" of tenant "acme" already exists.`)
+		_, err = e.S.CreateInstance(e.Ctx, "acme", "-live")
+		e.wantCode(err, herald.EINVALID)
 		list, err := e.S.ListInstances(e.Ctx, "acme")
 		e.must(err)
 		if len(list) != 2 || list[0].Name != "live" || list[1].Name != "sandbox" || list[0].Tenant != "acme" {
