@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/sqlstore"
+	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,13 +22,22 @@ import (
 // receivers that answer 204 at once. It reports events/s from the first
 // call to the last delivery, and deliveries/s (each event goes to every
 // webhook).
+//
+// The PostgreSQL runs need the server storetest.PostgresDSN names; they
+// skip when HERALD_TEST_POSTGRES=off.
 func BenchmarkDeliver(b *testing.B) {
-	for _, webhooks := range []int{1, 4} {
-		b.Run(fmt.Sprintf("webhooks=%d", webhooks), func(b *testing.B) { benchmarkDeliver(b, webhooks) })
+	stores := []struct {
+		name string
+		open func(testing.TB) *sqlstore.DB
+	}{{"sqlite", storetest.NewSQLite}, {"postgres", storetest.NewPostgres}}
+	for _, st := range stores {
+		for _, webhooks := range []int{1, 4} {
+			b.Run(fmt.Sprintf("%s/webhooks=%d", st.name, webhooks), func(b *testing.B) { benchmarkDeliver(b, st.open(b), webhooks) })
+		}
 	}
 }
 
-func benchmarkDeliver(b *testing.B, webhooks int) {
+func benchmarkDeliver(b *testing.B, db *sqlstore.DB, webhooks int) {
 	var received atomic.Int64
 	all := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -40,7 +51,7 @@ func benchmarkDeliver(b *testing.B, webhooks int) {
 	for i := range hooks {
 		hooks[i] = hook{name: fmt.Sprintf("wh-%d", i), url: srv.URL}
 	}
-	db, _ := mustStore(b, hooks...)
+	mustSetup(b, db, hooks...)
 	cfg := testConfig(b, db)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg

@@ -288,8 +288,10 @@ func (e *Engine) claimLoop(ctx context.Context, start func(*herald.Job)) {
 			case <-timer.C:
 			}
 		}
-		last = time.Now()
 		wait, err := e.claim(ctx, start)
+		// Counted from the end: the senders a claim started get the gap to
+		// finish, so the next claim takes their slots along.
+		last = time.Now()
 		switch {
 		case ctx.Err() != nil:
 			return

@@ -95,6 +95,8 @@ func TestRetriesUntilTheReceiverRecovers(t *testing.T) {
 	})
 	db, _ := mustStore(t, hook{name: "wh-flaky", url: rc.URL})
 	cfg := testConfig(t, db)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
 	cfg.Schedule = []time.Duration{0, 100 * time.Millisecond}
 	cfg.Jitter = -1
 	e, _ := mustRun(t, cfg)
@@ -114,6 +116,11 @@ func TestRetriesUntilTheReceiverRecovers(t *testing.T) {
 	}
 	if gap := a2.StartedAt.Sub(a1.StartedAt); gap < 100*time.Millisecond {
 		t.Errorf("retry came %s after the first attempt; the schedule says 100ms", gap)
+	}
+	for outcome, want := range map[string]float64{"retrying": 1, "delivered": 1, "failed": 0} {
+		if got := counter(t, reg, "herald_delivery_attempts_total", map[string]string{"outcome": outcome}); got != want {
+			t.Errorf("herald_delivery_attempts_total{outcome=%q} = %g, want %g", outcome, got, want)
+		}
 	}
 	got := rc.got()
 	if got[0].header.Get("webhook-id") != got[1].header.Get("webhook-id") {
@@ -282,6 +289,8 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 	fast := newReceiver(t, nil)
 	db, _ := mustStore(t, hook{name: "wh-slow", url: slow.URL, timeout: 30}, hook{name: "wh-fast", url: fast.URL})
 	cfg := testConfig(t, db)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
 	cfg.Concurrency = 6
 	cfg.PerWebhookInFlight = 2
 	cfg.DrainTimeout = 100 * time.Millisecond
@@ -307,6 +316,9 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 	if maxFast > 2 {
 		t.Errorf("fast receiver saw %d requests at once; PerWebhookInFlight is 2", maxFast)
 	}
+	waitFor(t, 5*time.Second, "only the slow receiver's requests to be in flight", func() bool {
+		return metric(t, reg, "herald_deliveries_in_flight", nil).GetGauge().GetValue() == 2
+	})
 }
 
 // TestGroupCommit: concurrent API requests are stored in a few
