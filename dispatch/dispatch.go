@@ -58,8 +58,9 @@ type Config struct {
 	PerWebhookInFlight int
 	// Lease is how long a claim lasts: if this node has not recorded the
 	// attempt by then, another node may send the delivery again. It must
-	// exceed the longest webhook timeout plus the time to write the result.
-	// Defaults to herald.MaxTimeoutSeconds + 30s (150s).
+	// exceed herald.MaxTimeoutSeconds, so no request outlives its claim;
+	// the margin above it is the time to write the result. Defaults to
+	// herald.MaxTimeoutSeconds + 30s (150s).
 	Lease time.Duration
 	// PollInterval is the longest the engine sleeps without looking for due
 	// deliveries, for retries and work committed by other nodes when no
@@ -69,9 +70,11 @@ type Config struct {
 	// another node committed deliveries. Optional.
 	Wake <-chan struct{}
 
-	// Schedule is the wait before each attempt: Schedule[0] before the
-	// first, Schedule[n] after attempt n failed, the last value repeating.
-	// Defaults to DefaultSchedule. The last value must be positive.
+	// Schedule is the wait before each attempt, as DESIGN.md lists them:
+	// Schedule[n] is the wait after attempt n failed, the last value
+	// repeating. Schedule[0] stands for the first attempt, which is always
+	// made as soon as the delivery is stored. Defaults to DefaultSchedule.
+	// The last value must be positive.
 	Schedule []time.Duration
 	// RetryWindow is how long after the first attempt retries go on; a
 	// delivery whose next attempt would fall later is FAILED. Defaults to 24h.
@@ -166,6 +169,9 @@ func New(cfg Config) (*Engine, error) {
 		if !c.ok {
 			return nil, fmt.Errorf("dispatch: Config.%s must be positive", c.name)
 		}
+	}
+	if cfg.Lease <= herald.MaxTimeoutSeconds*time.Second {
+		return nil, fmt.Errorf("dispatch: Config.Lease is %s; it must exceed the longest webhook timeout, %ds, or a slow request would be sent again by another node while it is still running", cfg.Lease, herald.MaxTimeoutSeconds)
 	}
 	if slices.Min(cfg.Schedule) < 0 || cfg.Schedule[len(cfg.Schedule)-1] <= 0 {
 		return nil, errors.New("dispatch: Config.Schedule must have no negative wait and end with a positive one (it repeats)")

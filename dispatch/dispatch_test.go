@@ -579,10 +579,11 @@ func TestMaintainerRunsWhenLeader(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	db, _ := mustStore(t)
 	for name, mod := range map[string]func(*dispatch.Config){
-		"no store":           func(c *dispatch.Config) { c.Store = nil },
-		"negative lease":     func(c *dispatch.Config) { c.Lease = -time.Second },
-		"schedule ends at 0": func(c *dispatch.Config) { c.Schedule = []time.Duration{0, time.Second, 0} },
-		"jitter 1":           func(c *dispatch.Config) { c.Jitter = 1 },
+		"no store":            func(c *dispatch.Config) { c.Store = nil },
+		"negative lease":      func(c *dispatch.Config) { c.Lease = -time.Second },
+		"lease below timeout": func(c *dispatch.Config) { c.Lease = time.Minute },
+		"schedule ends at 0":  func(c *dispatch.Config) { c.Schedule = []time.Duration{0, time.Second, 0} },
+		"jitter 1":            func(c *dispatch.Config) { c.Jitter = 1 },
 	} {
 		cfg := testConfig(t, db)
 		mod(&cfg)

@@ -178,7 +178,7 @@ func describe(err error, timeout time.Duration) string {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return "timed out after " + formatDuration(timeout)
 	case errors.Is(err, context.Canceled):
-		return "cancelled: Herald was shutting down"
+		return "cancelled before the receiver answered"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET):
