@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
@@ -278,6 +280,49 @@ func TestTestWebhookSendsPlaceholders(t *testing.T) {
 	wh.URL = ""
 	if _, err := e.TestWebhook(context.Background(), wh.Webhook, nil); herald.ErrorCode(err) != herald.EUNPROCESSABLE {
 		t.Errorf("test of a webhook without URL: err = %v, want unprocessable", err)
+	}
+}
+
+// TestTestWebhookReportsFailures checks the words an admin reads when the
+// receiver is not there, and that a long answer is cut to MaxResponseBody
+// without breaking a character.
+func TestTestWebhookReportsFailures(t *testing.T) {
+	db, _ := mustStore(t)
+	e, err := dispatch.New(testConfig(t, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := herald.NewSigningSecret()
+	w := &herald.Webhook{Tenant: tenant, Instance: instance, Name: "wh-try", TimeoutSeconds: 5,
+		Payload: herald.PayloadConfig{Format: herald.FormatWelkin, PredefinedFields: herald.DefaultPredefinedFields}}
+
+	// A port nobody listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.URL = "http://" + ln.Addr().String() + "/hook"
+	ln.Close()
+	a, err := e.TestWebhook(context.Background(), w, []string{secret})
+	if err != nil || a.Error != "connection refused" || a.StatusCode != 0 {
+		t.Errorf("attempt = %+v, %v; want error \"connection refused\"", a, err)
+	}
+
+	long := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, "x"+strings.Repeat("é", 8<<10)) // 2-byte characters, cut mid-character at 4 KiB
+	})
+	w.URL = long.URL
+	a, err = e.TestWebhook(context.Background(), w, []string{secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.StatusCode != 400 || a.Error != "receiver answered 400 Bad Request" {
+		t.Errorf("attempt status %d error %q", a.StatusCode, a.Error)
+	}
+	if len(a.ResponseBody) != herald.MaxResponseBody-1 || !utf8.ValidString(a.ResponseBody) {
+		t.Errorf("response body of %d bytes (valid UTF-8: %v); want the first %d bytes less the split character",
+			len(a.ResponseBody), utf8.ValidString(a.ResponseBody), herald.MaxResponseBody)
 	}
 }
 

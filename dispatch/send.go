@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/netguard"
@@ -116,8 +117,7 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	defer resp.Body.Close()
 	a.StatusCode = resp.StatusCode
 	kept, _ := io.ReadAll(io.LimitReader(resp.Body, herald.MaxResponseBody))
-	// The cut may split a character; the record must stay valid UTF-8.
-	a.ResponseBody = strings.ToValidUTF8(string(kept), "\uFFFD")
+	a.ResponseBody = responseText(kept)
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDiscard)
 
 	switch code := resp.StatusCode; {
@@ -198,4 +198,19 @@ func describe(err error, timeout time.Duration) string {
 		return urlErr.Err.Error()
 	}
 	return err.Error()
+}
+
+// responseText makes the kept part of an answer storable text: a character
+// split by the cut is dropped, so the text stays within MaxResponseBody,
+// and bytes that are not UTF-8 (a binary answer) become U+FFFD.
+func responseText(b []byte) string {
+	for i := 1; i < utf8.UTFMax && i <= len(b); i++ {
+		if utf8.RuneStart(b[len(b)-i]) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				b = b[:len(b)-i]
+			}
+			break
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
