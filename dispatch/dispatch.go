@@ -310,9 +310,6 @@ func (e *Engine) claimLoop(ctx context.Context, start func(*herald.Job)) {
 		default:
 			failures = 0
 		}
-		if wait == 0 {
-			continue
-		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -328,8 +325,7 @@ func (e *Engine) claimLoop(ctx context.Context, start func(*herald.Job)) {
 }
 
 // claim claims what the free senders can take and starts it. It returns
-// how long to sleep before the next claim unless woken: 0 when there may
-// be more due work right now.
+// how long to sleep before the next claim unless woken.
 func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Duration, error) {
 	free, perWebhook, exclude := e.capacity()
 	if free == 0 {
