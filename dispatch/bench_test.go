@@ -16,12 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// BenchmarkDeliver measures the whole path on the embedded store: b.N
-// events come in through CreateEvents as single-event API calls from 64
-// concurrent producers (group commit), and are delivered to loopback
-// receivers that answer 204 at once. It reports events/s from the first
-// call to the last delivery, and deliveries/s (each event goes to every
-// webhook).
+// BenchmarkDeliver measures the whole path on a real store, SQLite and
+// PostgreSQL: b.N events come in through CreateEvents as single-event API
+// calls from 64 concurrent producers (group commit), and are delivered to
+// loopback receivers that answer 204 at once, with the engine's default
+// concurrency limits. It reports events/s from the first call to the last
+// delivery, deliveries/s (each event goes to every webhook), and the batch
+// sizes that decide the number of transactions.
 //
 // The PostgreSQL runs need the server storetest.PostgresDSN names; they
 // skip when HERALD_TEST_POSTGRES=off.
