@@ -113,6 +113,10 @@ type Engine struct {
 	ing     ingester
 	running atomic.Bool
 
+	// unclaimable counts claims in a row that found due deliveries they
+	// could not take while nothing was in flight; only the claim loop uses it.
+	unclaimable int
+
 	mu         sync.Mutex
 	inFlight   int
 	perWebhook map[string]int // webhook ID -> requests in flight
@@ -345,6 +349,7 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 	}
 	if len(jobs) > 0 {
 		e.metrics.claimBatch.Observe(float64(len(jobs)))
+		e.unclaimable = 0
 	}
 	for _, j := range jobs {
 		e.observeLag(j, now)
@@ -362,13 +367,22 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 		return 0, fmt.Errorf("next due delivery: %w", err)
 	}
 	wait := e.cfg.PollInterval
-	// A delivery already due but not claimed belongs to a saturated
-	// webhook or to another node: a finishing sender or the poll brings
-	// it, so only a future due time shortens the sleep.
-	if next != nil {
-		if d := next.Sub(e.cfg.Now()); d > 0 && d < wait {
-			wait = d
-		}
+	if next == nil {
+		return wait, nil
+	}
+	if d := next.Sub(e.cfg.Now()); d > 0 {
+		return min(d, wait), nil
+	}
+	// Due but not claimed. Usually it belongs to a webhook saturated here,
+	// and one of its finishing senders wakes the loop. With nothing in
+	// flight, it was locked by another node's claim (SKIP LOCKED), which
+	// may come to nothing: look again soon, and less often each time.
+	e.mu.Lock()
+	idle := e.inFlight == 0
+	e.mu.Unlock()
+	if idle {
+		e.unclaimable++
+		return min(claimEvery<<min(e.unclaimable+2, 20), wait), nil
 	}
 	return wait, nil
 }
