@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -170,18 +171,29 @@ func rolesText(p perm) string {
 // {"apiClient","secret"}, or the OAuth2 client credentials grant (form,
 // with the client in the form or in HTTP Basic auth).
 func (s *server) token(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, 64<<10)
+	if err != nil {
+		return err
+	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "application/x-www-form-urlencoded" {
+	_, _, basic := r.BasicAuth()
+	// A form is the OAuth2 grant, unless its body is plainly JSON: that is
+	// `curl -d '{"apiClient":...}'`, which sends JSON under a form type.
+	if (mt == "application/x-www-form-urlencoded" && !looksLikeJSON(body)) || (basic && mt == "") {
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		return s.oauthToken(w, r)
 	}
-	if _, _, basic := r.BasicAuth(); basic && mt == "" {
-		return s.oauthToken(w, r)
+	if len(bytes.TrimSpace(body)) == 0 {
+		return herald.Errorf(herald.EINVALID, "The request body is empty; send {\"apiClient\":\"...\",\"secret\":\"...\"}, or an OAuth2 client credentials form.")
+	}
+	if err := checkJSONContentType(r, body); err != nil {
+		return err
 	}
 	var req struct {
 		APIClient string `json:"apiClient"`
 		Secret    string `json:"secret"`
 	}
-	if err := decodeJSON(w, r, &req, bodyRequired); err != nil {
+	if err := unmarshalStrict(body, &req, ""); err != nil {
 		return err
 	}
 	if req.APIClient == "" {

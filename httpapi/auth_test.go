@@ -40,6 +40,7 @@ func TestTokenForms(t *testing.T) {
 		{name: "form no client", body: form(url.Values{"grant_type": {"client_credentials"}}), header: formCT, status: 401, oauth: "invalid_client"},
 		{name: "form no grant", body: form(url.Values{"client_id": {"admin"}, "client_secret": {adminSecret}}), header: formCT, status: 400, oauth: "invalid_request"},
 		{name: "form other grant", body: form(url.Values{"grant_type": {"password"}, "client_id": {"admin"}, "client_secret": {adminSecret}}), header: formCT, status: 400, oauth: "unsupported_grant_type"},
+		{name: "json sent by curl -d (form content type)", body: `{"apiClient":"admin","secret":"` + adminSecret + `"}`, header: formCT, status: 200},
 		{name: "text body", body: "admin", header: map[string]string{"Content-Type": "text/plain"}, status: 415, herald: "unsupported_media_type", message: "application/json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

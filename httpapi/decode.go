@@ -26,9 +26,11 @@ const (
 )
 
 // checkJSONContentType returns an error unless the request says its body is
-// JSON, or says nothing (curl -d users forget; the body is still parsed
-// strictly).
-func checkJSONContentType(r *http.Request) error {
+// JSON, says nothing, or says application/x-www-form-urlencoded over a body
+// that is plainly JSON: that is what `curl -d '{...}'` sends, and refusing
+// it would only teach people to add a header. The body is still parsed
+// strictly.
+func checkJSONContentType(r *http.Request, body []byte) error {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		return nil
@@ -37,7 +39,17 @@ func checkJSONContentType(r *http.Request) error {
 	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 		return nil
 	}
+	if mt == "application/x-www-form-urlencoded" && looksLikeJSON(body) {
+		return nil
+	}
 	return herald.Errorf(codeUnsupportedMediaType, "Content-Type %q is not supported here: send the body as JSON with Content-Type: application/json.", ct)
+}
+
+// looksLikeJSON reports whether b starts, after white space, with a JSON
+// object or array.
+func looksLikeJSON(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
 }
 
 // readBody returns the request body, at most limit bytes; ETOOLARGE beyond.
@@ -81,7 +93,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, mode bodyMode) er
 		}
 		return herald.Errorf(herald.EINVALID, "The request body is empty; this call needs a JSON object.")
 	}
-	if err := checkJSONContentType(r); err != nil {
+	if err := checkJSONContentType(r, b); err != nil {
 		return err
 	}
 	return unmarshalStrict(b, v, "")

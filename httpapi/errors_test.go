@@ -42,6 +42,7 @@ func TestErrors(t *testing.T) {
 		{"two values", "PATCH", wh, `{} {}`, nil, 400, "invalid", "", "one JSON value"},
 		{"empty body", "POST", "/v1/tenants", "", nil, 400, "invalid", "", "body is empty"},
 		{"not JSON content type", "POST", "/v1/tenants", `name=acme`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type", "", "Content-Type: application/json"},
+		{"JSON under a form content type (curl -d) is still parsed strictly", "POST", "/v1/tenants", `{"nmae":"acme"}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, "invalid", "nmae", `did you mean "name"?`},
 		// 400: validation, from the domain.
 		{"bad name", "POST", "/v1/tenants", `{"name":"Acme Corp"}`, nil, 400, "invalid", "name", `name "Acme Corp" is not a valid name`},
 		{"bad url", "PATCH", wh, `{"url":"ftp://x.example"}`, nil, 400, "invalid", "url", "must start with https://"},

@@ -50,7 +50,7 @@ func (s *server) createEvents(w http.ResponseWriter, r *http.Request) error {
 	if len(body) == 0 {
 		return herald.Errorf(herald.EINVALID, "The request body is empty; send one event as a JSON object, or a JSON array of events.")
 	}
-	if err := checkJSONContentType(r); err != nil {
+	if err := checkJSONContentType(r, body); err != nil {
 		return err
 	}
 	tenant, instance := r.PathValue("tenant"), r.PathValue("instance")
