@@ -135,7 +135,7 @@ func (s *server) createAPIClient(w http.ResponseWriter, r *http.Request) error {
 		Tenant:     tenant,
 		Role:       req.Role,
 		SecretHash: herald.HashSecret(secret),
-		CreatedAt:  s.now().UTC(),
+		CreatedAt:  s.now().UTC().Truncate(time.Millisecond), // as stored
 	}
 	if err := s.store.CreateAPIClient(r.Context(), c); err != nil {
 		return err
