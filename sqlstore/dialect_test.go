@@ -47,6 +47,11 @@ func TestOpenSQLiteCreatesDirectoryAndUsesWAL(t *testing.T) {
 	if _, err := os.Stat(path + "-wal"); err != nil {
 		t.Errorf("no write-ahead log next to the database: %v", err)
 	}
+	// A second store on the same file is refused while the first is open:
+	// SQLite serves one node.
+	if _, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{}); herald.ErrorCode(err) != herald.ECONFLICT || !strings.Contains(herald.ErrorMessage(err), "in use by another Herald process") {
+		t.Errorf("second Open on the same file: %v, want ECONFLICT saying it is in use", err)
+	}
 	// Opening again finds the schema in place and the data kept.
 	db.Close()
 	db2, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{})

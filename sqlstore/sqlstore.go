@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -64,6 +65,11 @@ type DB struct {
 	listen *listener // PostgreSQL LISTEN connection, started by the first Subscribe
 
 	lead leader
+
+	// lockFile holds an exclusive flock on "<sqlite file>.lock" while the
+	// store is open: SQLite serves one node, and a second process on the
+	// same file would take the first one's in-flight deliveries.
+	lockFile *os.File
 
 	tokenMu  sync.Mutex
 	tokenKey []byte
@@ -113,6 +119,26 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	return db, nil
 }
 
+// lockSQLite takes an exclusive, non-blocking flock on path+".lock", or
+// says that another process has the database open. The kernel drops the
+// lock when the process dies, kill -9 included, so a restart never finds
+// a stale lock.
+func (db *DB) lockSQLite(path string) error {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return herald.Errorf(herald.ECONFLICT, "database %s is in use by another Herald process; SQLite serves one node (use PostgreSQL to run several).", path)
+		}
+		return fmt.Errorf("lock %s.lock: %w", path, err)
+	}
+	db.lockFile = f
+	return nil
+}
+
 func (db *DB) openSQLite(path string) error {
 	if path == "" {
 		return herald.Errorf(herald.EINVALID, "database \"sqlite:\" names no file; use sqlite:<path>, like sqlite:herald-data/herald.db.")
@@ -124,6 +150,9 @@ func (db *DB) openSQLite(path string) error {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("create database directory: %w", err)
 		}
+	}
+	if err := db.lockSQLite(path); err != nil {
+		return err
 	}
 	// synchronous=FULL: an event acknowledged with 202 must survive a
 	// power cut, not only a process crash.
@@ -195,6 +224,9 @@ func (db *DB) Close() error {
 		}
 		if db.write != nil {
 			err = errors.Join(db.write.Close(), err)
+		}
+		if db.lockFile != nil {
+			db.lockFile.Close() // releases the flock
 		}
 	})
 	return err
