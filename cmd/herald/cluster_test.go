@@ -66,9 +66,7 @@ func TestClusterKill9LosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	for acked.Load() < total/3 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 60*time.Second, "a third of the events acknowledged", func() bool { return acked.Load() >= total/3 })
 	nodes[2].kill()
 	t.Logf("node-c killed with SIGKILL after %d acknowledged events", acked.Load())
 	wg.Wait()

@@ -47,6 +47,18 @@ func listDeliveries(t testing.TB, c *apiClient, inst, query string) []delivery {
 	}
 }
 
+// waitUntil polls cond until it holds, or fails the test after timeout.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitDeliveries waits until the delivery log lists want deliveries for query.
 func waitDeliveries(t testing.TB, c *apiClient, inst, query string, want int) {
 	t.Helper()
@@ -218,9 +230,7 @@ func TestKill9DuringBurstLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	for n.Load() < 400 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 30*time.Second, "400 events acknowledged", func() bool { return n.Load() >= 400 })
 	p.kill()
 	wg.Wait()
 	t.Logf("%d events acknowledged with 202 before kill -9", len(accepted))
