@@ -17,7 +17,8 @@ type TenantService interface {
 	// webhooks appear in it, inactive, each with its own signing secret.
 	// ENOTFOUND for an unknown tenant, ECONFLICT if the name is taken.
 	CreateInstance(ctx context.Context, tenant, name string) (*Instance, error)
-	// ListInstances returns the instances of a tenant sorted by name.
+	// ListInstances returns the instances of a tenant sorted by name;
+	// ENOTFOUND for an unknown tenant.
 	ListInstances(ctx context.Context, tenant string) ([]*Instance, error)
 	// GetInstance returns an instance or ENOTFOUND.
 	GetInstance(ctx context.Context, tenant, name string) (*Instance, error)
@@ -30,7 +31,8 @@ type TenantService interface {
 	UpsertAPIClient(ctx context.Context, c *APIClient) error
 	// GetAPIClient returns a client or ENOTFOUND.
 	GetAPIClient(ctx context.Context, name string) (*APIClient, error)
-	// ListAPIClients returns the clients of a tenant sorted by name.
+	// ListAPIClients returns the clients of a tenant sorted by name;
+	// ENOTFOUND for an unknown tenant.
 	ListAPIClients(ctx context.Context, tenant string) ([]*APIClient, error)
 
 	// TokenKey returns the deployment's key for signing bearer tokens,

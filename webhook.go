@@ -122,7 +122,7 @@ type DesignerService interface {
 	// ones are deactivated and removed. ECONFLICT when nothing changed.
 	Publish(ctx context.Context, tenant, comment, by string) (*DesignerVersion, error)
 	// ListVersions returns the published versions, newest first, without
-	// their webhooks.
+	// their webhooks; ENOTFOUND for an unknown tenant.
 	ListVersions(ctx context.Context, tenant string) ([]*DesignerVersion, error)
 }
 
@@ -353,7 +353,8 @@ type WebhookSecret struct {
 
 // WebhookService manages the published webhooks of an instance.
 type WebhookService interface {
-	// ListWebhooks returns the webhooks of an instance sorted by name.
+	// ListWebhooks returns the webhooks of an instance sorted by name;
+	// ENOTFOUND for an unknown tenant or instance.
 	ListWebhooks(ctx context.Context, tenant, instance string) ([]*Webhook, error)
 	// GetWebhook returns one webhook of an instance, or ENOTFOUND.
 	GetWebhook(ctx context.Context, tenant, instance, name string) (*Webhook, error)
@@ -365,6 +366,7 @@ type WebhookService interface {
 	ActivateWebhook(ctx context.Context, tenant, instance, name string) (*Webhook, error)
 	// DeactivateWebhook stops a webhook: its PENDING, RETRYING and SENT
 	// deliveries become CANCELLED (recoverable), and no new ones are made.
+	// An empty reason is stored as "deactivated by admin".
 	DeactivateWebhook(ctx context.Context, tenant, instance, name, reason string) (*Webhook, error)
 	// WebhookSecrets returns the current secret first, then rotated-out
 	// secrets still within their grace period.
