@@ -16,7 +16,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -160,6 +159,3 @@ func NewID(prefix string, now time.Time) string {
 	}
 	return prefix + "_" + string(out[:])
 }
-
-// trimmed reports whether s has no leading or trailing white space.
-func trimmed(s string) bool { return strings.TrimSpace(s) == s }
