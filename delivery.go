@@ -160,6 +160,16 @@ type DeliveryQueue interface {
 	// on graceful shutdown, and at start for the single SQLite node, which
 	// takes back its predecessor's leases.
 	ReleaseDeliveries(ctx context.Context, owner string) (int, error)
+	// ReleaseUnheld makes the owner's SENT deliveries that are not in held
+	// due again at once, as ReleaseDeliveries does, and returns how many it
+	// released. The engine calls it once the database answers after a
+	// claim whose outcome it does not know: a claim can commit and its
+	// answer be lost with the connection, and the deliveries it took would
+	// otherwise wait out the lease. held lists every delivery the owner is
+	// still working on (sending, queued, or with a result not yet
+	// recorded); those keep their claim. held may be long and may name
+	// deliveries that are no longer SENT.
+	ReleaseUnheld(ctx context.Context, owner string, held []string) (int, error)
 	// ReleaseAll makes every SENT delivery due at once, whatever its owner.
 	// Only for a single-node store (SQLite) at start.
 	ReleaseAll(ctx context.Context) (int, error)

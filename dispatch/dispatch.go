@@ -116,10 +116,18 @@ type Engine struct {
 	// unclaimable counts claims in a row that found due deliveries they
 	// could not take while nothing was in flight; only the claim loop uses it.
 	unclaimable int
+	// unsure is set when a claim failed: it may have committed in the
+	// database and lost its answer, leaving deliveries SENT under this
+	// owner that the engine never received. Only the claim loop uses it.
+	unsure bool
 
 	mu         sync.Mutex
 	inFlight   int
 	perWebhook map[string]int // webhook ID -> requests in flight
+	// held counts, by delivery ID, the claims the engine is working on:
+	// from the claim until the result is written (or given up). Anything
+	// else SENT under this owner is an orphan after an unsure claim.
+	held map[string]int
 }
 
 // New returns an engine for cfg, or an error naming the first invalid
@@ -198,6 +206,7 @@ func New(cfg Config) (*Engine, error) {
 		wake:       make(chan struct{}, 1),
 		ing:        ingester{commit: make(chan struct{}, 1)},
 		perWebhook: map[string]int{},
+		held:       map[string]int{},
 	}, nil
 }
 
@@ -331,6 +340,11 @@ func (e *Engine) claimLoop(ctx context.Context, start func(*herald.Job)) {
 // claim claims what the free senders can take and starts it. It returns
 // how long to sleep before the next claim unless woken.
 func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Duration, error) {
+	if e.unsure {
+		if err := e.releaseOrphans(ctx); err != nil {
+			return 0, err
+		}
+	}
 	free, perWebhook, exclude := e.capacity()
 	if free == 0 {
 		return e.cfg.PollInterval, nil // a finishing sender wakes the loop
@@ -345,12 +359,15 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 		ExcludeWebhooks: exclude,
 	})
 	if err != nil {
+		// The claim may have committed before the connection broke.
+		e.unsure = true
 		return 0, fmt.Errorf("claim deliveries: %w", err)
 	}
 	if len(jobs) > 0 {
 		e.metrics.claimBatch.Observe(float64(len(jobs)))
 		e.unclaimable = 0
 	}
+	e.hold(jobs)
 	for _, j := range jobs {
 		e.observeLag(j, now)
 		e.acquire(j.Webhook.ID)
@@ -385,6 +402,49 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 		return min(claimEvery<<min(e.unclaimable+2, 20), wait), nil
 	}
 	return wait, nil
+}
+
+// releaseOrphans makes due again every delivery SENT under this owner that
+// the engine does not hold: what a claim took when its answer was lost. It
+// runs in the claim loop, so no claim adds to what the engine holds while
+// the release runs; deliveries that stop being held meanwhile have had
+// their results written and are no longer SENT.
+func (e *Engine) releaseOrphans(ctx context.Context) error {
+	e.mu.Lock()
+	held := make([]string, 0, len(e.held))
+	for id := range e.held {
+		held = append(held, id)
+	}
+	e.mu.Unlock()
+	n, err := e.store.ReleaseUnheld(ctx, e.cfg.Owner, held)
+	if err != nil {
+		return fmt.Errorf("release deliveries of a lost claim: %w", err)
+	}
+	e.unsure = false
+	if n > 0 {
+		e.metrics.orphansReleased.Add(float64(n))
+		e.log.Warn("released deliveries claimed by a claim whose answer was lost; they are due again now", "count", n)
+	}
+	return nil
+}
+
+// hold records that the engine is working on jobs.
+func (e *Engine) hold(jobs []*herald.Job) {
+	e.mu.Lock()
+	for _, j := range jobs {
+		e.held[j.Delivery.ID]++
+	}
+	e.mu.Unlock()
+}
+
+// unhold records that the engine is done with a delivery: its result is
+// written or given up.
+func (e *Engine) unhold(id string) {
+	e.mu.Lock()
+	if e.held[id]--; e.held[id] <= 0 {
+		delete(e.held, id)
+	}
+	e.mu.Unlock()
 }
 
 // capacity returns the free sender slots, the most deliveries to claim for
@@ -442,6 +502,7 @@ func (e *Engine) deliver(ctx context.Context, j *herald.Job, results chan<- pend
 		// Cut short by our own shutdown: not the receiver's fault, so no
 		// attempt goes on record; the release at the end of Run makes the
 		// delivery due again.
+		e.unhold(j.Delivery.ID)
 		return
 	}
 	e.metrics.attemptDuration.Observe(float64(a.DurationMs) / 1000)

@@ -512,6 +512,72 @@ func TestLeaseTakeover(t *testing.T) {
 	}
 }
 
+// TestLostClaimIsReleased: a claim commits in the database but its answer
+// never reaches the engine, as when the connection to PostgreSQL breaks
+// around the commit. Once the database answers again, the engine releases
+// what that claim took, long before the lease would have run out, and
+// keeps the claim it is still working on.
+func TestLostClaimIsReleased(t *testing.T) {
+	unblock := make(chan struct{})
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			select { // the first request stays in flight until the end
+			case <-unblock:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	store := &lossyStore{DB: db, lost: make(chan []string, 1)}
+	cfg := testConfig(t, db)
+	cfg.Store = store
+	cfg.Lease = time.Hour // far beyond the test: only the release can explain a prompt delivery
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	e, _ := mustRun(t, cfg)
+
+	inFlight := mustCreateEvents(t, e, 1)[0]
+	waitFor(t, 5*time.Second, "the first request to be in flight", func() bool { return rc.count() == 1 })
+
+	store.lose.Store(true)
+	mustCreateEvents(t, e, 3)
+	var lost []string
+	select {
+	case lost = <-store.lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no claim of the three new deliveries")
+	}
+	if len(lost) != 3 {
+		t.Fatalf("the lost claim took %d deliveries, want 3", len(lost))
+	}
+	waitFor(t, 10*time.Second, "the deliveries of the lost claim to be delivered", func() bool {
+		for _, id := range lost {
+			if d, err := db.GetDelivery(context.Background(), tenant, instance, id); err != nil || d.Status != herald.StatusDelivered {
+				return false
+			}
+		}
+		return true
+	})
+	// The delivery in flight kept its claim: not released, not sent twice.
+	for _, d := range deliveries(t, db, "wh-sync") {
+		if d.EventID == inFlight && d.Status != herald.StatusSent {
+			t.Errorf("the delivery in flight is %s, want SENT: its claim was released under it", d.Status)
+		}
+	}
+	close(unblock)
+	waitStatus(t, db, "wh-sync", 4, 10*time.Second, herald.StatusDelivered)
+	seen := map[string]int{}
+	for _, r := range rc.got() {
+		seen[r.header.Get("webhook-id")]++
+	}
+	if len(seen) != 4 || rc.count() != 4 {
+		t.Errorf("receiver got %d requests for %d events, want each of the 4 once", rc.count(), len(seen))
+	}
+	if got := counter(t, reg, "herald_orphaned_claims_released_total", nil); got != 3 {
+		t.Errorf("herald_orphaned_claims_released_total = %g, want 3", got)
+	}
+}
+
 // TestRetriesForADayThenFails walks one delivery through the default
 // schedule on a test clock shared by the store and the engine: the
 // receiver always fails, and the delivery is FAILED once the next attempt

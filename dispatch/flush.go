@@ -84,6 +84,9 @@ func (f *flusher) final() {
 		}
 		time.Sleep(wait) // backing off from a database that is down
 	}
+	for _, r := range f.pending {
+		f.e.unhold(r.DeliveryID)
+	}
 	if n := len(f.pending); n > 0 {
 		f.e.metrics.resultsLost.Add(float64(n))
 		f.e.log.Error("could not write attempt results before stopping; those deliveries will be sent again", "results", n)
@@ -98,6 +101,8 @@ func (f *flusher) flush() {
 	for _, r := range f.pending {
 		if r.leaseUntil.After(now) {
 			kept = append(kept, r)
+		} else {
+			f.e.unhold(r.DeliveryID)
 		}
 	}
 	if lost := len(f.pending) - len(kept); lost > 0 {
@@ -121,6 +126,9 @@ func (f *flusher) flush() {
 			return
 		}
 		f.failures = 0
+		for _, r := range batch {
+			f.e.unhold(r.DeliveryID)
+		}
 		f.pending = f.pending[n:]
 	}
 	f.pending = nil

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,4 +324,26 @@ func metric(tb testing.TB, reg prometheus.Gatherer, name string, labels map[stri
 	}
 	tb.Fatalf("no metric %s%v", name, labels)
 	return nil
+}
+
+// lossyStore is the real store, except that one claim can be made to lose
+// its answer: the claim commits, then the engine is told it failed, as when
+// the connection to PostgreSQL breaks before the claimed rows arrive.
+type lossyStore struct {
+	*sqlstore.DB
+	lose atomic.Bool   // lose the next claim that takes anything
+	lost chan []string // the IDs each lost claim took
+}
+
+func (s *lossyStore) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*herald.Job, error) {
+	jobs, err := s.DB.ClaimDeliveries(ctx, r)
+	if err != nil || len(jobs) == 0 || !s.lose.CompareAndSwap(true, false) {
+		return jobs, err
+	}
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.Delivery.ID
+	}
+	s.lost <- ids
+	return nil, herald.Errorf(herald.EUNAVAILABLE, "database unavailable: connection reset by peer (injected after the claim committed).")
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	ingestCommit    prometheus.Histogram
 	flushErrors     prometheus.Counter
 	resultsLost     prometheus.Counter
+	orphansReleased prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -62,9 +63,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_results_lost_total",
 			Help: "Attempt results never written (lease ran out or shutdown during a database outage); those deliveries are sent again.",
 		}),
+		orphansReleased: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_orphaned_claims_released_total",
+			Help: "Deliveries claimed in the database whose claim's answer never reached this node (connection lost), released once the database answered again.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.attemptDuration, m.inFlight, m.claimBatch,
-		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost} {
+		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased} {
 		if err := reg.Register(c); err != nil {
 			var dup prometheus.AlreadyRegisteredError
 			if errors.As(err, &dup) {

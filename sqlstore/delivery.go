@@ -557,15 +557,64 @@ func (db *DB) ReleaseAll(ctx context.Context) (int, error) {
 	return n, db.wrap("release all", err)
 }
 
+// ReleaseUnheld makes the owner's SENT deliveries that are not in held due
+// at once, as ReleaseDeliveries does, and returns how many it released. It
+// reads the owner's SENT deliveries first (a node holds few: its senders
+// and their queues) and releases the others by ID, so held may be of any
+// length; the release checks status and owner again, so a delivery
+// recorded or taken over meanwhile is left alone.
+func (db *DB) ReleaseUnheld(ctx context.Context, owner string, held []string) (int, error) {
+	keep := make(map[string]bool, len(held))
+	for _, id := range held {
+		keep[id] = true
+	}
+	var n int64
+	err := db.tx(ctx, func(q q) error {
+		n = 0
+		ids, err := queryStrings(ctx, q, `SELECT id FROM deliveries WHERE due_at IS NOT NULL AND status = 'SENT' AND claimed_by = ?`, owner)
+		if err != nil {
+			return err
+		}
+		ids = slices.DeleteFunc(ids, func(id string) bool { return keep[id] })
+		now := ms(db.now())
+		for chunk := range slices.Chunk(ids, 500) {
+			res, err := q.exec(ctx, releaseSQL+` AND claimed_by = ? AND id IN (`+placeholders(len(chunk))+`)`,
+				append([]any{now, now, owner}, anys(chunk)...)...)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		if n == 0 {
+			return nil
+		}
+		return db.notify(ctx, q)
+	})
+	if err != nil {
+		return 0, db.wrap("release unheld deliveries", err)
+	}
+	if n > 0 {
+		db.wake()
+	}
+	return int(n), nil
+}
+
+// releaseSQL makes SENT deliveries due at once (its two parameters are now),
+// as PENDING or RETRYING depending on whether they were tried before; the
+// caller appends conditions. due_at IS NOT NULL lets the partial index of
+// open deliveries serve the scan; every SENT delivery has a due_at.
+const releaseSQL = `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
+	due_at = ?, claimed_by = '', updated_at = ? WHERE due_at IS NOT NULL AND status = 'SENT'`
+
 func (db *DB) release(ctx context.Context, cond string, args ...any) (int, error) {
 	var n int64
 	err := db.tx(ctx, func(q q) error {
 		now := ms(db.now())
-		// due_at IS NOT NULL lets the partial index of open deliveries
-		// serve the scan; every SENT delivery has a due_at.
-		res, err := q.exec(ctx, `UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END,
-			due_at = ?, claimed_by = '', updated_at = ? WHERE due_at IS NOT NULL AND status = 'SENT'`+cond,
-			append([]any{now, now}, args...)...)
+		res, err := q.exec(ctx, releaseSQL+cond, append([]any{now, now}, args...)...)
 		if err != nil {
 			return err
 		}

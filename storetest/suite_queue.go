@@ -321,6 +321,97 @@ func init() {
 		}
 	})
 
+	register("ReleaseUnheld", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		var evs []*herald.Event
+		for range 5 {
+			evs = append(evs, event("acme", "live", "PATIENT_CREATED"))
+		}
+		e.create(evs...)
+		a := e.claim("node-a", 4, 4)
+		b := e.claim("node-b", 1, 1)
+		if len(a) != 4 || len(b) != 1 {
+			e.Fatalf("claimed %d and %d", len(a), len(b))
+		}
+		lease := a[0].LeaseUntil
+		// a[1] was tried before and claimed again: it goes back as RETRYING.
+		// a[3] is recorded: no longer SENT, though still named as held.
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{
+			{DeliveryID: a[1].Delivery.ID, Attempt: herald.Attempt{StartedAt: Epoch, StatusCode: 500}, Status: herald.StatusRetrying, NextAttemptAt: Epoch},
+			{DeliveryID: a[3].Delivery.ID, Attempt: herald.Attempt{StartedAt: Epoch, StatusCode: 200}, Status: herald.StatusDelivered},
+		}))
+		if again := e.claim("node-a", 1, 1); len(again) != 1 || again[0].Delivery.ID != a[1].Delivery.ID {
+			e.Fatalf("claim of the retry = %v", ids(again))
+		}
+		e.Clock.Advance(time.Second)
+
+		// node-a holds a[0] (and names a[3], long done, and IDs that do not
+		// exist); a[1] and a[2] were claimed but never reached it.
+		held := []string{a[0].Delivery.ID, a[3].Delivery.ID, "dlv_nonexistent"}
+		// More IDs than one statement can carry parameters for.
+		for i := range 40000 {
+			held = append(held, fmt.Sprintf("dlv_unknown%06d", i))
+		}
+		n, err := e.S.ReleaseUnheld(e.Ctx, "node-a", held)
+		e.must(err)
+		if n != 2 {
+			e.Fatalf("ReleaseUnheld(node-a) = %d, want 2", n)
+		}
+		now := e.Clock.Now()
+		if d := e.delivery("acme", "live", a[0].Delivery.ID); d.Status != herald.StatusSent || !d.NextAttemptAt.Equal(lease) {
+			e.Errorf("held delivery lost its claim: %s", jsonString(d))
+		}
+		if d := e.delivery("acme", "live", a[1].Delivery.ID); d.Status != herald.StatusRetrying || !d.NextAttemptAt.Equal(now) {
+			e.Errorf("released tried delivery: %s", jsonString(d))
+		}
+		if d := e.delivery("acme", "live", a[2].Delivery.ID); d.Status != herald.StatusPending || !d.NextAttemptAt.Equal(now) {
+			e.Errorf("released untried delivery: %s", jsonString(d))
+		}
+		if d := e.delivery("acme", "live", a[3].Delivery.ID); d.Status != herald.StatusDelivered || d.NextAttemptAt != nil {
+			e.Errorf("recorded delivery changed: %s", jsonString(d))
+		}
+		if d := e.delivery("acme", "live", b[0].Delivery.ID); d.Status != herald.StatusSent {
+			e.Errorf("node-b's delivery was released: %s", jsonString(d))
+		}
+		next, err := e.S.NextDue(e.Ctx)
+		e.must(err)
+		if next == nil || next.After(now) {
+			e.Errorf("NextDue after the release = %v, want now", next)
+		}
+		// Due at once: another node claims them.
+		if got, want := ids(e.claim("node-c", 10, 10)), ids([]*herald.Job{a[1], a[2]}); !slices.Equal(got, want) {
+			e.Errorf("claimed %v after the release, want %v", got, want)
+		}
+		if n, err := e.S.ReleaseUnheld(e.Ctx, "node-a", held); err != nil || n != 0 {
+			e.Errorf("second ReleaseUnheld = %d, %v; want 0", n, err)
+		}
+		// Holding nothing releases all of the owner's claims.
+		if n, err := e.S.ReleaseUnheld(e.Ctx, "node-b", nil); err != nil || n != 1 {
+			e.Errorf("ReleaseUnheld(node-b, nil) = %d, %v; want 1", n, err)
+		}
+	})
+
+	register("ReleaseUnheldMany", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		var evs []*herald.Event
+		for range 700 {
+			evs = append(evs, event("acme", "live", "PATIENT_CREATED"))
+		}
+		e.create(evs...)
+		jobs := e.claim("node-a", 1000, 1000)
+		if len(jobs) != 700 {
+			e.Fatalf("claimed %d", len(jobs))
+		}
+		n, err := e.S.ReleaseUnheld(e.Ctx, "node-a", ids(jobs)[:50])
+		e.must(err)
+		if n != 650 {
+			e.Errorf("ReleaseUnheld = %d, want 650", n)
+		}
+		if got := statuses(e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live"})); got[herald.StatusSent] != 50 || got[herald.StatusPending] != 650 {
+			e.Errorf("statuses after the release = %v, want 50 SENT and 650 PENDING", got)
+		}
+	})
+
 	register("NextDue", func(e *env) {
 		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
 		next, err := e.S.NextDue(e.Ctx)
