@@ -371,8 +371,9 @@ type WebhookService interface {
 	// WebhookSecrets returns the current secret first, then rotated-out
 	// secrets still within their grace period.
 	WebhookSecrets(ctx context.Context, tenant, instance, name string) ([]WebhookSecret, error)
-	// RotateWebhookSecret makes a new current secret; the old one keeps
-	// signing for grace (zero: it stops at once). Returns the new secret.
+	// RotateWebhookSecret makes a new current secret; the old ones keep
+	// signing for at most grace (zero: they all stop at once, as for a
+	// leaked secret). Returns the new secret.
 	RotateWebhookSecret(ctx context.Context, tenant, instance, name string, grace time.Duration) (string, error)
 	// RecoverWebhook re-queues the webhook's FAILED and CANCELLED deliveries
 	// created at or after since, as PENDING and due now. EUNPROCESSABLE if

@@ -263,8 +263,12 @@ func (db *DB) RotateWebhookSecret(ctx context.Context, tenant, instance, name st
 			return err
 		}
 		now := db.now()
-		if _, err := q.exec(ctx, `UPDATE webhook_secrets SET expires_at = ? WHERE webhook_id = ? AND expires_at IS NULL`,
-			ms(now.Add(max(grace, 0))), w.ID); err != nil {
+		// The replaced secret signs until the end of the grace; so do the
+		// ones replaced earlier, but never longer: a rotation without grace
+		// (a leaked secret) stops every old secret at once.
+		until := ms(now.Add(max(grace, 0)))
+		if _, err := q.exec(ctx, `UPDATE webhook_secrets SET expires_at = ?
+			WHERE webhook_id = ? AND (expires_at IS NULL OR expires_at > ?)`, until, w.ID, until); err != nil {
 			return err
 		}
 		_, err = q.exec(ctx, `INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)`, w.ID, secret, ms(now))

@@ -150,8 +150,20 @@ func init() {
 		s3, err := e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "wh", 0)
 		e.must(err)
 		got, _ = e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
-		if len(got) != 2 || got[0].Secret != s3 || got[1].Secret != first[0].Secret {
-			e.Fatalf("after rotation without grace = %s, want s3 then the first (still in its grace)", jsonString(got))
+		// A rotation without grace (a leaked secret) stops every old
+		// secret at once, also the first, which still had 30 minutes.
+		if len(got) != 1 || got[0].Secret != s3 {
+			e.Fatalf("after rotation without grace = %s, want only s3", jsonString(got))
+		}
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		jobs = e.claim("n1", 10, 10) // the new delivery, and the first one, whose lease ran out
+		if len(jobs) == 0 {
+			e.Fatalf("nothing to claim after the rotation")
+		}
+		for _, j := range jobs {
+			if !slices.Equal(j.Secrets, []string{s3}) {
+				e.Fatalf("job secrets after rotation without grace = %v, want only %s", j.Secrets, s3)
+			}
 		}
 		e.Clock.Advance(31 * time.Minute)
 		got, _ = e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")

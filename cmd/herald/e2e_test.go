@@ -356,3 +356,67 @@ func TestSIGTERMReleasesInFlightWork(t *testing.T) {
 	}
 	recv.waitFor(t, want, 60*time.Second)
 }
+
+// During a rotation's grace period every request carries a signature for
+// the new and for the old secret, so a receiver can switch at its own pace;
+// a rotation without grace drops the old one at once.
+func TestSecretRotationSignsWithBothDuringGrace(t *testing.T) {
+	p := startHerald(t, nil, sqliteArgs(t)...)
+	c := p.client(t)
+	recv := newReceiver(t)
+	inst, oldSecret := setupWebhook(t, c, recv.URL)
+	hook := inst + "/webhooks/wh-patient-sync"
+
+	var rotated struct{ Secret string }
+	mustDo(t, c, "POST", hook+"/secret/rotate", map[string]any{"graceSeconds": 3600}, &rotated)
+	if rotated.Secret == oldSecret || !strings.HasPrefix(rotated.Secret, "whsec_") {
+		t.Fatalf("rotate returned %q", rotated.Secret)
+	}
+	var current struct{ Secret string }
+	mustDo(t, c, "GET", hook+"/secret", nil, &current)
+	if current.Secret != rotated.Secret {
+		t.Fatalf("GET secret = %q after rotation, want the new one", current.Secret)
+	}
+	// A receiver still on the old secret, then one already on the new.
+	for _, secret := range []string{oldSecret, rotated.Secret} {
+		recv.setSecret(secret)
+		var res struct{ EventID string }
+		mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "p"}, &res)
+		recv.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
+	}
+
+	mustDo(t, c, "POST", hook+"/secret/rotate", map[string]any{"graceSeconds": 0}, &rotated)
+	recv.setSecret(oldSecret)
+	recv.respond = nil
+	var res struct{ EventID string }
+	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "q"}, &res)
+	// The receiver on the first secret now refuses (401) every attempt.
+	t.Cleanup(func() {
+		if t.Failed() {
+			recv.mu.Lock()
+			t.Logf("receiver: %d requests, %d bad signatures; per event %v", recv.requests, recv.badSigs, recv.perEvent)
+			recv.mu.Unlock()
+			for _, d := range listDeliveries(t, c, inst, "") {
+				t.Logf("delivery %+v", d)
+			}
+		}
+	})
+	waitUntil(t, 30*time.Second, "a request the old secret cannot verify", func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		return recv.badSigs > 0
+	})
+	recv.setSecret(rotated.Secret)
+	var full delivery
+	waitUntil(t, 10*time.Second, "the refused attempt on record", func() bool {
+		for _, d := range listDeliveries(t, c, inst, "") {
+			if d.EventID == res.EventID {
+				mustDo(t, c, "GET", inst+"/deliveries/"+d.ID, nil, &full)
+			}
+		}
+		return len(full.Attempts) > 0
+	})
+	if full.Attempts[0].StatusCode != http.StatusUnauthorized {
+		t.Errorf("first attempt after the graceless rotation = %+v, want the receiver's 401", full.Attempts)
+	}
+}
