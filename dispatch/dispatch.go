@@ -51,10 +51,13 @@ type Config struct {
 	AllowPrivateDestinations bool
 
 	// Concurrency is how many requests this node sends at once. Defaults to 64.
+	// The engine claims ahead of its senders: it keeps up to twice as many
+	// claimed deliveries queued, so senders need not wait for a claim.
 	Concurrency int
 	// PerWebhookInFlight bounds the requests in flight for any one webhook,
 	// so a slow receiver holds at most this many senders. Defaults to 8
-	// (and to Concurrency when that is smaller).
+	// (and to Concurrency when that is smaller). Up to twice as many of a
+	// webhook's deliveries wait claimed in its queue on this node.
 	PerWebhookInFlight int
 	// Lease is how long a claim lasts: if this node has not recorded the
 	// attempt by then, another node may send the delivery again. It must
@@ -114,20 +117,32 @@ type Engine struct {
 	running atomic.Bool
 
 	// unclaimable counts claims in a row that found due deliveries they
-	// could not take while nothing was in flight; only the claim loop uses it.
+	// could not take while no queue was full; only the claim loop uses it.
 	unclaimable int
-	// unsure is set when a claim failed: it may have committed in the
-	// database and lost its answer, leaving deliveries SENT under this
-	// owner that the engine never received. Only the claim loop uses it.
-	unsure bool
+	// orphans is set when there may be deliveries SENT under this owner
+	// that the engine does not hold: a claim failed, and may have committed
+	// in the database and lost its answer; or a queued job was dropped
+	// unstarted. The claim loop then releases them before it claims again.
+	orphans atomic.Bool
+	// startMargin is the least time a job's lease must have left beyond
+	// its webhook's timeout for the job to start: the time to write the
+	// result.
+	startMargin time.Duration
 
-	mu         sync.Mutex
-	inFlight   int
-	perWebhook map[string]int // webhook ID -> requests in flight
+	mu       sync.Mutex
+	stopping bool
+	inFlight int                   // requests being sent
+	queued   int                   // jobs claimed and not started
+	hooks    map[string]*hookQueue // by webhook ID, those with jobs queued or in flight
+	ready    []*hookQueue          // webhooks with a queued job and a free slot, in turn
 	// held counts, by delivery ID, the claims the engine is working on:
 	// from the claim until the result is written (or given up). Anything
-	// else SENT under this owner is an orphan after an unsure claim.
+	// else SENT under this owner is an orphan.
 	held map[string]int
+	// gone counts, by webhook ID, 410 Gone answers whose results are not
+	// written yet: until the write deactivates the webhook and cancels its
+	// deliveries, the engine claims none of them.
+	gone map[string]int
 }
 
 // New returns an engine for cfg, or an error naming the first invalid
@@ -197,16 +212,20 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	return &Engine{
-		cfg:        cfg,
-		store:      cfg.Store,
-		log:        cfg.Logger.With("owner", cfg.Owner),
-		policy:     retryPolicy{schedule: cfg.Schedule, window: cfg.RetryWindow, jitter: cfg.Jitter},
-		sender:     &sender{client: newClient(cfg.AllowPrivateDestinations, cfg.Concurrency), now: cfg.Now},
-		metrics:    m,
-		wake:       make(chan struct{}, 1),
-		ing:        ingester{commit: make(chan struct{}, 1)},
-		perWebhook: map[string]int{},
-		held:       map[string]int{},
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger.With("owner", cfg.Owner),
+		policy:  retryPolicy{schedule: cfg.Schedule, window: cfg.RetryWindow, jitter: cfg.Jitter},
+		sender:  &sender{client: newClient(cfg.AllowPrivateDestinations, cfg.Concurrency), now: cfg.Now},
+		metrics: m,
+		wake:    make(chan struct{}, 1),
+		ing:     ingester{commit: make(chan struct{}, 1)},
+		hooks:   map[string]*hookQueue{},
+		held:    map[string]int{},
+		gone:    map[string]int{},
+		// The lease exceeds the longest timeout by the time to write a
+		// result (30s by default): a third of that is kept for the write.
+		startMargin: min(10*time.Second, (cfg.Lease-herald.MaxTimeoutSeconds*time.Second)/3),
 	}, nil
 }
 
@@ -233,11 +252,12 @@ func (e *Engine) Wake() {
 }
 
 // Run claims and sends deliveries until ctx is done, then drains: it stops
-// claiming, lets requests in flight finish for up to DrainTimeout (then
-// cancels them), writes the results it has, and releases this owner's
-// remaining claims so they are due again at once. It returns nil after a
-// clean stop, or the error of releasing the claims (their leases then run
-// out on their own). Run may be called only once.
+// claiming and starting queued jobs, lets requests in flight finish for up
+// to DrainTimeout (then cancels them), writes the results it has, and
+// releases this owner's remaining claims, queued jobs included, so they are
+// due again at once. It returns nil after a clean stop, or the error of
+// releasing the claims (their leases then run out on their own). Run may be
+// called only once.
 func (e *Engine) Run(ctx context.Context) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return errors.New("dispatch: Engine.Run called twice")
@@ -256,10 +276,13 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	var senders sync.WaitGroup
 	e.claimLoop(ctx, func(j *herald.Job) {
-		senders.Go(func() { e.deliver(sendCtx, j, results) })
+		senders.Go(func() { e.sendLoop(sendCtx, j, results) })
 	})
 
 	// Drain.
+	e.mu.Lock()
+	e.stop()
+	e.mu.Unlock()
 	deadline := time.Now().Add(e.cfg.DrainTimeout)
 	idle := make(chan struct{})
 	go func() { senders.Wait(); close(idle) }()
@@ -285,13 +308,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// claimEvery is the shortest time between two claims. Under load every
-// finishing sender wakes the claim loop; waiting this long gathers the slots
-// they free into one claim transaction instead of one each.
+// claimEvery is the shortest time between two claims. Under load queues
+// that drain to half wake the claim loop one after the other; waiting this
+// long tops them up in one claim transaction instead of one each.
 const claimEvery = time.Millisecond
 
-// claimLoop claims due deliveries whenever there are free senders, and
-// hands each to start, until ctx is done.
+// claimLoop claims due deliveries whenever there is room in the local
+// queues, and hands each job that can start to start, until ctx is done.
 func (e *Engine) claimLoop(ctx context.Context, start func(*herald.Job)) {
 	storeWake := e.cfg.Wake
 	timer := time.NewTimer(0)
@@ -337,46 +360,59 @@ func (e *Engine) claimLoop(ctx context.Context, start func(*herald.Job)) {
 	}
 }
 
-// claim claims what the free senders can take and starts it. It returns
-// how long to sleep before the next claim unless woken.
+// claim claims what the queues can take and starts what the senders can.
+// It returns how long to sleep before the next claim unless woken.
 func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Duration, error) {
-	if e.unsure {
+	if e.orphans.CompareAndSwap(true, false) {
 		if err := e.releaseOrphans(ctx); err != nil {
+			e.orphans.Store(true)
 			return 0, err
 		}
 	}
-	free, perWebhook, exclude := e.capacity()
-	if free == 0 {
-		return e.cfg.PollInterval, nil // a finishing sender wakes the loop
+	e.mu.Lock()
+	limit, perWebhook, exclude := e.claimSpace()
+	e.mu.Unlock()
+	if limit <= 0 {
+		return e.cfg.PollInterval, nil // a draining queue wakes the loop
 	}
 	now := e.cfg.Now()
 	jobs, err := e.store.ClaimDeliveries(ctx, herald.ClaimRequest{
 		Owner:           e.cfg.Owner,
 		Now:             now,
 		LeaseUntil:      now.Add(e.cfg.Lease),
-		Limit:           free,
+		Limit:           limit,
 		PerWebhook:      perWebhook,
 		ExcludeWebhooks: exclude,
 	})
 	if err != nil {
 		// The claim may have committed before the connection broke.
-		e.unsure = true
+		e.orphans.Store(true)
 		return 0, fmt.Errorf("claim deliveries: %w", err)
 	}
 	if len(jobs) > 0 {
 		e.metrics.claimBatch.Observe(float64(len(jobs)))
 		e.unclaimable = 0
-	}
-	e.hold(jobs)
-	for _, j := range jobs {
-		e.observeLag(j, now)
-		e.acquire(j.Webhook.ID)
-		start(j)
-	}
-	if len(jobs) > 0 {
-		// More may be due, but the senders just started will wake the loop
-		// when they finish; a NextDue query per claim would cost more than
-		// it saves. The poll bounds the delay of anything else.
+		for _, j := range jobs {
+			e.observeLag(j, now)
+		}
+		var starts []*herald.Job
+		now = e.cfg.Now()
+		e.mu.Lock()
+		e.enqueue(jobs)
+		for j := e.next(now); j != nil; j = e.next(now) {
+			starts = append(starts, j)
+		}
+		more := e.roomForMore(jobs, limit, perWebhook)
+		e.mu.Unlock()
+		for _, j := range starts {
+			start(j)
+		}
+		if more {
+			return claimEvery, nil
+		}
+		// Whatever more is due waits for a queue that drains to half, which
+		// wakes the loop; a NextDue query per claim would cost more than it
+		// saves. The poll bounds the delay of anything else.
 		return e.cfg.PollInterval, nil
 	}
 	next, err := e.store.NextDue(ctx)
@@ -390,14 +426,11 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 	if d := next.Sub(e.cfg.Now()); d > 0 {
 		return min(d, wait), nil
 	}
-	// Due but not claimed. Usually it belongs to a webhook saturated here,
-	// and one of its finishing senders wakes the loop. With nothing in
-	// flight, it was locked by another node's claim (SKIP LOCKED), which
-	// may come to nothing: look again soon, and less often each time.
-	e.mu.Lock()
-	idle := e.inFlight == 0
-	e.mu.Unlock()
-	if idle {
+	// Due but not claimed. Usually it belongs to a webhook whose queue is
+	// full here, and draining it wakes the loop. With no queue full, it was
+	// locked by another node's claim (SKIP LOCKED), which may come to
+	// nothing: look again soon, and less often each time.
+	if len(exclude) == 0 {
 		e.unclaimable++
 		return min(claimEvery<<min(e.unclaimable+2, 20), wait), nil
 	}
@@ -405,10 +438,11 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 }
 
 // releaseOrphans makes due again every delivery SENT under this owner that
-// the engine does not hold: what a claim took when its answer was lost. It
-// runs in the claim loop, so no claim adds to what the engine holds while
-// the release runs; deliveries that stop being held meanwhile have had
-// their results written and are no longer SENT.
+// the engine does not hold: what a claim took when its answer was lost,
+// and queued jobs dropped unstarted. It runs in
+// the claim loop, so no claim adds to what the engine holds while the
+// release runs; deliveries that stop being held meanwhile have had their
+// results written and are no longer SENT.
 func (e *Engine) releaseOrphans(ctx context.Context) error {
 	e.mu.Lock()
 	held := make([]string, 0, len(e.held))
@@ -418,71 +452,51 @@ func (e *Engine) releaseOrphans(ctx context.Context) error {
 	e.mu.Unlock()
 	n, err := e.store.ReleaseUnheld(ctx, e.cfg.Owner, held)
 	if err != nil {
-		return fmt.Errorf("release deliveries of a lost claim: %w", err)
+		return fmt.Errorf("release deliveries this node does not hold: %w", err)
 	}
-	e.unsure = false
 	if n > 0 {
 		e.metrics.orphansReleased.Add(float64(n))
-		e.log.Warn("released deliveries claimed by a claim whose answer was lost; they are due again now", "count", n)
+		e.log.Info("released deliveries claimed under this node that it does not hold (a claim's answer was lost, or queued jobs waited too long); they are due again now", "count", n)
 	}
 	return nil
 }
 
-// hold records that the engine is working on jobs.
-func (e *Engine) hold(jobs []*herald.Job) {
+// unhold records that the engine is done with a delivery: its request was
+// cut short by the shutdown.
+func (e *Engine) unhold(id string) {
 	e.mu.Lock()
-	for _, j := range jobs {
-		e.held[j.Delivery.ID]++
+	e.unholdLocked(id)
+	e.mu.Unlock()
+}
+
+// settle records that a result is written or given up.
+func (e *Engine) settle(r pendingResult) {
+	e.mu.Lock()
+	e.unholdLocked(r.DeliveryID)
+	if r.DeactivateReason != "" {
+		if e.gone[r.webhookID]--; e.gone[r.webhookID] <= 0 {
+			delete(e.gone, r.webhookID)
+		}
 	}
 	e.mu.Unlock()
 }
 
-// unhold records that the engine is done with a delivery: its result is
-// written or given up.
-func (e *Engine) unhold(id string) {
-	e.mu.Lock()
+func (e *Engine) unholdLocked(id string) {
 	if e.held[id]--; e.held[id] <= 0 {
 		delete(e.held, id)
 	}
-	e.mu.Unlock()
 }
 
-// capacity returns the free sender slots, the most deliveries to claim for
-// any one webhook, and the webhooks with no free slot.
-func (e *Engine) capacity() (free, perWebhook int, exclude []string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	limit := e.cfg.PerWebhookInFlight
-	perWebhook = limit
-	for id, n := range e.perWebhook {
-		if n >= limit {
-			exclude = append(exclude, id)
-		} else {
-			// The claim takes one per-webhook cap for all webhooks; the
-			// tightest partly busy webhook sets it, so none goes over.
-			perWebhook = min(perWebhook, limit-n)
-		}
+// sendLoop sends j and then, as long as there is one, the next job the
+// queues offer, so a sender that finishes starts the next job at once.
+func (e *Engine) sendLoop(ctx context.Context, j *herald.Job, results chan<- pendingResult) {
+	for j != nil {
+		e.deliver(ctx, j, results)
+		now := e.cfg.Now()
+		e.mu.Lock()
+		j = e.done(j, now)
+		e.mu.Unlock()
 	}
-	return e.cfg.Concurrency - e.inFlight, perWebhook, exclude
-}
-
-func (e *Engine) acquire(webhookID string) {
-	e.mu.Lock()
-	e.inFlight++
-	e.perWebhook[webhookID]++
-	e.mu.Unlock()
-	e.metrics.inFlight.Inc()
-}
-
-func (e *Engine) releaseSlot(webhookID string) {
-	e.mu.Lock()
-	e.inFlight--
-	if e.perWebhook[webhookID]--; e.perWebhook[webhookID] <= 0 {
-		delete(e.perWebhook, webhookID)
-	}
-	e.mu.Unlock()
-	e.metrics.inFlight.Dec()
-	e.Wake()
 }
 
 // observeLag records how long a new delivery waited to be claimed: claim
@@ -496,7 +510,6 @@ func (e *Engine) observeLag(j *herald.Job, now time.Time) {
 
 // deliver sends one claimed delivery and queues its result.
 func (e *Engine) deliver(ctx context.Context, j *herald.Job, results chan<- pendingResult) {
-	defer e.releaseSlot(j.Webhook.ID)
 	a, retryAfter := e.sender.send(ctx, j.Webhook, j.Event, j.Secrets, j.Delivery.AttemptCount+1)
 	if ctx.Err() != nil && a.StatusCode == 0 {
 		// Cut short by our own shutdown: not the receiver's fault, so no
@@ -520,6 +533,10 @@ func (e *Engine) deliver(ctx context.Context, j *herald.Job, results chan<- pend
 	switch {
 	case r.DeactivateReason != "":
 		log.Warn("receiver answered 410 Gone; deactivating the webhook", "reason", r.DeactivateReason)
+		e.mu.Lock()
+		e.drop(j.Webhook.ID)
+		e.gone[j.Webhook.ID]++
+		e.mu.Unlock()
 	case r.Status == herald.StatusFailed:
 		log.Warn("delivery failed for good", "reason", r.WaitReason)
 	case r.Status == herald.StatusRetrying:
@@ -527,7 +544,7 @@ func (e *Engine) deliver(ctx context.Context, j *herald.Job, results chan<- pend
 	default:
 		log.Debug("delivered", "status", a.StatusCode, "durationMs", a.DurationMs)
 	}
-	results <- pendingResult{AttemptResult: r, leaseUntil: j.LeaseUntil}
+	results <- pendingResult{AttemptResult: r, leaseUntil: j.LeaseUntil, webhookID: j.Webhook.ID}
 }
 
 // TestWebhook sends w's test request now: the placeholder event, rendered

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -36,6 +37,7 @@ func TestDeliversEveryEventOnceSigned(t *testing.T) {
 	const n = 25
 	ids := mustCreateEvents(t, e, n)
 	ds := waitStatus(t, db, "wh-sync", n, 10*time.Second, herald.StatusDelivered)
+	waitIdle(t, e)
 
 	verifier, err := standardwebhooks.NewWebhook(wh.secret)
 	if err != nil {
@@ -477,6 +479,130 @@ func TestGracefulStopReleasesClaims(t *testing.T) {
 	waitStatus(t, db, "wh-sync", 3, 10*time.Second, herald.StatusDelivered)
 }
 
+// TestClaimsAheadOfSenders: the engine claims more than its senders can
+// take at once and keeps the rest in a local queue (twice
+// PerWebhookInFlight per webhook), so a finishing sender starts the next
+// job without waiting for a claim, while the per-webhook limit on requests
+// in flight holds. A graceful stop releases the queued jobs with the rest.
+func TestClaimsAheadOfSenders(t *testing.T) {
+	var answer atomic.Bool // let requests through
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if !answer.Load() {
+			<-r.Context().Done()
+		}
+	})
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	cfg := testConfig(t, db)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	cfg.Concurrency, cfg.PerWebhookInFlight = 4, 2
+	cfg.DrainTimeout = 200 * time.Millisecond
+	e, stop := mustRun(t, cfg)
+
+	const n = 20
+	mustCreateEvents(t, e, n)
+	gauge := func(name string) float64 { return metric(t, reg, name, nil).GetGauge().GetValue() }
+	waitFor(t, 5*time.Second, "2 requests in flight and 4 jobs queued", func() bool {
+		return rc.count() == 2 && gauge("herald_deliveries_in_flight") == 2 && gauge("herald_deliveries_queued") == 4
+	})
+	if got := statuses(deliveries(t, db, "wh-sync")); got[herald.StatusSent] != 6 || got[herald.StatusPending] != n-6 {
+		t.Errorf("statuses = %v; want 6 SENT (2 in flight, 4 queued), the rest PENDING", got)
+	}
+	stop()
+	for _, d := range deliveries(t, db, "wh-sync") {
+		if d.Status != herald.StatusPending || len(d.Attempts) != 0 || d.NextAttemptAt == nil || d.NextAttemptAt.After(time.Now()) {
+			t.Errorf("after a graceful stop: %s is %s, next at %v, attempts %+v; want PENDING, due now, no attempt",
+				d.ID, d.Status, d.NextAttemptAt, d.Attempts)
+		}
+	}
+	if rc.count() != 2 {
+		t.Errorf("receiver got %d requests, want the 2 in flight: queued jobs must not start during the drain", rc.count())
+	}
+
+	answer.Store(true)
+	rc.mu.Lock()
+	rc.maxIn = 0
+	rc.mu.Unlock()
+	cfg.Registerer = prometheus.NewRegistry()
+	mustRun(t, cfg)
+	waitStatus(t, db, "wh-sync", n, 10*time.Second, herald.StatusDelivered)
+	rc.mu.Lock()
+	maxIn := rc.maxIn
+	rc.mu.Unlock()
+	if maxIn > 2 {
+		t.Errorf("receiver saw %d requests at once; PerWebhookInFlight is 2", maxIn)
+	}
+}
+
+// TestStaleQueuedJobIsClaimedAgain: a job that waited in its queue longer
+// than a few seconds (behind a slow request) is not started with the
+// webhook as it was at its claim; it is released and claimed again afresh,
+// and sent once.
+func TestStaleQueuedJobIsClaimedAgain(t *testing.T) {
+	unblock := make(chan struct{})
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			select {
+			case <-unblock:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL, timeout: 30})
+	var skew atomic.Int64 // how far the engine's clock is ahead
+	cfg := testConfig(t, db)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	cfg.Concurrency, cfg.PerWebhookInFlight = 1, 1
+	cfg.Lease = 10 * time.Minute
+	e, _ := mustRun(t, cfg)
+
+	mustCreateEvents(t, e, 2)
+	waitFor(t, 5*time.Second, "one request in flight and one job queued", func() bool {
+		return rc.count() == 1 && metric(t, reg, "herald_deliveries_queued", nil).GetGauge().GetValue() == 1
+	})
+	// The queued job has now waited 6s.
+	skew.Store(int64(6 * time.Second))
+	close(unblock)
+	ds := waitStatus(t, db, "wh-sync", 2, 10*time.Second, herald.StatusDelivered)
+	for _, d := range ds {
+		if len(d.Attempts) != 1 {
+			t.Errorf("delivery %s has %d attempts, want 1", d.ID, len(d.Attempts))
+		}
+	}
+	if rc.count() != 2 {
+		t.Errorf("receiver got %d requests, want 2", rc.count())
+	}
+	for name, want := range map[string]float64{"herald_queue_dropped_total": 1, "herald_orphaned_claims_released_total": 1} {
+		if got := counter(t, reg, name, nil); got != want {
+			t.Errorf("%s = %g, want %g", name, got, want)
+		}
+	}
+	waitIdle(t, e)
+}
+
+// TestGoneEmptiesTheQueue: after a 410 Gone, the webhook's queued jobs are
+// not sent; recording the 410 cancels them with the webhook's other
+// deliveries.
+func TestGoneEmptiesTheQueue(t *testing.T) {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusGone) })
+	db, _ := mustStore(t, hook{name: "wh-gone", url: rc.URL})
+	cfg := testConfig(t, db)
+	cfg.PerWebhookInFlight = 1 // one request at a time, two queued
+	e, _ := mustRun(t, cfg)
+
+	mustCreateEvents(t, e, 3)
+	ds := waitStatus(t, db, "wh-gone", 3, 10*time.Second, herald.StatusFailed, herald.StatusCancelled)
+	if got := statuses(ds); got[herald.StatusFailed] != 1 || got[herald.StatusCancelled] != 2 {
+		t.Errorf("statuses = %v, want the one sent FAILED and the other two CANCELLED", got)
+	}
+	if rc.count() != 1 {
+		t.Errorf("receiver got %d requests, want 1: nothing more after 410 Gone", rc.count())
+	}
+	waitIdle(t, e)
+}
+
 // TestLeaseTakeover: a node claims deliveries and dies without recording
 // anything; once its lease runs out, another node sends them.
 func TestLeaseTakeover(t *testing.T) {
@@ -576,6 +702,7 @@ func TestLostClaimIsReleased(t *testing.T) {
 	if got := counter(t, reg, "herald_orphaned_claims_released_total", nil); got != 3 {
 		t.Errorf("herald_orphaned_claims_released_total = %g, want 3", got)
 	}
+	waitIdle(t, e)
 }
 
 // TestRetriesForADayThenFails walks one delivery through the default

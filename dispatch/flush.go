@@ -21,6 +21,7 @@ const (
 type pendingResult struct {
 	herald.AttemptResult
 	leaseUntil time.Time
+	webhookID  string
 }
 
 // flusher writes attempt results in batches. While the database is down it
@@ -85,7 +86,7 @@ func (f *flusher) final() {
 		time.Sleep(wait) // backing off from a database that is down
 	}
 	for _, r := range f.pending {
-		f.e.unhold(r.DeliveryID)
+		f.e.settle(r)
 	}
 	if n := len(f.pending); n > 0 {
 		f.e.metrics.resultsLost.Add(float64(n))
@@ -102,7 +103,7 @@ func (f *flusher) flush() {
 		if r.leaseUntil.After(now) {
 			kept = append(kept, r)
 		} else {
-			f.e.unhold(r.DeliveryID)
+			f.e.settle(r)
 		}
 	}
 	if lost := len(f.pending) - len(kept); lost > 0 {
@@ -126,8 +127,8 @@ func (f *flusher) flush() {
 			return
 		}
 		f.failures = 0
-		for _, r := range batch {
-			f.e.unhold(r.DeliveryID)
+		for _, r := range f.pending[:n] {
+			f.e.settle(r)
 		}
 		f.pending = f.pending[n:]
 	}

@@ -347,3 +347,22 @@ func (s *lossyStore) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest)
 	s.lost <- ids
 	return nil, herald.Errorf(herald.EUNAVAILABLE, "database unavailable: connection reset by peer (injected after the claim committed).")
 }
+
+// statuses counts deliveries by status.
+func statuses(ds []*herald.Delivery) map[string]int {
+	out := map[string]int{}
+	for _, d := range ds {
+		out[d.Status]++
+	}
+	return out
+}
+
+// waitIdle waits until e holds nothing: every claim it made has its result
+// written, so no bookkeeping leaks.
+func waitIdle(tb testing.TB, e *dispatch.Engine) {
+	tb.Helper()
+	waitFor(tb, 5*time.Second, "the engine to hold nothing", func() bool {
+		held, gone := dispatch.Held(e)
+		return held == 0 && gone == 0
+	})
+}

@@ -11,6 +11,7 @@ type metrics struct {
 	attempts        *prometheus.CounterVec // by outcome: delivered, retrying, failed
 	attemptDuration prometheus.Histogram
 	inFlight        prometheus.Gauge
+	queued          prometheus.Gauge
 	claimBatch      prometheus.Histogram
 	queueLag        prometheus.Histogram
 	ingestBatch     prometheus.Histogram
@@ -18,6 +19,7 @@ type metrics struct {
 	flushErrors     prometheus.Counter
 	resultsLost     prometheus.Counter
 	orphansReleased prometheus.Counter
+	queueDropped    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_deliveries_in_flight",
 			Help: "Webhook requests this node is sending right now.",
+		}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_deliveries_queued",
+			Help: "Deliveries this node has claimed and not started: its local queues, which keep the senders busy between claims.",
 		}),
 		claimBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_claim_batch_size",
@@ -65,11 +71,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		orphansReleased: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_orphaned_claims_released_total",
-			Help: "Deliveries claimed in the database whose claim's answer never reached this node (connection lost), released once the database answered again.",
+			Help: "Deliveries claimed under this node that it did not hold, released to be claimed again: the claim's answer was lost with the connection, or a queued delivery was dropped.",
+		}),
+		queueDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_queue_dropped_total",
+			Help: "Queued deliveries not started because they waited too long or too little of their lease was left; they are released and claimed again afresh.",
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.attemptDuration, m.inFlight, m.claimBatch,
-		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased} {
+		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased, m.queued, m.queueDropped} {
 		if err := reg.Register(c); err != nil {
 			var dup prometheus.AlreadyRegisteredError
 			if errors.As(err, &dup) {

@@ -1,0 +1,133 @@
+package dispatch
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestQueueTakesTurns walks the local queues by hand: webhooks take turns,
+// the limits on requests in flight hold, claims top up only queues at most
+// half full, a job whose lease is too short is dropped, and a stop keeps
+// only what is in flight.
+func TestQueueTakesTurns(t *testing.T) {
+	e, err := New(Config{Store: storetest.NewSQLite(t), Concurrency: 3, PerWebhookInFlight: 2, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	job := func(hook string, i int, lease time.Duration) *herald.Job {
+		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprintf("%s%d", hook, i)},
+			Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30}, LeaseUntil: now.Add(lease)}
+	}
+	var a, b []*herald.Job
+	for i := range 5 {
+		a = append(a, job("a", i, e.cfg.Lease))
+	}
+	for i := range 2 {
+		b = append(b, job("b", i, e.cfg.Lease))
+	}
+	id := func(j *herald.Job) string {
+		if j == nil {
+			return "none"
+		}
+		return j.Delivery.ID
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.enqueue(append(slices.Clone(a), b...))
+	var got []string
+	for j := e.next(now); j != nil; j = e.next(now) {
+		got = append(got, id(j))
+	}
+	if want := []string{"a0", "b0", "a1"}; !slices.Equal(got, want) {
+		t.Fatalf("started %v, want %v: turns, until Concurrency (3) is reached", got, want)
+	}
+	// a has 2 in flight, its limit: a finishing request of b starts
+	// nothing of a's, one of a's lets b take its turn first.
+	if got := id(e.done(a[0], now)); got != "b1" {
+		t.Errorf("after a0: started %s, want b1 (b's turn)", got)
+	}
+	if got := id(e.done(b[0], now)); got != "a2" {
+		t.Errorf("after b0: started %s, want a2", got)
+	}
+	if got := id(e.done(b[1], now)); got != "none" {
+		t.Errorf("after b1: started %s, want none: a1 and a2 are in flight, a's limit", got)
+	}
+	if got := id(e.done(a[1], now)); got != "a3" {
+		t.Errorf("after a1: started %s, want a3", got)
+	}
+	if e.inFlight != 2 || e.queued != 1 || e.hooks["b"] != nil {
+		t.Errorf("in flight %d, queued %d, b tracked %v; want 2, 1 and b forgotten", e.inFlight, e.queued, e.hooks["b"] != nil)
+	}
+
+	// Claims: a's queue (1 of 4) is topped up, at most 3 for every webhook.
+	limit, per, exclude := e.claimSpace()
+	if limit != 5 || per != 3 || len(exclude) != 0 {
+		t.Errorf("claimSpace = %d, %d, %v; want 5 in all (6 less 1 queued), 3 per webhook, none excluded", limit, per, exclude)
+	}
+	e.enqueue([]*herald.Job{job("a", 5, e.cfg.Lease), job("a", 6, e.cfg.Lease)})
+	if _, _, exclude := e.claimSpace(); !slices.Equal(exclude, []string{"a"}) {
+		t.Errorf("with 3 of 4 queued, excluded %v; want a", exclude)
+	}
+
+	// A job that waited in the queue for more than maxQueueWait is
+	// dropped, not started; the claim loop will release it.
+	e.enqueue([]*herald.Job{job("c", 0, e.cfg.Lease-maxQueueWait-time.Millisecond), job("c", 1, e.cfg.Lease-maxQueueWait)})
+	if got := id(e.done(a[2], now)); got != "c1" {
+		t.Errorf("after a2: started %s, want c1 (c0 waited too long)", got)
+	}
+	if !e.orphans.Load() || e.held["c0"] != 0 {
+		t.Errorf("dropped job: orphans %v, held %d; want it released by the claim loop", e.orphans.Load(), e.held["c0"])
+	}
+
+	e.stop()
+	var held []string
+	for id := range e.held {
+		held = append(held, id)
+	}
+	slices.Sort(held)
+	if want := []string{"a0", "a1", "a2", "a3", "b0", "b1", "c1"}; !slices.Equal(held, want) {
+		// Results of a0..a2, b0 and b1 are still to be written in a real
+		// run; here nothing wrote them.
+		t.Errorf("held after stop = %v, want %v", held, want)
+	}
+	if got := id(e.done(a[3], now)); got != "none" || e.queued != 0 {
+		t.Errorf("after stop: started %s with %d queued; want nothing", got, e.queued)
+	}
+}
+
+// TestQueuedJobNeedsLeaseForItsTimeout: with a lease barely above the
+// longest timeout, a queued job of a webhook with that timeout starts only
+// while its lease covers the timeout and the time to write the result.
+func TestQueuedJobNeedsLeaseForItsTimeout(t *testing.T) {
+	lease := herald.MaxTimeoutSeconds*time.Second + 5*time.Second
+	e, err := New(Config{Store: storetest.NewSQLite(t), Lease: lease, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 5 * time.Second / 3; e.startMargin != want {
+		t.Fatalf("startMargin = %s, want %s: a third of what the lease leaves beyond the longest timeout", e.startMargin, want)
+	}
+	now := time.Now()
+	job := func(id string, waited time.Duration) *herald.Job {
+		return &herald.Job{Delivery: &herald.Delivery{ID: id}, LeaseUntil: now.Add(lease - waited),
+			Webhook: &herald.Webhook{ID: "slow", TimeoutSeconds: herald.MaxTimeoutSeconds}}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// 3.5s in the queue: within maxQueueWait, but 121.5s of lease is left
+	// for a 120s timeout and a 1.67s margin.
+	e.enqueue([]*herald.Job{job("late", 3500*time.Millisecond), job("fresh", 3*time.Second)})
+	if j := e.next(now); j == nil || j.Delivery.ID != "fresh" {
+		t.Errorf("started %v, want fresh: late's lease cannot cover its timeout", j)
+	}
+	if !e.orphans.Load() {
+		t.Error("the dropped job is not to be released")
+	}
+}
