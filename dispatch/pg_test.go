@@ -2,11 +2,8 @@ package dispatch_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -93,11 +90,11 @@ func TestTwoNodesShareTheWork(t *testing.T) {
 func TestResultsSurviveADatabaseOutage(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
-	p := startProxy(t, u.Host)
-	u.Host = p.addr
+	p := storetest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
 	db := mustOpen(t, u.String())
 	rc := newReceiver(t, func(http.ResponseWriter, *http.Request, int) {
-		p.down() // the database goes away while the receiver answers
+		p.Cut() // the database goes away while the receiver answers
 	})
 	mustSetup(t, db, hook{name: "wh-sync", url: rc.URL})
 	cfg := testConfig(t, db)
@@ -109,7 +106,7 @@ func TestResultsSurviveADatabaseOutage(t *testing.T) {
 	waitFor(t, 10*time.Second, "a failed write of the result", func() bool {
 		return counter(t, reg, "herald_result_flush_errors_total", nil) >= 2
 	})
-	p.up()
+	p.Restore()
 	d := waitStatus(t, db, "wh-sync", 1, 20*time.Second, herald.StatusDelivered)[0]
 	if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != 200 {
 		t.Errorf("attempts = %+v, want the one 200 written after the outage", d.Attempts)
@@ -120,64 +117,4 @@ func TestResultsSurviveADatabaseOutage(t *testing.T) {
 	if lost := counter(t, reg, "herald_results_lost_total", nil); lost != 0 {
 		t.Errorf("%g results lost", lost)
 	}
-}
-
-// proxy forwards TCP connections to a server until it is taken down, when
-// it refuses new connections and cuts the open ones: a database outage.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target, addr: "127.0.0.1:0"}
-	p.up()
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *proxy) up() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Errorf("proxy listen: %v", err)
-		return
-	}
-	p.ln, p.addr = ln, ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-}
-
-func (p *proxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -280,15 +278,15 @@ func TestPostgresOutage(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
-	p := startProxy(t, u.Host)
-	u.Host = p.addr
+	p := storetest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
 	db := openPG(t, u.String())
 	ctx := context.Background()
 	setup(t, db)
 	wake := db.Subscribe(t.Context())
 	waitWake(t, wake, "the listener's first connection")
 
-	p.down()
+	p.Cut()
 	err := db.Ping(ctx)
 	if herald.ErrorCode(err) != herald.EUNAVAILABLE || !strings.HasPrefix(herald.ErrorMessage(err), "database unavailable: ") {
 		t.Fatalf("Ping during the outage = %v, want EUNAVAILABLE", err)
@@ -306,7 +304,7 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	drain(wake)
 
-	p.up()
+	p.Restore()
 	deadline := time.Now().Add(10 * time.Second)
 	for db.Ping(ctx) != nil {
 		if time.Now().After(deadline) {
@@ -324,69 +322,6 @@ func TestPostgresOutage(t *testing.T) {
 	if ok, err := db.TryLead(ctx); !ok || err != nil {
 		t.Fatalf("TryLead after the outage = %v, %v", ok, err)
 	}
-}
-
-// proxy forwards TCP connections to a server until it is taken down, when
-// it refuses new connections and cuts the open ones.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target}
-	p.up()
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *proxy) up() {
-	addr := p.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-}
-
-func (p *proxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
 
 func TestPostgresUnreachable(t *testing.T) {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -84,90 +82,14 @@ func TestClusterKill9LosesNothing(t *testing.T) {
 	t.Logf("every acknowledged event arrived; duplicates: %d", dups)
 }
 
-// tcpProxy forwards a loopback port to PostgreSQL and can be cut and
-// restored, like a network partition between Herald and its database.
-type tcpProxy struct {
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-}
-
-func newTCPProxy(t testing.TB, target string) *tcpProxy {
-	p := &tcpProxy{target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.pipe(c)
-		}
-	}()
-}
-
-func (p *tcpProxy) pipe(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[c], p.conns[up] = true, true
-	p.mu.Unlock()
-	go func() { io.Copy(up, c); up.Close(); c.Close() }()
-	io.Copy(c, up)
-	c.Close()
-	up.Close()
-}
-
-// cut closes the listener and every connection through it.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns = map[net.Conn]bool{}
-}
-
-// restore listens again on the same port.
-func (p *tcpProxy) restore(t testing.TB) {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatalf("proxy listen again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
-}
-
 func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.addr
+	proxy := storetest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
 	q := u.Query()
 	q.Set("connect_timeout", "2")
 	u.RawQuery = q.Encode()
@@ -178,7 +100,7 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 	recv.setSecret(secret)
 
 	before := postEvents(t, c, inst, 20)
-	proxy.cut()
+	proxy.Cut()
 
 	// While the database is unreachable: 503 with a clear message, never 202.
 	deadline := time.Now().Add(30 * time.Second)
@@ -206,7 +128,7 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 		t.Errorf("/readyz = %d during the outage, want 503", resp.StatusCode)
 	}
 
-	proxy.restore(t)
+	proxy.Restore()
 	// Delivery and ingest resume by themselves.
 	var after map[string]string
 	deadline = time.Now().Add(60 * time.Second)
