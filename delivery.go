@@ -37,6 +37,11 @@ type Delivery struct {
 	Status       string `json:"status"`
 	// AttemptCount is how many attempts are on record.
 	AttemptCount int `json:"attemptCount"`
+	// WindowAttempts is how many of those were made in the current retry
+	// window: fewer than AttemptCount after a resend or recover, which
+	// start a fresh window. The retry schedule counts from it. Not part of
+	// the API.
+	WindowAttempts int `json:"-"`
 	// NextAttemptAt is when it is next due (PENDING, RETRYING), or when the
 	// lease of the node sending it runs out (SENT); nil when it is final.
 	NextAttemptAt *time.Time `json:"nextAttemptAt"`

@@ -756,6 +756,51 @@ func TestRetriesForADayThenFails(t *testing.T) {
 	}
 }
 
+// TestResendStartsTheScheduleOver: a resend starts a fresh retry window,
+// and with it the schedule: the first failure after it waits 5s, however
+// many attempts were made before.
+func TestResendStartsTheScheduleOver(t *testing.T) {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusBadGateway) })
+	clock := storetest.NewClock(time.Now())
+	db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	mustSetup(t, db, hook{name: "wh-down", url: rc.URL})
+	cfg := testConfig(t, db)
+	cfg.Now = clock.Now
+	cfg.Jitter = -1
+	e, _ := mustRun(t, cfg)
+
+	mustCreateEvents(t, e, 1)
+	var d *herald.Delivery
+	attempt := func(n int) time.Duration {
+		t.Helper()
+		waitFor(t, 10*time.Second, fmt.Sprintf("attempt %d to be recorded", n), func() bool {
+			d = deliveries(t, db, "wh-down")[0]
+			return len(d.Attempts) == n && d.Status == herald.StatusRetrying
+		})
+		return d.NextAttemptAt.Sub(d.Attempts[n-1].StartedAt)
+	}
+	for n, want := range []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute} {
+		if got := attempt(n + 1); got != want {
+			t.Fatalf("wait after attempt %d = %s, want %s", n+1, got, want)
+		}
+		if n < 2 {
+			clock.Advance(d.NextAttemptAt.Sub(clock.Now()))
+			e.Wake()
+		}
+	}
+	if _, err := db.ResendDelivery(context.Background(), tenant, instance, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := attempt(4); got != 5*time.Second {
+		t.Fatalf("wait after the first attempt since the resend = %s, want 5s: the schedule starts over (reason %q)", got, d.WaitReason)
+	}
+	clock.Advance(d.NextAttemptAt.Sub(clock.Now()))
+	e.Wake()
+	if got := attempt(5); got != 30*time.Second {
+		t.Errorf("wait after the second attempt since the resend = %s, want 30s (reason %q)", got, d.WaitReason)
+	}
+}
+
 func TestMaintainerRunsWhenLeader(t *testing.T) {
 	rc := newReceiver(t, nil)
 	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})

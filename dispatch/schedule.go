@@ -52,12 +52,14 @@ func (p retryPolicy) decide(d *herald.Delivery, a herald.Attempt, retryAfter str
 		return r
 	}
 
-	wait, why := p.wait(a.N, retryAfter, now, rnd)
-	next := now.Add(wait)
-	first := a.StartedAt
+	// The schedule restarts with the window: attempt a.N may be the first
+	// of a window that a resend or recover began.
+	first, n := a.StartedAt, 1
 	if d.FirstAttemptAt != nil && !d.FirstAttemptAt.IsZero() {
-		first = *d.FirstAttemptAt
+		first, n = *d.FirstAttemptAt, d.WindowAttempts+1
 	}
+	wait, why := p.wait(n, retryAfter, now, rnd)
+	next := now.Add(wait)
 	if end := first.Add(p.window); next.After(end) {
 		r.Status = herald.StatusFailed
 		r.WaitReason = fmt.Sprintf("%s; gave up: the next attempt would have been after %s, the end of the %s retry window that began at %s",
@@ -70,8 +72,9 @@ func (p retryPolicy) decide(d *herald.Delivery, a herald.Attempt, retryAfter str
 	return r
 }
 
-// wait returns how long to wait after failed attempt n (1 for the first)
-// and, when the receiver chose it, the words that say so.
+// wait returns how long to wait after the nth failed attempt of the retry
+// window (1 for the first) and, when the receiver chose it, the words that
+// say so.
 func (p retryPolicy) wait(n int, retryAfter string, now time.Time, rnd float64) (time.Duration, string) {
 	longest := slices.Max(p.schedule)
 	if ra, ok := parseRetryAfter(retryAfter, now); ok {

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +18,9 @@ func TestRetryPolicyDecide(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		n          int // attempt number
-		first      *time.Time
+		n          int        // attempt number, counting every attempt on record
+		first      *time.Time // the retry window's first attempt; nil: this is it
+		window     int        // attempts in the window before this one
 		status     int
 		err        string
 		retryAfter string
@@ -34,13 +36,13 @@ func TestRetryPolicyDecide(t *testing.T) {
 		{name: "first failure waits 5s", n: 1, status: 500, err: "receiver answered 500 Internal Server Error", rnd: 0.5,
 			wantStatus: herald.StatusRetrying, wantNext: at(5 * time.Second),
 			wantReason: "receiver answered 500 Internal Server Error on attempt 1; next attempt at 2026-11-26T17:10:05Z"},
-		{name: "third failure waits 2m minus 20% at the low end", n: 3, first: &t0, status: 503, err: "receiver answered 503 Service Unavailable", rnd: 0,
+		{name: "third failure waits 2m minus 20% at the low end", n: 3, first: &t0, window: 2, status: 503, err: "receiver answered 503 Service Unavailable", rnd: 0,
 			wantStatus: herald.StatusRetrying, wantNext: at(96 * time.Second),
 			wantReason: "receiver answered 503 Service Unavailable on attempt 3; next attempt at 2026-11-26T17:11:36Z"},
-		{name: "jitter high end", n: 2, first: &t0, err: "connection refused", rnd: 0.75,
+		{name: "jitter high end", n: 2, first: &t0, window: 1, err: "connection refused", rnd: 0.75,
 			wantStatus: herald.StatusRetrying, wantNext: at(33 * time.Second),
 			wantReason: "connection refused on attempt 2; next attempt at 2026-11-26T17:10:33Z"},
-		{name: "the last wait repeats", n: 15, first: &t0, err: "timed out after 30s", rnd: 0.5,
+		{name: "the last wait repeats", n: 15, first: &t0, window: 14, err: "timed out after 30s", rnd: 0.5,
 			wantStatus: herald.StatusRetrying, wantNext: at(8 * time.Hour)},
 		{name: "Retry-After seconds replaces the schedule", n: 1, status: 429, err: "receiver answered 429 Too Many Requests", retryAfter: "120", rnd: 0,
 			wantStatus: herald.StatusRetrying, wantNext: at(2 * time.Minute),
@@ -56,21 +58,30 @@ func TestRetryPolicyDecide(t *testing.T) {
 			wantReasonHas: []string{"Retry-After asked for 24h; capped at 8h"}},
 		{name: "unreadable Retry-After falls back to the schedule", n: 1, status: 503, err: "x", retryAfter: "soon", rnd: 0.5,
 			wantStatus: herald.StatusRetrying, wantNext: at(5 * time.Second)},
-		{name: "410 Gone fails and deactivates", n: 2, first: &t0, status: 410, err: "receiver answered 410 Gone", rnd: 0.5,
+		{name: "410 Gone fails and deactivates", n: 2, first: &t0, window: 1, status: 410, err: "receiver answered 410 Gone", rnd: 0.5,
 			wantStatus:     herald.StatusFailed,
 			wantReason:     "receiver answered 410 Gone on attempt 2; the webhook was deactivated and no further attempt will be made",
 			wantDeactivate: "receiver answered 410 Gone at 2026-11-26T17:09:30Z"},
-		{name: "a next attempt past the window fails", n: 12, first: ptr(t0.Add(-20 * time.Hour)), status: 500, err: "receiver answered 500 Internal Server Error", rnd: 0.5,
+		{name: "a next attempt past the window fails", n: 12, first: ptr(t0.Add(-20 * time.Hour)), window: 11, status: 500, err: "receiver answered 500 Internal Server Error", rnd: 0.5,
 			wantStatus: herald.StatusFailed,
 			wantReason: "receiver answered 500 Internal Server Error on attempt 12; gave up: the next attempt would have been after 2026-11-26T21:00:00Z, the end of the 24h retry window that began at 2026-11-25T21:00:00Z"},
-		{name: "Retry-After cannot stretch the window", n: 3, first: ptr(t0.Add(-23 * time.Hour)), status: 503, err: "x", retryAfter: "7200", rnd: 0.5,
+		{name: "Retry-After cannot stretch the window", n: 3, first: ptr(t0.Add(-23 * time.Hour)), window: 2, status: 503, err: "x", retryAfter: "7200", rnd: 0.5,
 			wantStatus: herald.StatusFailed},
 		{name: "first attempt starts the window", n: 1, status: 500, err: "x", rnd: 0.5,
 			wantStatus: herald.StatusRetrying, wantNext: at(5 * time.Second)},
+		// Resend and recover start a fresh window: the schedule starts
+		// over, however many attempts are on record.
+		{name: "first attempt after a resend waits 5s", n: 12, status: 503, err: "receiver answered 503 Service Unavailable", rnd: 0.5,
+			wantStatus: herald.StatusRetrying, wantNext: at(5 * time.Second),
+			wantReason: "receiver answered 503 Service Unavailable on attempt 12; next attempt at 2026-11-26T17:10:05Z"},
+		{name: "third attempt after a resend waits 2m", n: 14, first: ptr(t0.Add(5 * time.Minute)), window: 2, err: "connection refused", rnd: 0.5,
+			wantStatus: herald.StatusRetrying, wantNext: at(2 * time.Minute)},
+		{name: "a resent delivery's window ends 24h after its new first attempt", n: 20, first: ptr(t0.Add(-23 * time.Hour)), window: 9, err: "x", rnd: 0.5,
+			wantStatus: herald.StatusFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := &herald.Delivery{ID: "dlv_1", AttemptCount: tt.n - 1, FirstAttemptAt: tt.first}
+			d := &herald.Delivery{ID: "dlv_1", AttemptCount: tt.n - 1, FirstAttemptAt: tt.first, WindowAttempts: tt.window}
 			a := herald.Attempt{N: tt.n, StartedAt: now.Add(-30 * time.Second), StatusCode: tt.status, Error: tt.err}
 			r := p.decide(d, a, tt.retryAfter, now, tt.rnd)
 			if r.DeliveryID != "dlv_1" || r.Attempt != a {
@@ -106,34 +117,37 @@ func TestRetryPolicyDecide(t *testing.T) {
 func TestRetryPolicyWholeDay(t *testing.T) {
 	p := retryPolicy{schedule: DefaultSchedule, window: 24 * time.Hour, jitter: 0.2}
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	first := clock
 	d := &herald.Delivery{ID: "dlv_1"}
-	var waits []time.Duration
-	for n := 1; ; n++ {
-		if n > 100 {
-			t.Fatal("still retrying after 100 attempts")
-		}
-		a := herald.Attempt{N: n, StartedAt: clock, Error: "connection refused"}
-		r := p.decide(d, a, "", clock, 0.5)
-		if r.Status == herald.StatusFailed {
-			if got := clock.Sub(first); got < 16*time.Hour || got > 24*time.Hour {
-				t.Errorf("gave up %s after the first attempt; want within the 24h window, after its last 8h wait", got)
-			}
-			break
-		}
-		waits = append(waits, r.NextAttemptAt.Sub(clock))
-		clock = r.NextAttemptAt
-		d.AttemptCount, d.FirstAttemptAt = n, &first
-	}
 	want := []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute,
 		time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 8 * time.Hour} // the 8h wait repeats once before 24h
-	if len(waits) != len(want) {
-		t.Fatalf("waits = %v, want %v", waits, want)
-	}
-	for i := range want {
-		if waits[i] != want[i] {
-			t.Errorf("wait after attempt %d = %s, want %s", i+1, waits[i], want[i])
+	// A whole day of failures; then a resend (a fresh window, the attempts
+	// kept on record) and a whole day more, with the same waits.
+	for day := range 2 {
+		first := clock
+		var waits []time.Duration
+		for {
+			if d.AttemptCount > 100 {
+				t.Fatal("still retrying after 100 attempts")
+			}
+			a := herald.Attempt{N: d.AttemptCount + 1, StartedAt: clock, Error: "connection refused"}
+			r := p.decide(d, a, "", clock, 0.5)
+			d.AttemptCount++
+			if r.Status == herald.StatusFailed {
+				if got := clock.Sub(first); got < 16*time.Hour || got > 24*time.Hour {
+					t.Errorf("day %d: gave up %s after the first attempt; want within the 24h window, after its last 8h wait", day+1, got)
+				}
+				break
+			}
+			waits = append(waits, r.NextAttemptAt.Sub(clock))
+			clock = r.NextAttemptAt
+			d.WindowAttempts++
+			d.FirstAttemptAt = &first
 		}
+		if !slices.Equal(waits, want) {
+			t.Errorf("day %d: waits = %v, want %v", day+1, waits, want)
+		}
+		clock = clock.Add(time.Hour)
+		d.FirstAttemptAt, d.WindowAttempts = nil, 0 // resend
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 )
 
 const deliveryCols = `id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype, status,
-	attempt_count, due_at, wait_reason, first_attempt_at, last_status_code, created_at, updated_at`
+	attempt_count, due_at, wait_reason, first_attempt_at, last_status_code, created_at, updated_at, window_start`
 
 // scanDelivery scans deliveryCols; it returns the webhook ID too, which the
 // Delivery itself names only by webhook name.
@@ -22,10 +22,12 @@ func scanDelivery(s interface{ Scan(...any) error }) (*herald.Delivery, string, 
 	var webhookID string
 	var due, first sql.NullInt64
 	var created, updated int64
+	var windowStart int
 	if err := s.Scan(&d.ID, &d.EventID, &d.Tenant, &d.Instance, &webhookID, &d.Webhook, &d.EventEntity, &d.EventSubtype,
-		&d.Status, &d.AttemptCount, &due, &d.WaitReason, &first, &d.LastStatusCode, &created, &updated); err != nil {
+		&d.Status, &d.AttemptCount, &due, &d.WaitReason, &first, &d.LastStatusCode, &created, &updated, &windowStart); err != nil {
 		return nil, "", err
 	}
+	d.WindowAttempts = d.AttemptCount - windowStart
 	d.NextAttemptAt, d.FirstAttemptAt = nullMS(due), nullMS(first)
 	d.CreatedAt, d.UpdatedAt = fromMS(created), fromMS(updated)
 	return &d, webhookID, nil
@@ -196,11 +198,12 @@ func (db *DB) ResendDelivery(ctx context.Context, tenant, instance, id string) (
 			return herald.Errorf(herald.ECONFLICT, "delivery %q is being sent right now; resend it once this attempt is recorded.", id)
 		}
 		now := db.now()
-		if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, claimed_by = '',
-			wait_reason = 'resent', updated_at = ? WHERE id = ?`, ms(now), ms(now), id); err != nil {
+		if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, window_start = attempt_count,
+			claimed_by = '', wait_reason = 'resent', updated_at = ? WHERE id = ?`, ms(now), ms(now), id); err != nil {
 			return err
 		}
 		d.Status, d.NextAttemptAt, d.FirstAttemptAt, d.WaitReason, d.UpdatedAt = herald.StatusPending, &now, nil, "resent", now
+		d.WindowAttempts = 0
 		return db.notify(ctx, q)
 	})
 	if err != nil {

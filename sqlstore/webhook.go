@@ -296,8 +296,8 @@ func (db *DB) RecoverWebhook(ctx context.Context, tenant, instance, name string,
 		now := ms(db.now())
 		// The name index narrows the scan to this webhook's deliveries
 		// since the time; IDs sort by creation time.
-		res, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, claimed_by = '',
-			wait_reason = 'recovered', updated_at = ?
+		res, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, window_start = attempt_count,
+			claimed_by = '', wait_reason = 'recovered', updated_at = ?
 			WHERE tenant = ? AND instance = ? AND webhook_name = ? AND id >= ? AND webhook_id = ?
 			AND status IN ('FAILED', 'CANCELLED') AND created_at >= ?`,
 			now, now, tenant, instance, name, idFloor("dlv", since), w.ID, ms(since))

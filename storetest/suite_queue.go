@@ -278,6 +278,61 @@ func init() {
 		}
 	})
 
+	register("ClaimCountsAttemptsOfTheWindow", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		// fail records a failed attempt of the only claimed delivery and
+		// makes it due again a second later.
+		fail := func(jobs []*herald.Job, final bool) string {
+			e.Helper()
+			if len(jobs) != 1 {
+				e.Fatalf("claimed %d, want 1", len(jobs))
+			}
+			r := herald.AttemptResult{DeliveryID: jobs[0].Delivery.ID, Attempt: herald.Attempt{StartedAt: e.Clock.Now(), StatusCode: 503},
+				Status: herald.StatusRetrying, NextAttemptAt: e.Clock.Now().Add(time.Second)}
+			if final {
+				r.Status, r.NextAttemptAt = herald.StatusFailed, time.Time{}
+			}
+			e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{r}))
+			e.Clock.Advance(time.Second)
+			return r.DeliveryID
+		}
+		want := func(jobs []*herald.Job, attempts, window int) {
+			e.Helper()
+			if d := jobs[0].Delivery; d.AttemptCount != attempts || d.WindowAttempts != window {
+				e.Errorf("claimed with %d attempts, %d in the window; want %d and %d", d.AttemptCount, d.WindowAttempts, attempts, window)
+			}
+		}
+		jobs := e.claim("n1", 1, 1)
+		want(jobs, 0, 0)
+		id := fail(jobs, false)
+		jobs = e.claim("n1", 1, 1)
+		want(jobs, 1, 1)
+		fail(jobs, false)
+		jobs = e.claim("n1", 1, 1)
+		want(jobs, 2, 2)
+		fail(jobs, true)
+
+		// A resend starts a fresh window; the attempts stay on record.
+		_, err := e.S.ResendDelivery(e.Ctx, "acme", "live", id)
+		e.must(err)
+		jobs = e.claim("n1", 1, 1)
+		want(jobs, 3, 0)
+		fail(jobs, false)
+		jobs = e.claim("n1", 1, 1)
+		want(jobs, 4, 1)
+		fail(jobs, true)
+
+		// So does a recover.
+		_, err = e.S.RecoverWebhook(e.Ctx, "acme", "live", "wh", Epoch)
+		e.must(err)
+		jobs = e.claim("n1", 1, 1)
+		want(jobs, 5, 0)
+		fail(jobs, false)
+		jobs = e.claim("n1", 1, 1)
+		want(jobs, 6, 1)
+	})
+
 	register("ReleaseDeliveries", func(e *env) {
 		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
 		e.create(event("acme", "live", "PATIENT_CREATED"), event("acme", "live", "PATIENT_CREATED"), event("acme", "live", "PATIENT_CREATED"))
