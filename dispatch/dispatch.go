@@ -56,8 +56,9 @@ type Config struct {
 	Concurrency int
 	// PerWebhookInFlight bounds the requests in flight for any one webhook,
 	// so a slow receiver holds at most this many senders. Defaults to 8
-	// (and to Concurrency when that is smaller). Up to twice as many of a
-	// webhook's deliveries wait claimed in its queue on this node.
+	// (and to Concurrency when that is smaller). Two to eight times as many
+	// of a webhook's deliveries wait claimed in its queue on this node, more
+	// for a receiver that answers within milliseconds.
 	PerWebhookInFlight int
 	// Lease is how long a claim lasts: if this node has not recorded the
 	// attempt by then, another node may send the delivery again. It must
@@ -135,6 +136,7 @@ type Engine struct {
 	queued   int                   // jobs claimed and not started
 	hooks    map[string]*hookQueue // by webhook ID, those with jobs queued or in flight
 	ready    []*hookQueue          // webhooks with a queued job and a free slot, in turn
+	limitHit bool                  // the last claim took all it was allowed: more may be due
 	// held counts, by delivery ID, the claims the engine is working on:
 	// from the claim until the result is written (or given up). Anything
 	// else SENT under this owner is an orphan.
@@ -402,7 +404,7 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 		for j := e.next(now); j != nil; j = e.next(now) {
 			starts = append(starts, j)
 		}
-		more := e.roomForMore(jobs, limit, perWebhook)
+		more := e.claimed(jobs, limit, perWebhook, exclude)
 		e.mu.Unlock()
 		for _, j := range starts {
 			start(j)
@@ -491,10 +493,12 @@ func (e *Engine) unholdLocked(id string) {
 // queues offer, so a sender that finishes starts the next job at once.
 func (e *Engine) sendLoop(ctx context.Context, j *herald.Job, results chan<- pendingResult) {
 	for j != nil {
+		start := time.Now()
 		e.deliver(ctx, j, results)
+		took := time.Since(start)
 		now := e.cfg.Now()
 		e.mu.Lock()
-		j = e.done(j, now)
+		j = e.done(j, took, now)
 		e.mu.Unlock()
 	}
 }

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"cmp"
+	"slices"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -11,6 +12,11 @@ import (
 // local queue of claimed jobs that have not started, so a claim's size is
 // not tied to the senders that happen to be free, and a sender that
 // finishes starts the next job at once instead of waiting for a claim.
+//
+// A queue holds 2 x PerWebhookInFlight jobs, more (up to 8 x) for a
+// receiver that answers within milliseconds, whose senders would otherwise
+// empty the queue faster than a claim can refill it. All queues together
+// hold at most 2 x Concurrency.
 //
 // Everything here runs with Engine.mu held.
 
@@ -23,18 +29,34 @@ import (
 // seconds per request see their queued jobs claimed again.
 const maxQueueWait = 5 * time.Second
 
+// queueCover is how long a webhook's queue should keep its senders busy:
+// a claim's round trip and then some. A queue is sized for it from how
+// long the webhook's requests take, within 2 and 8 x PerWebhookInFlight.
+const queueCover = 10 * time.Millisecond
+
 // hookQueue is one webhook's work on this node.
 type hookQueue struct {
 	id       string
 	jobs     []*herald.Job // claimed, not started, oldest claim first
 	inFlight int
-	ready    bool // in Engine.ready
+	ready    bool          // in Engine.ready
+	took     time.Duration // how long its requests take, a moving average
+	// more is set when the last claim that asked for this webhook got all
+	// it asked for: more is probably due.
+	more bool
 }
 
-// queueCap is how many jobs one webhook may have queued (claimed, not
-// started); a claim tops up only webhooks whose queue is at most half full,
-// so each claim brings at least queueCap/2 for them.
-func (e *Engine) queueCap() int { return 2 * e.cfg.PerWebhookInFlight }
+// queueCap is how many jobs webhook h may have queued (claimed, not
+// started); h is nil for a webhook with nothing queued or in flight. A
+// claim tops up only queues at most half full, so each claim brings at
+// least half a queue.
+func (e *Engine) queueCap(h *hookQueue) int {
+	lo, hi := 2*e.cfg.PerWebhookInFlight, 8*e.cfg.PerWebhookInFlight
+	if h == nil || h.took <= 0 {
+		return lo
+	}
+	return max(lo, min(hi, int(int64(e.cfg.PerWebhookInFlight)*int64(queueCover)/int64(h.took))))
+}
 
 // totalQueueCap is how many jobs all webhooks together may have queued.
 func (e *Engine) totalQueueCap() int { return 2 * e.cfg.Concurrency }
@@ -42,18 +64,21 @@ func (e *Engine) totalQueueCap() int { return 2 * e.cfg.Concurrency }
 // claimSpace returns how many deliveries the next claim may take in all and
 // per webhook, and the webhooks not to claim for: those whose queue is more
 // than half full, and those that answered 410 Gone. The per-webhook figure
-// is one for all webhooks, so the fullest queue among those claimed for
-// sets it; it is never below half a queue.
+// is one for all webhooks, so the least room among the queues claimed for
+// sets it (never less than half a queue); with no queue on this node it is
+// the smallest queue's size.
 func (e *Engine) claimSpace() (limit, perWebhook int, exclude []string) {
-	qcap := e.queueCap()
-	perWebhook = qcap
+	perWebhook = -1
 	for id, h := range e.hooks {
-		switch n := len(h.jobs); {
-		case n > qcap/2 || e.gone[id] > 0:
+		qcap, n := e.queueCap(h), len(h.jobs)
+		if n > qcap/2 || e.gone[id] > 0 {
 			exclude = append(exclude, id)
-		case n > 0:
-			perWebhook = min(perWebhook, qcap-n)
+		} else if perWebhook < 0 || qcap-n < perWebhook {
+			perWebhook = qcap - n
 		}
+	}
+	if perWebhook < 0 {
+		perWebhook = e.queueCap(nil)
 	}
 	for id := range e.gone {
 		if e.hooks[id] == nil {
@@ -63,26 +88,37 @@ func (e *Engine) claimSpace() (limit, perWebhook int, exclude []string) {
 	return e.totalQueueCap() - e.queued, perWebhook, exclude
 }
 
-// roomForMore reports whether the claim that returned jobs, asked for at
-// most limit and perWebhook, probably left due deliveries behind that the
-// queues have room for now: a webhook got all it asked for and its queue is
-// no more than half full, or the claim hit its limit and all queues
-// together are no more than half full. A fuller queue wakes the claim loop
-// when it drains to half.
-func (e *Engine) roomForMore(jobs []*herald.Job, limit, perWebhook int) bool {
-	if len(jobs) >= limit && e.queued <= e.totalQueueCap()/2 {
-		return true
-	}
+// claimed notes what a claim that asked for at most limit and perWebhook,
+// excluding exclude, returned: a webhook that got all it asked for probably
+// has more due, one that got less has none; a claim that hit its limit may
+// have left any webhook's behind. It reports whether the queues have room
+// for that now. Otherwise a queue that drains to half wakes the claim loop
+// when more is due for it.
+func (e *Engine) claimed(jobs []*herald.Job, limit, perWebhook int, exclude []string) bool {
 	got := map[string]int{}
 	for _, j := range jobs {
 		got[j.Webhook.ID]++
 	}
-	for id, n := range got {
-		if h := e.hooks[id]; n >= perWebhook && (h == nil || len(h.jobs) <= e.queueCap()/2) {
+	for id, h := range e.hooks {
+		if n, ok := got[id]; ok {
+			h.more = n >= perWebhook
+		} else if !slices.Contains(exclude, id) {
+			h.more = false
+		}
+	}
+	e.limitHit = len(jobs) >= limit
+	for _, h := range e.hooks {
+		if e.wantsClaim(h) {
 			return true
 		}
 	}
 	return false
+}
+
+// wantsClaim reports whether a claim should top up h's queue, or all
+// queues: more is due and the queue is no more than half full.
+func (e *Engine) wantsClaim(h *hookQueue) bool {
+	return (h.more && len(h.jobs) <= e.queueCap(h)/2) || (e.limitHit && e.queued <= e.totalQueueCap()/2)
 }
 
 // enqueue queues claimed jobs, each under its webhook. Jobs of a webhook
@@ -152,9 +188,7 @@ func (e *Engine) dequeue(h *hookQueue, now time.Time) *herald.Job {
 		h.jobs = h.jobs[1:]
 		e.queued--
 		e.metrics.queued.Set(float64(e.queued))
-		// A queue that drops to half full, or all queues together, can
-		// take a claim again.
-		if len(h.jobs) == e.queueCap()/2 || e.queued == e.totalQueueCap()/2 {
+		if e.wantsClaim(h) {
 			e.Wake()
 		}
 		timeout := time.Duration(cmp.Or(j.Webhook.TimeoutSeconds, herald.DefaultTimeoutSeconds)) * time.Second
@@ -183,13 +217,18 @@ func (e *Engine) drop(id string) {
 	}
 	e.queued -= len(h.jobs)
 	e.metrics.queued.Set(float64(e.queued))
-	h.jobs = nil
+	h.jobs, h.more = nil, false
 }
 
-// done records that a started job's request is over and returns the next
-// job to start, if any, for the same sender.
-func (e *Engine) done(j *herald.Job, now time.Time) *herald.Job {
+// done records that a started job's request is over, after took, and
+// returns the next job to start, if any, for the same sender.
+func (e *Engine) done(j *herald.Job, took time.Duration, now time.Time) *herald.Job {
 	h := e.hooks[j.Webhook.ID]
+	if h.took == 0 {
+		h.took = max(took, 1)
+	} else {
+		h.took += (took - h.took) / 8
+	}
 	h.inFlight--
 	e.inFlight--
 	e.metrics.inFlight.Set(float64(e.inFlight))

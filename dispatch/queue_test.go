@@ -21,6 +21,7 @@ func TestQueueTakesTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
+	const slow = 50 * time.Millisecond // requests this slow get the smallest queues
 	job := func(hook string, i int, lease time.Duration) *herald.Job {
 		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprintf("%s%d", hook, i)},
 			Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30}, LeaseUntil: now.Add(lease)}
@@ -50,16 +51,16 @@ func TestQueueTakesTurns(t *testing.T) {
 	}
 	// a has 2 in flight, its limit: a finishing request of b starts
 	// nothing of a's, one of a's lets b take its turn first.
-	if got := id(e.done(a[0], now)); got != "b1" {
+	if got := id(e.done(a[0], slow, now)); got != "b1" {
 		t.Errorf("after a0: started %s, want b1 (b's turn)", got)
 	}
-	if got := id(e.done(b[0], now)); got != "a2" {
+	if got := id(e.done(b[0], slow, now)); got != "a2" {
 		t.Errorf("after b0: started %s, want a2", got)
 	}
-	if got := id(e.done(b[1], now)); got != "none" {
+	if got := id(e.done(b[1], slow, now)); got != "none" {
 		t.Errorf("after b1: started %s, want none: a1 and a2 are in flight, a's limit", got)
 	}
-	if got := id(e.done(a[1], now)); got != "a3" {
+	if got := id(e.done(a[1], slow, now)); got != "a3" {
 		t.Errorf("after a1: started %s, want a3", got)
 	}
 	if e.inFlight != 2 || e.queued != 1 || e.hooks["b"] != nil {
@@ -79,7 +80,7 @@ func TestQueueTakesTurns(t *testing.T) {
 	// A job that waited in the queue for more than maxQueueWait is
 	// dropped, not started; the claim loop will release it.
 	e.enqueue([]*herald.Job{job("c", 0, e.cfg.Lease-maxQueueWait-time.Millisecond), job("c", 1, e.cfg.Lease-maxQueueWait)})
-	if got := id(e.done(a[2], now)); got != "c1" {
+	if got := id(e.done(a[2], slow, now)); got != "c1" {
 		t.Errorf("after a2: started %s, want c1 (c0 waited too long)", got)
 	}
 	if !e.orphans.Load() || e.held["c0"] != 0 {
@@ -97,7 +98,7 @@ func TestQueueTakesTurns(t *testing.T) {
 		// run; here nothing wrote them.
 		t.Errorf("held after stop = %v, want %v", held, want)
 	}
-	if got := id(e.done(a[3], now)); got != "none" || e.queued != 0 {
+	if got := id(e.done(a[3], slow, now)); got != "none" || e.queued != 0 {
 		t.Errorf("after stop: started %s with %d queued; want nothing", got, e.queued)
 	}
 }
@@ -129,5 +130,57 @@ func TestQueuedJobNeedsLeaseForItsTimeout(t *testing.T) {
 	}
 	if !e.orphans.Load() {
 		t.Error("the dropped job is not to be released")
+	}
+}
+
+// TestQueueGrowsForFastReceivers: a webhook whose requests take a few
+// milliseconds gets a deeper queue, so its senders do not empty it before
+// a claim refills it; a slow one keeps 2 x PerWebhookInFlight.
+func TestQueueGrowsForFastReceivers(t *testing.T) {
+	e, err := New(Config{Store: storetest.NewSQLite(t), Concurrency: 64, PerWebhookInFlight: 4, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		took time.Duration
+		want int
+	}{
+		{0, 8},                      // nothing known yet: 2 x PerWebhookInFlight
+		{100 * time.Millisecond, 8}, // slow
+		{4 * time.Millisecond, 10},  // 4 senders cover 10ms with 10 jobs
+		{time.Millisecond, 32},      // at most 8 x PerWebhookInFlight
+	} {
+		if got := e.queueCap(&hookQueue{took: tt.took}); got != tt.want {
+			t.Errorf("queue for requests of %s holds %d, want %d", tt.took, got, tt.want)
+		}
+	}
+
+	now := time.Now()
+	fast := func(i int) *herald.Job {
+		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprint("f", i)}, LeaseUntil: now.Add(e.cfg.Lease),
+			Webhook: &herald.Webhook{ID: "fast", TimeoutSeconds: 30}}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if limit, per, _ := e.claimSpace(); limit != 128 || per != 8 {
+		t.Errorf("claimSpace with nothing queued = %d, %d; want 128 and 8", limit, per)
+	}
+	var jobs []*herald.Job
+	for i := range 8 {
+		jobs = append(jobs, fast(i))
+	}
+	e.enqueue(jobs)
+	var started []*herald.Job
+	for j := e.next(now); j != nil; j = e.next(now) {
+		started = append(started, j)
+	}
+	if len(started) != 4 {
+		t.Fatalf("started %d, want 4", len(started))
+	}
+	// Once its requests are seen to take 1ms, its queue may hold 32: the
+	// next claim tops it up from the 3 left (one more started).
+	e.done(started[0], time.Millisecond, now)
+	if _, per, _ := e.claimSpace(); per != 29 {
+		t.Errorf("per webhook after 1ms requests = %d, want 29 (32 less 3 queued)", per)
 	}
 }
