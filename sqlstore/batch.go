@@ -110,12 +110,14 @@ func (db *DB) prepare(p *prepared) {
 func (db *DB) closeStatements() {
 	db.stmtMu.Lock()
 	defer db.stmtMu.Unlock()
-	db.batches.Range(func(_, v any) bool {
+	closeAll := func(_, v any) bool {
 		if s := v.(*prepared).stmt.Load(); s != nil {
 			s.Close()
 		}
 		return true
-	})
+	}
+	db.batches.Range(closeAll)
+	db.stmts.Range(closeAll)
 }
 
 func scanAll(rows *sql.Rows, scan func(*sql.Rows) error) error {

@@ -233,9 +233,11 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 		per = r.Limit
 	}
 	now := ms(r.Now)
-	excl := ""
+	excl, exclArgs := "", []any(nil)
 	if len(r.ExcludeWebhooks) > 0 {
-		excl = ` AND w.id NOT IN (` + placeholders(len(r.ExcludeWebhooks)) + `)`
+		var in string
+		in, exclArgs = inList(db, r.ExcludeWebhooks)
+		excl = ` AND w.id NOT IN (` + in + `)`
 	}
 	var query string
 	var args []any
@@ -245,12 +247,12 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 				SELECT d2.id, d2.due_at FROM deliveries d2 WHERE d2.webhook_id = w.id AND d2.due_at <= ? ORDER BY d2.due_at LIMIT ?) d
 			WHERE w.active = 1` + excl + ` ORDER BY d.due_at LIMIT ?)
 			AND due_at <= ? ORDER BY due_at, id FOR UPDATE SKIP LOCKED`
-		args = append(append([]any{now, per}, anys(r.ExcludeWebhooks)...), r.Limit, now)
+		args = append(append([]any{now, per}, exclArgs...), r.Limit, now)
 	} else {
 		query = `SELECT d.id FROM webhooks w JOIN deliveries d ON d.id IN (
 			SELECT d2.id FROM deliveries d2 WHERE d2.webhook_id = w.id AND d2.due_at <= ? ORDER BY d2.due_at LIMIT ?)
 			WHERE w.active = 1` + excl + ` ORDER BY d.due_at, d.id LIMIT ?`
-		args = append(append([]any{now, per}, anys(r.ExcludeWebhooks)...), r.Limit)
+		args = append(append([]any{now, per}, exclArgs...), r.Limit)
 	}
 
 	var jobs []*herald.Job
@@ -260,9 +262,9 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 		if err != nil || len(ids) == 0 {
 			return err
 		}
+		in, inArgs := inList(db, ids)
 		rows, err := q.query(ctx, `UPDATE deliveries SET status = 'SENT', claimed_by = ?, due_at = ?, updated_at = ?
-			WHERE id IN (`+placeholders(len(ids))+`) RETURNING `+deliveryCols,
-			append([]any{r.Owner, ms(r.LeaseUntil), now}, anys(ids)...)...)
+			WHERE id IN (`+in+`) RETURNING `+deliveryCols, append([]any{r.Owner, ms(r.LeaseUntil), now}, inArgs...)...)
 		if err != nil {
 			return err
 		}
@@ -341,7 +343,8 @@ func (db *DB) webhooksByID(ctx context.Context, q q, ids []string) (map[string]*
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := q.query(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE id IN (`+placeholders(len(ids))+`)`, anys(ids)...)
+	in, args := inList(db, ids)
+	rows, err := q.query(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE id IN (`+in+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -390,8 +393,9 @@ func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult
 	err := db.tx(ctx, func(q q) error {
 		open := make(map[string]*openDelivery, len(ids))
 		for chunk := range slices.Chunk(ids, 500) {
+			in, args := inList(db, chunk)
 			rows, err := q.query(ctx, `SELECT id, webhook_id, status, attempt_count, first_attempt_at, due_at, wait_reason, claimed_by, last_status_code
-				FROM deliveries WHERE id IN (`+placeholders(len(chunk))+`) ORDER BY id`+db.forUpdate(), anys(chunk)...)
+				FROM deliveries WHERE id IN (`+in+`) ORDER BY id`+db.forUpdate(), args...)
 			if err != nil {
 				return err
 			}

@@ -330,7 +330,8 @@ func (db *DB) GetEvent(ctx context.Context, tenant, instance, id string) (*heral
 func (db *DB) events(ctx context.Context, q q, ids []string) (map[string]*herald.Event, error) {
 	out := make(map[string]*herald.Event, len(ids))
 	for chunk := range slices.Chunk(ids, 500) {
-		rows, err := q.query(ctx, `SELECT `+eventCols+` FROM events WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		in, args := inList(db, chunk)
+		rows, err := q.query(ctx, `SELECT `+eventCols+` FROM events WHERE id IN (`+in+`)`, args...)
 		if err != nil {
 			return nil, err
 		}

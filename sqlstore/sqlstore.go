@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,9 +57,11 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 
-	queries sync.Map   // query text with "?" -> query text with "$n"
-	batches sync.Map   // batchKey -> *prepared
-	stmtMu  sync.Mutex // orders storing prepared statements before closing them
+	queries sync.Map     // query text with "?" -> query text with "$n"
+	batches sync.Map     // batchKey -> *prepared
+	stmts   sync.Map     // query text -> *prepared, statements of write transactions (SQLite)
+	nstmts  atomic.Int32 // entries in stmts
+	stmtMu  sync.Mutex   // orders storing prepared statements before closing them
 
 	subMu  sync.Mutex
 	subs   map[chan struct{}]struct{}
@@ -252,11 +255,50 @@ type q struct {
 func (db *DB) reader() q { return q{db, db.read} }
 
 func (q q) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := q.stmt(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
 	return q.x.ExecContext(ctx, q.db.rewrite(query), args...)
 }
 
 func (q q) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := q.stmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
 	return q.x.QueryContext(ctx, q.db.rewrite(query), args...)
+}
+
+// maxStmts bounds the statements kept prepared; queries with IN lists
+// pad them (inList) so that their texts stay few.
+const maxStmts = 512
+
+// stmt returns query prepared on SQLite's write connection for use in the
+// transaction q runs in, or nil: outside a write transaction, on
+// PostgreSQL (pgx keeps its own statement cache per connection), or until
+// the statement is prepared. SQLite otherwise parses every statement
+// anew, which costs a claim about as much as running it; the single
+// writer is what limits SQLite's throughput. It prepares as batch.go does.
+func (q q) stmt(ctx context.Context, query string) *sql.Stmt {
+	tx, ok := q.x.(*sql.Tx)
+	if !ok || q.db.pg {
+		return nil
+	}
+	v, ok := q.db.stmts.Load(query)
+	if !ok {
+		if q.db.nstmts.Load() >= maxStmts {
+			return nil
+		}
+		p := &prepared{text: query}
+		if v, ok = q.db.stmts.LoadOrStore(query, p); !ok {
+			q.db.nstmts.Add(1)
+			go q.db.prepare(p)
+			return nil
+		}
+	}
+	if s := v.(*prepared).stmt.Load(); s != nil {
+		return tx.StmtContext(ctx, s)
+	}
+	return nil
 }
 
 func (q q) row(ctx context.Context, query string, args ...any) *sql.Row {
@@ -334,6 +376,26 @@ func placeholders(n int) string {
 		return ""
 	}
 	return strings.Repeat("?,", n-1) + "?"
+}
+
+// inList returns the placeholders and arguments of an IN list of vals
+// (not empty). On SQLite the list is padded to a power of two by repeating
+// the last value, which changes nothing an IN list selects: the
+// statement's text then takes one of a few forms, each prepared once (see
+// q.stmt). PostgreSQL gets the list as it is: there the same text run many
+// times makes the server switch to a generic plan, and with padded lists
+// the claim's generic plans doubled the server's CPU per delivery
+// (docs/performance.md).
+func inList[T any](db *DB, vals []T) (string, []any) {
+	n := len(vals)
+	for !db.pg && n&(n-1) != 0 {
+		n++
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = vals[min(i, len(vals)-1)]
+	}
+	return placeholders(n), args
 }
 
 // anys converts a slice for use as query arguments.

@@ -222,9 +222,9 @@ func (db *DB) secrets(ctx context.Context, q q, ids []string, now time.Time) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := append(anys(ids), ms(now))
+	in, args := inList(db, ids)
 	rows, err := q.query(ctx, `SELECT webhook_id, secret, created_at, expires_at FROM webhook_secrets
-		WHERE webhook_id IN (`+placeholders(len(ids))+`) AND (expires_at IS NULL OR expires_at > ?)`, args...)
+		WHERE webhook_id IN (`+in+`) AND (expires_at IS NULL OR expires_at > ?)`, append(args, ms(now))...)
 	if err != nil {
 		return nil, err
 	}
