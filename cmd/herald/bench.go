@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	batch := fs.Int("batch", 50, "events per POST (an array)")
 	posters := fs.Int("posters", 16, "concurrent POSTing clients")
 	concurrency := fs.Int("concurrency", 64, "senders in flight per node")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the measured run (first POST to last delivery) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -137,6 +139,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	fmt.Fprintf(stdout, "herald bench: %d events x %d webhooks = %d deliveries, %d node(s), %s, %d CPUs\n",
 		*events, *webhooks, want, *nodes, redactDSN(*database), runtime.NumCPU())
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	body := make([]map[string]any, *batch)
 	for i := range body {
 		body[i] = map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": fmt.Sprintf("p-%d", i), "patientId": "p", "sourceName": "Bench Patient"}
