@@ -441,10 +441,10 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 
 // releaseOrphans makes due again every delivery SENT under this owner that
 // the engine does not hold: what a claim took when its answer was lost,
-// and queued jobs dropped unstarted. It runs in
-// the claim loop, so no claim adds to what the engine holds while the
-// release runs; deliveries that stop being held meanwhile have had their
-// results written and are no longer SENT.
+// and queued jobs dropped unstarted. It runs in the claim loop, so no
+// claim adds to what the engine holds while the release runs; deliveries
+// that stop being held meanwhile have had their results written and are
+// no longer SENT.
 func (e *Engine) releaseOrphans(ctx context.Context) error {
 	e.mu.Lock()
 	held := make([]string, 0, len(e.held))
