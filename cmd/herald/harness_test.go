@@ -257,6 +257,18 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	fmt.Fprintf(w, "answered %d", status)
 }
 
+// duplicates counts the requests beyond the first for the events in ids:
+// delivery is at least once, and receivers dedupe on webhook-id.
+func (r *receiver) duplicates(ids map[string]bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for id := range ids {
+		n += r.perEvent[id] - 1
+	}
+	return n
+}
+
 // waitFor waits until every id in want has arrived (2xx), or fails.
 func (r *receiver) waitFor(t testing.TB, want map[string]bool, timeout time.Duration) {
 	t.Helper()

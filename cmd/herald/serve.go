@@ -301,14 +301,10 @@ func (e *envReader) duration(key string, def time.Duration) time.Duration {
 		return def
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil && e.err == nil {
-		e.err = fmt.Errorf("%s=%q is not a duration such as 720h or 90m", key, v)
-	}
-	return cmpDuration(d, def, err)
-}
-
-func cmpDuration(d, def time.Duration, err error) time.Duration {
 	if err != nil {
+		if e.err == nil {
+			e.err = fmt.Errorf("%s=%q is not a duration such as 720h or 90m", key, v)
+		}
 		return def
 	}
 	return d
