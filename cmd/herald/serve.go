@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,9 @@ type serveConfig struct {
 	Concurrency         int
 	LogFormat           string
 	LogLevel            string
+	// CPUProfile, when set, is a file the CPU profile of the whole run is
+	// written to at shutdown (herald bench uses it).
+	CPUProfile string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
@@ -59,6 +63,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.Concurrency, "concurrency", env.int("HERALD_CONCURRENCY", 64), "requests in flight to receivers on this node (env HERALD_CONCURRENCY)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("HERALD_LOG_FORMAT", "text"), "text or json (env HERALD_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error (env HERALD_LOG_LEVEL)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of this run to the file at shutdown, for go tool pprof")
 	if env.err != nil {
 		return c, env.err
 	}
@@ -86,6 +91,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	srv, err := startServer(ctx, cfg, logger, prometheus.NewRegistry())
 	if err != nil {
