@@ -15,10 +15,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/access"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -67,16 +67,13 @@ type server struct {
 	tester   Tester
 	log      *slog.Logger
 	now      func() time.Time
-	tokenTTL time.Duration
+	tokens   *access.Tokens
 	ready    func(ctx context.Context) error
 	metrics  *metrics
 
 	promHandler http.Handler
 
 	mux *http.ServeMux
-
-	keyMu    sync.Mutex
-	tokenKey []byte // fetched once from Store.TokenKey
 }
 
 // New returns the API handler. It returns an error when cfg.Store is nil or
@@ -94,7 +91,6 @@ func New(cfg Config) (http.Handler, error) {
 		tester:   cfg.Tester,
 		log:      cfg.Logger,
 		now:      cfg.Now,
-		tokenTTL: cmp.Or(cfg.TokenTTL, time.Hour),
 		ready:    cfg.Ready,
 	}
 	if s.log == nil {
@@ -103,6 +99,7 @@ func New(cfg Config) (http.Handler, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.tokens = access.NewTokens(cfg.Store, s.now, cmp.Or(cfg.TokenTTL, time.Hour))
 	if s.ready == nil {
 		s.ready = cfg.Store.Ping
 	}
@@ -120,33 +117,17 @@ func New(cfg Config) (http.Handler, error) {
 	return s.middleware(s.mux), nil
 }
 
-// perm says who may call a route. Platform admins may call every route; the
-// other roles only routes of their own tenant, and only as listed in
-// allowedRoles.
-type perm int
-
+// Route permissions, as the role matrix in package access defines them.
 const (
-	permPublic        perm = iota // no token (token exchange, ops)
-	permAuthenticated             // any valid token; tenant-scoped when the path names a tenant
-	permReadConfig                // reads of designer, webhook and client config: admin, designer, viewer
-	permReadEvents                // reads of events and deliveries: admin, designer, producer, viewer
-	permProduce                   // posting events: admin, producer
-	permDesign                    // designer writes and publishing: admin, designer
-	permAdmin                     // instance admin, instances, API clients, secrets: admin
-	permPlatform                  // tenants: platform-admin only
+	permPublic        = access.Public
+	permAuthenticated = access.Authenticated
+	permReadConfig    = access.ReadConfig
+	permReadEvents    = access.ReadEvents
+	permProduce       = access.Produce
+	permDesign        = access.Design
+	permAdmin         = access.Admin
+	permPlatform      = access.Platform
 )
-
-// allowedRoles lists the tenant roles each perm admits; platform-admin is
-// always admitted.
-var allowedRoles = map[perm][]herald.Role{
-	permAuthenticated: {herald.RoleAdmin, herald.RoleDesigner, herald.RoleProducer, herald.RoleViewer},
-	permReadConfig:    {herald.RoleAdmin, herald.RoleDesigner, herald.RoleViewer},
-	permReadEvents:    {herald.RoleAdmin, herald.RoleDesigner, herald.RoleProducer, herald.RoleViewer},
-	permProduce:       {herald.RoleAdmin, herald.RoleProducer},
-	permDesign:        {herald.RoleAdmin, herald.RoleDesigner},
-	permAdmin:         {herald.RoleAdmin},
-	permPlatform:      {},
-}
 
 // handlerFunc is an endpoint: it writes a success response or returns an
 // error for the renderer.
@@ -155,7 +136,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // route is one registered endpoint.
 type route struct {
 	pattern string // net/http ServeMux pattern, "METHOD /path"
-	perm    perm
+	perm    access.Perm
 	handler handlerFunc
 }
 
