@@ -62,6 +62,7 @@ type Store interface {
 	WebhookService
 	EventService
 	DeliveryService
+	InsightService
 	DeliveryQueue
 	Maintenance
 	// Ping reports whether the database answers; EUNAVAILABLE when not.

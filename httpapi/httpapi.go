@@ -180,8 +180,11 @@ func (s *server) routes() []route {
 		{"GET " + inst + "/webhooks/{name}/secret", permAdmin, s.webhookSecret},
 		{"POST " + inst + "/webhooks/{name}/secret/rotate", permAdmin, s.rotateSecret},
 		{"POST " + inst + "/webhooks/{name}/recover", permAdmin, s.recoverWebhook},
+		{"GET " + inst + "/webhooks/{name}/stats", permReadEvents, s.webhookStats},
+		{"GET " + inst + "/webhooks/{name}/timeline", permReadEvents, s.webhookTimeline},
 
 		{"POST " + inst + "/events", permProduce, s.createEvents},
+		{"GET " + inst + "/events", permReadEvents, s.findEvents},
 		{"GET " + inst + "/events/{id}", permReadEvents, s.getEvent},
 		{"GET " + inst + "/deliveries", permReadEvents, s.listDeliveries},
 		{"GET " + inst + "/deliveries/{id}", permReadEvents, s.getDelivery},
