@@ -50,7 +50,7 @@ type EventQuery struct {
 
 // InsightService answers the questions people ask of the delivery log as
 // a whole: is this webhook healthy, what happened minute by minute, where
-// is the event about this patient.
+// is the event about this patient, what does the draft change.
 type InsightService interface {
 	// WebhookStats returns the stats of every webhook of an instance,
 	// sorted by name, counting attempts since since. ENOTFOUND for an
@@ -67,4 +67,8 @@ type InsightService interface {
 	// neither is set; ENOTFOUND for an unknown tenant or instance; an empty
 	// list when nothing matches.
 	FindEvents(ctx context.Context, q EventQuery) ([]*Event, error)
+	// PublishedVersion returns the tenant's latest published designer
+	// version with its webhooks, what a draft's changes are compared with;
+	// ENOTFOUND before the first publish and for an unknown tenant.
+	PublishedVersion(ctx context.Context, tenant string) (*DesignerVersion, error)
 }

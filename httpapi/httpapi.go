@@ -170,6 +170,7 @@ func (s *server) routes() []route {
 		{"GET /v1/tenants/{tenant}/designer/draft", permReadConfig, s.draft},
 		{"POST /v1/tenants/{tenant}/designer/publish", permDesign, s.publish},
 		{"GET /v1/tenants/{tenant}/designer/versions", permReadConfig, s.versions},
+		{"GET /v1/tenants/{tenant}/designer/published", permReadConfig, s.publishedVersion},
 
 		{"GET " + inst + "/webhooks", permReadConfig, s.listWebhooks},
 		{"GET " + inst + "/webhooks/{name}", permReadConfig, s.getWebhook},

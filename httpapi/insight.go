@@ -126,3 +126,13 @@ func (s *server) findEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"events": nonNil(events)})
 }
+
+// publishedVersion returns the latest published designer version with its
+// webhooks: what GET .../designer/draft compares the draft with.
+func (s *server) publishedVersion(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.store.PublishedVersion(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}

@@ -108,3 +108,25 @@ func TestInsight(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishedVersion(t *testing.T) {
+	e := mustEnv(t)
+	e.must(201, req{method: "POST", path: "/v1/tenants", token: e.admin, body: map[string]string{"name": "acme"}})
+	viewer := e.mustClient("acme", "acme-viewer", "viewer")
+	got := e.must(404, req{method: "GET", path: "/v1/tenants/acme/designer/published", token: viewer}).apiError(t)
+	if !strings.Contains(got.Message, "has not published") {
+		t.Errorf("before publishing: %q", got.Message)
+	}
+	e.must(201, req{method: "POST", path: "/v1/tenants/acme/designer/webhooks", token: e.admin, body: map[string]any{
+		"name": "wh-patient-sync", "title": "Patient sync", "triggers": []map[string]string{{"eventEntity": "CDT"}}}})
+	e.must(201, req{method: "POST", path: "/v1/tenants/acme/designer/publish", token: e.admin, body: map[string]string{"comment": "first"}})
+	var v struct {
+		Version  int
+		Comment  string
+		Webhooks []struct{ Name string }
+	}
+	e.must(200, req{method: "GET", path: "/v1/tenants/acme/designer/published", token: viewer}).json(t, &v)
+	if v.Version != 1 || v.Comment != "first" || len(v.Webhooks) != 1 || v.Webhooks[0].Name != "wh-patient-sync" {
+		t.Errorf("published = %+v", v)
+	}
+}

@@ -162,3 +162,18 @@ func (db *DB) FindEvents(ctx context.Context, eq herald.EventQuery) ([]*herald.E
 	}
 	return out, nil
 }
+
+// PublishedVersion returns the latest designer version with its webhooks.
+func (db *DB) PublishedVersion(ctx context.Context, tenant string) (*herald.DesignerVersion, error) {
+	r := db.reader()
+	v, err := db.latestVersion(ctx, r, tenant)
+	if err == nil && v == nil {
+		if err = db.tenantExists(ctx, r, tenant); err == nil {
+			err = herald.Errorf(herald.ENOTFOUND, "tenant %q has not published its designer yet.", tenant)
+		}
+	}
+	if err != nil {
+		return nil, db.wrap("published version", err)
+	}
+	return v, nil
+}

@@ -149,4 +149,22 @@ func init() {
 		_, err = e.S.FindEvents(e.Ctx, herald.EventQuery{Tenant: "acme", Instance: "nope", SourceID: "x"})
 		e.wantCode(err, herald.ENOTFOUND, `instance "nope"`)
 	})
+
+	register("PublishedVersion", func(e *env) {
+		e.setup("acme", "live")
+		_, err := e.S.PublishedVersion(e.Ctx, "acme")
+		e.wantCode(err, herald.ENOTFOUND, "has not published")
+		_, err = e.S.PublishedVersion(e.Ctx, "nope")
+		e.wantCode(err, herald.ENOTFOUND, `tenant "nope"`)
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		title := "Changed in the draft"
+		_, err = e.S.UpdateDesignerWebhook(e.Ctx, "acme", "wh", herald.DesignerWebhookUpdate{Title: &title})
+		e.must(err)
+		v, err := e.S.PublishedVersion(e.Ctx, "acme")
+		e.must(err)
+		if v.Version != 1 || v.Comment != "setup" || len(v.Webhooks) != 1 || v.Webhooks[0].Title != "Hook wh" ||
+			jsonString(v.Webhooks[0].Triggers) != `[{"eventEntity":"PATIENT"}]` {
+			e.Errorf("published version = %s, want version 1 with wh as published, not as drafted", jsonString(v))
+		}
+	})
 }
