@@ -148,9 +148,51 @@ type AttemptResult struct {
 	DeactivateReason string
 }
 
+// Write is one transaction of the dispatch engine: new events with their
+// deliveries, and the results of attempts, committed together so that a
+// node under load pays for one commit (one fsync) where it would pay for
+// two.
+type Write struct {
+	// Events are stored as EventIngester.CreateEvents stores them.
+	Events []*Event
+	// Handoff, when not nil, claims new deliveries as they are created.
+	Handoff *Handoff
+	// Results are recorded as DeliveryQueue.RecordAttempts records them.
+	Results []AttemptResult
+}
+
+// Handoff asks Write to create some of the new deliveries already claimed
+// (SENT, owned by Owner until LeaseUntil) and return them as jobs: the node
+// that stored an event sends its deliveries at once, without a claim.
+// Deliveries beyond the room stay PENDING and due now, for any node's claim.
+type Handoff struct {
+	Owner      string
+	LeaseUntil time.Time
+	// Room is how many new deliveries of each webhook (by ID) may be
+	// claimed; a webhook not in it may have Default.
+	Room    map[string]int
+	Default int
+	// Limit is the most deliveries claimed in all.
+	Limit int
+}
+
+// Written is what a Write stored.
+type Written struct {
+	// Events holds the result of each of Write.Events, in order.
+	Events []EventResult
+	// Jobs are the deliveries claimed at creation, in the order of their
+	// events.
+	Jobs []*Job
+}
+
 // DeliveryQueue is what the dispatch engine needs from the store.
 type DeliveryQueue interface {
 	EventIngester
+	// Write stores events with their deliveries (handing some to the
+	// caller when w.Handoff is set) and records attempt results, all in one
+	// transaction. The error is for the whole write; per-event refusals
+	// are in Written.Events.
+	Write(ctx context.Context, w *Write) (*Written, error)
 	// ClaimDeliveries marks up to r.Limit due deliveries of active webhooks
 	// as SENT, owned by r.Owner until r.LeaseUntil, oldest due first and at
 	// most r.PerWebhook per webhook, and returns them. Deliveries claimed by

@@ -114,8 +114,11 @@ type Engine struct {
 	sender  *sender
 	metrics *metrics
 	wake    chan struct{} // capacity 1: one pending wake-up stands for any number
-	ing     ingester
+	w       writer
 	running atomic.Bool
+	// handoffMu keeps orphan releases out of the window between a write
+	// that claims new deliveries for this node and their enqueueing.
+	handoffMu sync.Mutex
 
 	// unclaimable counts claims in a row that found due deliveries they
 	// could not take while no queue was full; only the claim loop uses it.
@@ -132,6 +135,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	stopping bool
+	start    func(*herald.Job) // starts a sender; set while Run runs
 	inFlight int                   // requests being sent
 	queued   int                   // jobs claimed and not started
 	hooks    map[string]*hookQueue // by webhook ID, those with jobs queued or in flight
@@ -221,7 +225,7 @@ func New(cfg Config) (*Engine, error) {
 		sender:  &sender{client: newClient(cfg.AllowPrivateDestinations, cfg.Concurrency), now: cfg.Now},
 		metrics: m,
 		wake:    make(chan struct{}, 1),
-		ing:     ingester{commit: make(chan struct{}, 1)},
+		w:       writer{kick: make(chan struct{}, 1)},
 		hooks:   map[string]*hookQueue{},
 		held:    map[string]int{},
 		gone:    map[string]int{},
@@ -272,14 +276,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	// cancelled when the drain times out.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	results := make(chan pendingResult, e.cfg.Concurrency)
-	f := &flusher{e: e, in: results, done: make(chan struct{})}
-	go f.run()
-
 	var senders sync.WaitGroup
-	e.claimLoop(ctx, func(j *herald.Job) {
-		senders.Go(func() { e.sendLoop(sendCtx, j, results) })
-	})
+	start := func(j *herald.Job) {
+		senders.Go(func() { e.sendLoop(sendCtx, j) })
+	}
+	e.mu.Lock()
+	e.start = start
+	e.mu.Unlock()
+	e.claimLoop(ctx, start)
 
 	// Drain.
 	e.mu.Lock()
@@ -295,9 +299,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		cancelSends()
 		<-idle
 	}
-	f.deadline = deadline
-	close(results) // every sender is done: nothing else writes to it
-	<-f.done
+	e.drainResults(deadline)
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -446,6 +448,8 @@ func (e *Engine) claim(ctx context.Context, start func(*herald.Job)) (time.Durat
 // that stop being held meanwhile have had their results written and are
 // no longer SENT.
 func (e *Engine) releaseOrphans(ctx context.Context) error {
+	e.handoffMu.Lock()
+	defer e.handoffMu.Unlock()
 	e.mu.Lock()
 	held := make([]string, 0, len(e.held))
 	for id := range e.held {
@@ -491,10 +495,10 @@ func (e *Engine) unholdLocked(id string) {
 
 // sendLoop sends j and then, as long as there is one, the next job the
 // queues offer, so a sender that finishes starts the next job at once.
-func (e *Engine) sendLoop(ctx context.Context, j *herald.Job, results chan<- pendingResult) {
+func (e *Engine) sendLoop(ctx context.Context, j *herald.Job) {
 	for j != nil {
 		start := time.Now()
-		e.deliver(ctx, j, results)
+		e.deliver(ctx, j)
 		took := time.Since(start)
 		now := e.cfg.Now()
 		e.mu.Lock()
@@ -513,7 +517,7 @@ func (e *Engine) observeLag(j *herald.Job, now time.Time) {
 }
 
 // deliver sends one claimed delivery and queues its result.
-func (e *Engine) deliver(ctx context.Context, j *herald.Job, results chan<- pendingResult) {
+func (e *Engine) deliver(ctx context.Context, j *herald.Job) {
 	a, retryAfter := e.sender.send(ctx, j.Webhook, j.Event, j.Secrets, j.Delivery.AttemptCount+1)
 	if ctx.Err() != nil && a.StatusCode == 0 {
 		// Cut short by our own shutdown: not the receiver's fault, so no
@@ -532,23 +536,26 @@ func (e *Engine) deliver(ctx context.Context, j *herald.Job, results chan<- pend
 	default:
 		e.metrics.attempts.WithLabelValues(outcomeFailed).Inc()
 	}
-	log := e.log.With("delivery", j.Delivery.ID, "tenant", j.Delivery.Tenant, "instance", j.Delivery.Instance,
-		"webhook", j.Webhook.Name, "attempt", a.N)
+	log := func() *slog.Logger {
+		return e.log.With("delivery", j.Delivery.ID, "tenant", j.Delivery.Tenant, "instance", j.Delivery.Instance,
+			"webhook", j.Webhook.Name, "attempt", a.N)
+	}
 	switch {
 	case r.DeactivateReason != "":
-		log.Warn("receiver answered 410 Gone; deactivating the webhook", "reason", r.DeactivateReason)
+		log().Warn("receiver answered 410 Gone; deactivating the webhook", "reason", r.DeactivateReason)
 		e.mu.Lock()
 		e.drop(j.Webhook.ID)
 		e.gone[j.Webhook.ID]++
 		e.mu.Unlock()
 	case r.Status == herald.StatusFailed:
-		log.Warn("delivery failed for good", "reason", r.WaitReason)
+		log().Warn("delivery failed for good", "reason", r.WaitReason)
+	case !e.log.Enabled(ctx, slog.LevelDebug):
 	case r.Status == herald.StatusRetrying:
-		log.Debug("delivery attempt failed", "reason", r.WaitReason)
+		log().Debug("delivery attempt failed", "reason", r.WaitReason)
 	default:
-		log.Debug("delivered", "status", a.StatusCode, "durationMs", a.DurationMs)
+		log().Debug("delivered", "status", a.StatusCode, "durationMs", a.DurationMs)
 	}
-	results <- pendingResult{AttemptResult: r, leaseUntil: j.LeaseUntil, webhookID: j.Webhook.ID}
+	e.record(pendingResult{AttemptResult: r, leaseUntil: j.LeaseUntil, webhookID: j.Webhook.ID})
 }
 
 // TestWebhook sends w's test request now: the placeholder event, rendered

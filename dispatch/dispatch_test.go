@@ -666,7 +666,14 @@ func TestLostClaimIsReleased(t *testing.T) {
 	waitFor(t, 5*time.Second, "the first request to be in flight", func() bool { return rc.count() == 1 })
 
 	store.lose.Store(true)
-	mustCreateEvents(t, e, 3)
+	// Stored by another node, so they are PENDING for this one to claim.
+	other := make([]*herald.Event, 3)
+	for i := range other {
+		other[i] = &herald.Event{TenantName: tenant, InstanceName: instance, Entity: "PATIENT", Subtype: "PATIENT_CREATED"}
+	}
+	if _, err := db.CreateEvents(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
 	var lost []string
 	select {
 	case lost = <-store.lost:
@@ -701,6 +708,41 @@ func TestLostClaimIsReleased(t *testing.T) {
 	}
 	if got := counter(t, reg, "herald_orphaned_claims_released_total", nil); got != 3 {
 		t.Errorf("herald_orphaned_claims_released_total = %g, want 3", got)
+	}
+	waitIdle(t, e)
+}
+
+// TestLostHandoffIsReleased: a write that stores events and claims their
+// deliveries for this node commits, but its answer is lost. The producer
+// gets an error (and would retry), the events are stored all the same, and
+// the engine releases the deliveries the write claimed for it, so they are
+// sent promptly instead of after the lease.
+func TestLostHandoffIsReleased(t *testing.T) {
+	rc := newReceiver(t, nil)
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	store := &lossyStore{DB: db, lost: make(chan []string, 1)}
+	cfg := testConfig(t, db)
+	cfg.Store = store
+	cfg.Lease = time.Hour // far beyond the test: only the release can explain a prompt delivery
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	e, _ := mustRun(t, cfg)
+
+	store.loseWrite.Store(true)
+	events := make([]*herald.Event, 3)
+	for i := range events {
+		events[i] = &herald.Event{TenantName: tenant, InstanceName: instance, Entity: "PATIENT", Subtype: "PATIENT_CREATED"}
+	}
+	if _, err := e.CreateEvents(context.Background(), events); err == nil {
+		t.Fatal("CreateEvents succeeded; want the injected error")
+	}
+	lost := <-store.lost
+	waitStatus(t, db, "wh-sync", 3, 10*time.Second, herald.StatusDelivered)
+	if rc.count() != 3 {
+		t.Errorf("receiver got %d requests, want 3", rc.count())
+	}
+	if got := counter(t, reg, "herald_orphaned_claims_released_total", nil); got != float64(len(lost)) {
+		t.Errorf("herald_orphaned_claims_released_total = %g, want %d", got, len(lost))
 	}
 	waitIdle(t, e)
 }

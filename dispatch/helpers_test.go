@@ -331,8 +331,22 @@ func metric(tb testing.TB, reg prometheus.Gatherer, name string, labels map[stri
 // the connection to PostgreSQL breaks before the claimed rows arrive.
 type lossyStore struct {
 	*sqlstore.DB
-	lose atomic.Bool   // lose the next claim that takes anything
-	lost chan []string // the IDs each lost claim took
+	lose      atomic.Bool   // lose the next claim that takes anything
+	loseWrite atomic.Bool   // lose the answer of the next write that hands off anything
+	lost      chan []string // the IDs each lost claim or write took
+}
+
+func (s *lossyStore) Write(ctx context.Context, w *herald.Write) (*herald.Written, error) {
+	out, err := s.DB.Write(ctx, w)
+	if err != nil || len(out.Jobs) == 0 || !s.loseWrite.CompareAndSwap(true, false) {
+		return out, err
+	}
+	ids := make([]string, len(out.Jobs))
+	for i, j := range out.Jobs {
+		ids[i] = j.Delivery.ID
+	}
+	s.lost <- ids
+	return nil, herald.Errorf(herald.EUNAVAILABLE, "database unavailable: connection reset by peer (injected after the write committed).")
 }
 
 func (s *lossyStore) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*herald.Job, error) {

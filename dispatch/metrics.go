@@ -20,6 +20,7 @@ type metrics struct {
 	resultsLost     prometheus.Counter
 	orphansReleased prometheus.Counter
 	queueDropped    prometheus.Counter
+	handedOff       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "How long new deliveries waited to be claimed: claim time minus creation, for first attempts.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300},
 		}),
+		handedOff: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_deliveries_handed_off_total",
+			Help: "New deliveries claimed by this node in the transaction that stored their event, and sent without a claim.",
+		}),
 		ingestBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_ingest_batch_size",
 			Help:    "Events per group commit: many API requests stored in one transaction.",
@@ -79,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.attemptDuration, m.inFlight, m.claimBatch,
-		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased, m.queued, m.queueDropped} {
+		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased, m.queued, m.queueDropped, m.handedOff} {
 		if err := reg.Register(c); err != nil {
 			var dup prometheus.AlreadyRegisteredError
 			if errors.As(err, &dup) {

@@ -379,6 +379,12 @@ type openDelivery struct {
 // since its last success) for DeactivateFailing, and deactivates webhooks
 // whose results carry a DeactivateReason, cancelling their open deliveries.
 func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult) error {
+	_, err := db.writeTx(ctx, &herald.Write{Results: results}, "record attempts")
+	return err
+}
+
+// recordAttempts is RecordAttempts inside a transaction.
+func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptResult, nowMS int64) error {
 	if len(results) == 0 {
 		return nil
 	}
@@ -388,126 +394,122 @@ func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	nowMS := ms(db.now())
 
-	err := db.tx(ctx, func(q q) error {
-		open := make(map[string]*openDelivery, len(ids))
-		for chunk := range slices.Chunk(ids, 500) {
-			in, args := inList(db, chunk)
-			rows, err := q.query(ctx, `SELECT id, webhook_id, status, attempt_count, first_attempt_at, due_at, wait_reason, claimed_by, last_status_code
-				FROM deliveries WHERE id IN (`+in+`) ORDER BY id`+db.forUpdate(), args...)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var id string
-				var d openDelivery
-				if err := rows.Scan(&id, &d.webhookID, &d.status, &d.attempts, &d.firstAttempt, &d.due, &d.waitReason, &d.claimedBy, &d.lastCode); err != nil {
-					rows.Close()
-					return err
-				}
-				open[id] = &d
-			}
-			if err := rows.Close(); err != nil {
-				return err
-			}
-		}
-
-		type health struct {
-			failingSince *int64 // first failure after the batch's last success
-			succeeded    bool
-			lastFailed   int64
-		}
-		var webhookOrder []string
-		healths := map[string]*health{}
-		deactivate := map[string]string{}
-		var attemptArgs []any
-		for _, r := range results {
-			d := open[r.DeliveryID]
-			if d == nil {
-				continue // purged meanwhile; nothing to record against
-			}
-			a := r.Attempt
-			d.attempts++
-			d.lastCode = a.StatusCode
-			started := ms(a.StartedAt)
-			if !d.firstAttempt.Valid {
-				d.firstAttempt = sql.NullInt64{Int64: started, Valid: true}
-			}
-			if d.status == herald.StatusSent {
-				d.status, d.waitReason, d.claimedBy = r.Status, r.WaitReason, ""
-				d.due = sql.NullInt64{}
-				if r.Status == herald.StatusRetrying {
-					next := r.NextAttemptAt
-					if next.IsZero() {
-						next = fromMS(nowMS)
-					}
-					d.due = sql.NullInt64{Int64: ms(next), Valid: true}
-				}
-			}
-			d.touched = true
-			body := a.ResponseBody
-			if len(body) > herald.MaxResponseBody {
-				body = strings.ToValidUTF8(body[:herald.MaxResponseBody], "")
-			}
-			attemptArgs = append(attemptArgs, r.DeliveryID, d.attempts, started, a.DurationMs, a.StatusCode, body, a.Error)
-
-			h := healths[d.webhookID]
-			if h == nil {
-				h = &health{}
-				healths[d.webhookID] = h
-				webhookOrder = append(webhookOrder, d.webhookID)
-			}
-			if r.Status == herald.StatusDelivered {
-				h.succeeded, h.failingSince = true, nil
-			} else {
-				if h.failingSince == nil {
-					h.failingSince = &started
-				}
-				h.lastFailed = max(h.lastFailed, started)
-			}
-			if r.DeactivateReason != "" {
-				deactivate[d.webhookID] = r.DeactivateReason
-			}
-		}
-
-		if err := db.batchRows(ctx, q, attemptBatch, attemptArgs, nil); err != nil {
+	open := make(map[string]*openDelivery, len(ids))
+	for chunk := range slices.Chunk(ids, 500) {
+		in, args := inList(db, chunk)
+		rows, err := q.query(ctx, `SELECT id, webhook_id, status, attempt_count, first_attempt_at, due_at, wait_reason, claimed_by, last_status_code
+			FROM deliveries WHERE id IN (`+in+`) ORDER BY id`+db.forUpdate(), args...)
+		if err != nil {
 			return err
 		}
-		if err := db.updateDeliveries(ctx, q, ids, open, nowMS); err != nil {
+		for rows.Next() {
+			var id string
+			var d openDelivery
+			if err := rows.Scan(&id, &d.webhookID, &d.status, &d.attempts, &d.firstAttempt, &d.due, &d.waitReason, &d.claimedBy, &d.lastCode); err != nil {
+				rows.Close()
+				return err
+			}
+			open[id] = &d
+		}
+		if err := rows.Close(); err != nil {
 			return err
 		}
+	}
 
-		var healthy []string
-		for _, id := range webhookOrder {
-			h := healths[id]
-			var err error
-			switch {
-			case h.failingSince == nil:
-				healthy = append(healthy, id)
-			case h.succeeded:
-				_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ? WHERE id = ?`, *h.failingSince, h.lastFailed, id)
-			default:
-				_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, ?), last_failed_at = ? WHERE id = ?`, *h.failingSince, h.lastFailed, id)
-			}
-			if err != nil {
-				return err
+	type health struct {
+		failingSince *int64 // first failure after the batch's last success
+		succeeded    bool
+		lastFailed   int64
+	}
+	var webhookOrder []string
+	healths := map[string]*health{}
+	deactivate := map[string]string{}
+	var attemptArgs []any
+	for _, r := range results {
+		d := open[r.DeliveryID]
+		if d == nil {
+			continue // purged meanwhile; nothing to record against
+		}
+		a := r.Attempt
+		d.attempts++
+		d.lastCode = a.StatusCode
+		started := ms(a.StartedAt)
+		if !d.firstAttempt.Valid {
+			d.firstAttempt = sql.NullInt64{Int64: started, Valid: true}
+		}
+		if d.status == herald.StatusSent {
+			d.status, d.waitReason, d.claimedBy = r.Status, r.WaitReason, ""
+			d.due = sql.NullInt64{}
+			if r.Status == herald.StatusRetrying {
+				next := r.NextAttemptAt
+				if next.IsZero() {
+					next = fromMS(nowMS)
+				}
+				d.due = sql.NullInt64{Int64: ms(next), Valid: true}
 			}
 		}
-		if len(healthy) > 0 {
-			if _, err := q.exec(ctx, `UPDATE webhooks SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (`+
-				placeholders(len(healthy))+`)`, anys(healthy)...); err != nil {
-				return err
-			}
+		d.touched = true
+		body := a.ResponseBody
+		if len(body) > herald.MaxResponseBody {
+			body = strings.ToValidUTF8(body[:herald.MaxResponseBody], "")
 		}
-		for id, reason := range deactivate {
-			if err := db.deactivate(ctx, q, id, reason, fromMS(nowMS)); err != nil {
-				return err
-			}
+		attemptArgs = append(attemptArgs, r.DeliveryID, d.attempts, started, a.DurationMs, a.StatusCode, body, a.Error)
+
+		h := healths[d.webhookID]
+		if h == nil {
+			h = &health{}
+			healths[d.webhookID] = h
+			webhookOrder = append(webhookOrder, d.webhookID)
 		}
-		return nil
-	})
-	return db.wrap("record attempts", err)
+		if r.Status == herald.StatusDelivered {
+			h.succeeded, h.failingSince = true, nil
+		} else {
+			if h.failingSince == nil {
+				h.failingSince = &started
+			}
+			h.lastFailed = max(h.lastFailed, started)
+		}
+		if r.DeactivateReason != "" {
+			deactivate[d.webhookID] = r.DeactivateReason
+		}
+	}
+
+	if err := db.batchRows(ctx, q, attemptBatch, attemptArgs, nil); err != nil {
+		return err
+	}
+	if err := db.updateDeliveries(ctx, q, ids, open, nowMS); err != nil {
+		return err
+	}
+
+	var healthy []string
+	for _, id := range webhookOrder {
+		h := healths[id]
+		var err error
+		switch {
+		case h.failingSince == nil:
+			healthy = append(healthy, id)
+		case h.succeeded:
+			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ? WHERE id = ?`, *h.failingSince, h.lastFailed, id)
+		default:
+			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, ?), last_failed_at = ? WHERE id = ?`, *h.failingSince, h.lastFailed, id)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(healthy) > 0 {
+		if _, err := q.exec(ctx, `UPDATE webhooks SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (`+
+			placeholders(len(healthy))+`)`, anys(healthy)...); err != nil {
+			return err
+		}
+	}
+	for id, reason := range deactivate {
+		if err := db.deactivate(ctx, q, id, reason, fromMS(nowMS)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var attemptBatch = &batch{

@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/heraldhooks/herald"
 )
@@ -13,208 +15,194 @@ import (
 // instanceKey names an instance of a tenant.
 type instanceKey struct{ tenant, instance string }
 
-// target is an active webhook events of an instance may be delivered to.
-type target struct {
-	id, name string
-	triggers []herald.Trigger
-}
-
 // CreateEvents stores each event and one PENDING delivery, due now, for each
 // active webhook of its instance whose triggers match, all in one
 // transaction. An event whose idempotency key its instance has seen, earlier
 // or in this batch, creates nothing and returns the first event. An event of
 // an unknown tenant or instance gets an ENOTFOUND in its result; the others
 // are stored all the same.
+func (db *DB) CreateEvents(ctx context.Context, events []*herald.Event) ([]herald.EventResult, error) {
+	w, err := db.writeTx(ctx, &herald.Write{Events: events}, "create events")
+	if err != nil {
+		return nil, err
+	}
+	return w.Events, nil
+}
+
+// createEvents is CreateEvents inside a transaction, handing new deliveries
+// to h's owner as far as its room goes (h may be nil). It returns the
+// results, the jobs handed off, and how many deliveries it left PENDING.
 //
 // It is built for group commit: each instance's webhooks are loaded once per
 // call, and events and deliveries are written with multi-row inserts.
-func (db *DB) CreateEvents(ctx context.Context, events []*herald.Event) ([]herald.EventResult, error) {
+func (db *DB) createEvents(ctx context.Context, q q, events []*herald.Event, h *herald.Handoff, now time.Time) ([]herald.EventResult, []*herald.Job, int, error) {
 	results := make([]herald.EventResult, len(events))
 	if len(events) == 0 {
-		return results, nil
+		return results, nil, 0, nil
 	}
-	created := 0
-	err := db.tx(ctx, func(q q) error {
-		clear(results)
-		created = 0
-		now := db.now()
-		nowMS := ms(now)
+	nowMS := ms(now)
 
-		// Resolve each instance once: its existence and active webhooks.
-		targets := map[instanceKey][]target{}
-		refused := map[instanceKey]error{}
-		for _, e := range events {
-			k := instanceKey{e.TenantName, e.InstanceName}
-			if _, ok := targets[k]; ok {
-				continue
-			}
-			if _, ok := refused[k]; ok {
-				continue
-			}
-			t, err := db.targets(ctx, q, k)
-			if err != nil {
-				if herald.ErrorCode(err) != herald.ENOTFOUND {
-					return err
-				}
-				refused[k] = err
-				continue
-			}
-			targets[k] = t
+	// Resolve each instance once: its existence and active webhooks.
+	targets := map[instanceKey][]*herald.Webhook{}
+	refused := map[instanceKey]error{}
+	for _, e := range events {
+		k := instanceKey{e.TenantName, e.InstanceName}
+		if _, ok := targets[k]; ok {
+			continue
 		}
+		if _, ok := refused[k]; ok {
+			continue
+		}
+		t, err := db.targets(ctx, q, k)
+		if err != nil {
+			if herald.ErrorCode(err) != herald.ENOTFOUND {
+				return nil, nil, 0, err
+			}
+			refused[k] = err
+			continue
+		}
+		targets[k] = t
+	}
 
-		// Idempotency keys: the first event with a key wins, in this batch
-		// and across batches.
-		type keyed struct {
-			instanceKey
-			key string
+	// Idempotency keys: the first event with a key wins, in this batch
+	// and across batches.
+	type keyed struct {
+		instanceKey
+		key string
+	}
+	firstWithKey := map[keyed]int{}
+	dupOf := make([]int, len(events)) // index of the first event with the same key, or -1
+	byInstance := map[instanceKey][]string{}
+	for i, e := range events {
+		dupOf[i] = -1
+		k := instanceKey{e.TenantName, e.InstanceName}
+		if err := refused[k]; err != nil {
+			results[i].Err = err
+			continue
 		}
-		firstWithKey := map[keyed]int{}
-		dupOf := make([]int, len(events)) // index of the first event with the same key, or -1
-		byInstance := map[instanceKey][]string{}
-		for i, e := range events {
-			dupOf[i] = -1
-			k := instanceKey{e.TenantName, e.InstanceName}
-			if err := refused[k]; err != nil {
-				results[i].Err = err
-				continue
-			}
-			if e.IdempotencyKey == "" {
-				continue
-			}
-			kk := keyed{k, e.IdempotencyKey}
-			if j, ok := firstWithKey[kk]; ok {
-				dupOf[i] = j
-				continue
-			}
-			firstWithKey[kk] = i
-			byInstance[k] = append(byInstance[k], e.IdempotencyKey)
+		if e.IdempotencyKey == "" {
+			continue
 		}
-		seen := map[keyed]herald.EventResult{}
-		for k, keys := range byInstance {
-			if err := db.seenKeys(ctx, q, k, keys, func(key string, r herald.EventResult) { seen[keyed{k, key}] = r }); err != nil {
-				return err
-			}
+		kk := keyed{k, e.IdempotencyKey}
+		if j, ok := firstWithKey[kk]; ok {
+			dupOf[i] = j
+			continue
 		}
+		firstWithKey[kk] = i
+		byInstance[k] = append(byInstance[k], e.IdempotencyKey)
+	}
+	seen := map[keyed]herald.EventResult{}
+	for k, keys := range byInstance {
+		if err := db.seenKeys(ctx, q, k, keys, func(key string, r herald.EventResult) { seen[keyed{k, key}] = r }); err != nil {
+			return nil, nil, 0, err
+		}
+	}
 
-		// The events to insert and their deliveries.
-		var fresh []int
-		deliveries := make([][]target, len(events))
-		for i, e := range events {
-			if results[i].Err != nil || dupOf[i] >= 0 {
-				continue
+	// The events to insert and their deliveries.
+	var fresh []int
+	deliveries := make([][]*herald.Webhook, len(events))
+	for i, e := range events {
+		if results[i].Err != nil || dupOf[i] >= 0 {
+			continue
+		}
+		k := instanceKey{e.TenantName, e.InstanceName}
+		if r, ok := seen[keyed{k, e.IdempotencyKey}]; ok && e.IdempotencyKey != "" {
+			r.Duplicate = true
+			results[i] = r
+			continue
+		}
+		if e.ID == "" {
+			e.ID = herald.NewID("evt", now)
+		}
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = fromMS(nowMS)
+		}
+		for _, t := range targets[k] {
+			if herald.MatchesAny(t.Triggers, e) {
+				deliveries[i] = append(deliveries[i], t)
 			}
+		}
+		results[i] = herald.EventResult{EventID: e.ID, Deliveries: len(deliveries[i])}
+		fresh = append(fresh, i)
+	}
+	// Keyed events go first, in key order, so that two batches racing
+	// on the same keys on PostgreSQL wait for each other in the same
+	// order instead of deadlocking.
+	slices.SortStableFunc(fresh, func(a, b int) int {
+		ka, kb := events[a].IdempotencyKey, events[b].IdempotencyKey
+		if (ka == "") != (kb == "") {
+			if ka == "" {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(ka, kb)
+	})
+
+	inserted, err := db.insertEvents(ctx, q, events, fresh, results)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	// An event not inserted either lost a race with another transaction
+	// that committed the same idempotency key first (PostgreSQL), or
+	// came with the ID of a stored event: report the stored one.
+	for _, i := range fresh {
+		e := events[i]
+		if inserted[e.ID] {
+			continue
+		}
+		deliveries[i] = nil
+		results[i] = herald.EventResult{Duplicate: true}
+		if e.IdempotencyKey != "" {
 			k := instanceKey{e.TenantName, e.InstanceName}
-			if r, ok := seen[keyed{k, e.IdempotencyKey}]; ok && e.IdempotencyKey != "" {
+			err := db.seenKeys(ctx, q, k, []string{e.IdempotencyKey}, func(_ string, r herald.EventResult) {
 				r.Duplicate = true
 				results[i] = r
-				continue
+			})
+			if err != nil {
+				return nil, nil, 0, err
 			}
-			if e.ID == "" {
-				e.ID = herald.NewID("evt", now)
-			}
-			if e.CreatedAt.IsZero() {
-				e.CreatedAt = fromMS(nowMS)
-			}
-			for _, t := range targets[k] {
-				if herald.MatchesAny(t.triggers, e) {
-					deliveries[i] = append(deliveries[i], t)
-				}
-			}
-			results[i] = herald.EventResult{EventID: e.ID, Deliveries: len(deliveries[i])}
-			fresh = append(fresh, i)
 		}
-		// Keyed events go first, in key order, so that two batches racing
-		// on the same keys on PostgreSQL wait for each other in the same
-		// order instead of deadlocking.
-		slices.SortStableFunc(fresh, func(a, b int) int {
-			ka, kb := events[a].IdempotencyKey, events[b].IdempotencyKey
-			if (ka == "") != (kb == "") {
-				if ka == "" {
-					return 1
-				}
-				return -1
+		if results[i].EventID == "" {
+			results[i].EventID = e.ID
+			if err := q.row(ctx, `SELECT deliveries FROM events WHERE id = ?`, e.ID).Scan(&results[i].Deliveries); err != nil {
+				return nil, nil, 0, err
 			}
-			return cmp.Compare(ka, kb)
-		})
+		}
+	}
 
-		inserted, err := db.insertEvents(ctx, q, events, fresh, results)
-		if err != nil {
-			return err
-		}
-		// An event not inserted either lost a race with another transaction
-		// that committed the same idempotency key first (PostgreSQL), or
-		// came with the ID of a stored event: report the stored one.
-		for _, i := range fresh {
-			e := events[i]
-			if inserted[e.ID] {
-				continue
-			}
-			deliveries[i] = nil
-			results[i] = herald.EventResult{Duplicate: true}
-			if e.IdempotencyKey != "" {
-				k := instanceKey{e.TenantName, e.InstanceName}
-				err := db.seenKeys(ctx, q, k, []string{e.IdempotencyKey}, func(_ string, r herald.EventResult) {
-					r.Duplicate = true
-					results[i] = r
-				})
-				if err != nil {
-					return err
-				}
-			}
-			if results[i].EventID == "" {
-				results[i].EventID = e.ID
-				if err := q.row(ctx, `SELECT deliveries FROM events WHERE id = ?`, e.ID).Scan(&results[i].Deliveries); err != nil {
-					return err
-				}
-			}
-		}
-
-		if created, err = db.insertDeliveries(ctx, q, events, deliveries, nowMS); err != nil {
-			return err
-		}
-		for i, j := range dupOf {
-			if j >= 0 {
-				results[i] = results[j]
-				results[i].Duplicate = true
-			}
-		}
-		if created > 0 {
-			return db.notify(ctx, q)
-		}
-		return nil
-	})
+	jobs, pending, err := db.insertDeliveries(ctx, q, events, deliveries, h, now)
 	if err != nil {
-		return nil, db.wrap("create events", err)
+		return nil, nil, 0, err
 	}
-	if created > 0 {
-		db.wake()
+	for i, j := range dupOf {
+		if j >= 0 {
+			results[i] = results[j]
+			results[i].Duplicate = true
+		}
 	}
-	return results, nil
+	return results, jobs, pending, nil
 }
 
 // targets returns the active webhooks of an instance, or ENOTFOUND naming
 // the tenant or instance that does not exist.
-func (db *DB) targets(ctx context.Context, q q, k instanceKey) ([]target, error) {
+func (db *DB) targets(ctx context.Context, q q, k instanceKey) ([]*herald.Webhook, error) {
 	if err := db.missing(ctx, q, k.tenant, k.instance); err != nil {
 		return nil, err
 	}
-	rows, err := q.query(ctx, `SELECT id, name, triggers FROM webhooks WHERE tenant = ? AND instance = ? AND active = 1 AND removed_at IS NULL`,
+	rows, err := q.query(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE tenant = ? AND instance = ? AND active = 1 AND removed_at IS NULL`,
 		k.tenant, k.instance)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []target{}
+	out := []*herald.Webhook{}
 	for rows.Next() {
-		var t target
-		var triggers string
-		if err := rows.Scan(&t.id, &t.name, &triggers); err != nil {
+		w, err := scanWebhook(rows)
+		if err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal([]byte(triggers), &t.triggers); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
+		out = append(out, w)
 	}
 	return out, rows.Err()
 }
@@ -288,26 +276,85 @@ func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fre
 
 var deliveryBatch = &batch{
 	prefix: `INSERT INTO deliveries (id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype,
-		status, due_at, created_at, updated_at) VALUES `,
-	row:   "(" + placeholders(12) + ")",
-	ncols: 12,
+		status, due_at, claimed_by, created_at, updated_at) VALUES `,
+	row:   "(" + placeholders(13) + ")",
+	ncols: 13,
 }
 
-// insertDeliveries inserts one PENDING delivery, due now, per event and
-// target, and returns how many.
-func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]target, nowMS int64) (int, error) {
-	now := fromMS(nowMS)
+// insertDeliveries inserts one delivery per event and target: claimed by
+// h's owner (SENT until its lease) while h has room for the webhook, else
+// PENDING and due now. It returns the claimed ones as jobs and how many it
+// left PENDING.
+func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]*herald.Webhook, h *herald.Handoff, now time.Time) ([]*herald.Job, int, error) {
+	nowMS := ms(now)
+	var room map[string]int
+	limit := 0
+	if h != nil {
+		room, limit = maps.Clone(h.Room), h.Limit
+		if room == nil {
+			room = map[string]int{}
+		}
+	}
 	var args []any
-	n := 0
+	var jobs []*herald.Job
+	pending := 0
 	for i, ts := range targets {
 		e := events[i]
 		for _, t := range ts {
-			args = append(args, herald.NewID("dlv", now), e.ID, e.TenantName, e.InstanceName, t.id, t.name,
-				e.Entity, e.Subtype, herald.StatusPending, nowMS, nowMS, nowMS)
-			n++
+			id := herald.NewID("dlv", now)
+			status, due, owner := herald.StatusPending, nowMS, ""
+			if limit > 0 {
+				r, ok := room[t.ID]
+				if !ok {
+					r = h.Default
+				}
+				if r > 0 {
+					room[t.ID] = r - 1
+					limit--
+					status, due, owner = herald.StatusSent, ms(h.LeaseUntil), h.Owner
+					lease := fromMS(due)
+					jobs = append(jobs, &herald.Job{
+						Delivery: &herald.Delivery{ID: id, EventID: e.ID, Tenant: e.TenantName, Instance: e.InstanceName,
+							Webhook: t.Name, EventEntity: e.Entity, EventSubtype: e.Subtype, Status: status,
+							NextAttemptAt: &lease, CreatedAt: fromMS(nowMS), UpdatedAt: fromMS(nowMS)},
+						Event:      e,
+						Webhook:    t,
+						LeaseUntil: lease,
+					})
+				}
+			}
+			if owner == "" {
+				pending++
+			}
+			args = append(args, id, e.ID, e.TenantName, e.InstanceName, t.ID, t.Name,
+				e.Entity, e.Subtype, status, due, owner, nowMS, nowMS)
 		}
 	}
-	return n, db.batchRows(ctx, q, deliveryBatch, args, nil)
+	if err := db.batchRows(ctx, q, deliveryBatch, args, nil); err != nil {
+		return nil, 0, err
+	}
+	if len(jobs) == 0 {
+		return nil, pending, nil
+	}
+	var ids []string
+	for _, j := range jobs {
+		ids = append(ids, j.Webhook.ID)
+	}
+	slices.Sort(ids)
+	secrets, err := db.secrets(ctx, q, slices.Compact(ids), now)
+	if err != nil {
+		return nil, 0, err
+	}
+	signing := make(map[string][]string, len(secrets))
+	for id, list := range secrets {
+		for _, s := range list {
+			signing[id] = append(signing[id], s.Secret)
+		}
+	}
+	for _, j := range jobs {
+		j.Secrets = signing[j.Webhook.ID]
+	}
+	return jobs, pending, nil
 }
 
 // GetEvent returns one event of an instance, or ENOTFOUND naming what is
