@@ -114,8 +114,8 @@ func (c *benchConfig) validate(set map[string]bool) error {
 	default:
 		return fmt.Errorf("--mode must be one, fanout or slow, not %q", c.Mode)
 	}
-	if set["rate"] && set["events"] {
-		return errors.New("--events is for a burst and --rate for a paced run (events = rate x --duration); pass one of them")
+	if set["rate"] && (set["events"] || set["batch"] || set["posters"]) {
+		return errors.New("--events, --batch and --posters shape a burst; --rate paces one event per POST for --duration: pass one or the other")
 	}
 	for _, f := range []struct {
 		name string

@@ -97,7 +97,7 @@ type measured struct {
 
 func newBenchReport(cfg benchConfig, m measured) *benchReport {
 	r := &benchReport{
-		Mode: cfg.Mode, Target: cfg.Target, Nodes: len(m.pids), CPUs: runtime.NumCPU(),
+		Mode: cfg.Mode, Target: cfg.Target, Nodes: len(m.load.clients), CPUs: runtime.NumCPU(),
 		Events: m.load.events, Rate: cfg.Rate, Batch: cfg.Batch, Webhooks: len(m.endpoints),
 		DeliveriesExpected: m.recv.want, Delivered: m.recv.delivered.Load(),
 		CeilingPerSecond:  m.ceiling,
@@ -113,10 +113,10 @@ func newBenchReport(cfg benchConfig, m measured) *benchReport {
 	}
 	start := m.load.start
 	r.IngestSeconds = (time.Duration(m.load.lastAccept.Load()) - start).Seconds()
-	r.IngestPerSecond = float64(m.load.accepted.Load()) / r.IngestSeconds
+	r.IngestPerSecond = ratio(float64(m.load.accepted.Load()), r.IngestSeconds)
 	r.DeliverySeconds = (time.Duration(m.recv.finishedAt.Load()) - start).Seconds()
-	r.DeliveriesPerSecond = float64(r.Delivered) / r.DeliverySeconds
-	r.CeilingRatio = r.DeliveriesPerSecond / r.CeilingPerSecond
+	r.DeliveriesPerSecond = ratio(float64(r.Delivered), r.DeliverySeconds)
+	r.CeilingRatio = ratio(r.DeliveriesPerSecond, r.CeilingPerSecond)
 
 	var all []time.Duration
 	received := 0
@@ -148,10 +148,16 @@ func usageOf(pids []int, before, after []procStats, deliveries int) *heraldUsage
 		u.PeakRSSBytesSum += after[i].PeakRSS
 		u.CPUSeconds += cpu
 	}
-	if deliveries > 0 {
-		u.CPUMicrosPerDelivery = u.CPUSeconds * 1e6 / float64(deliveries)
-	}
+	u.CPUMicrosPerDelivery = ratio(u.CPUSeconds*1e6, float64(deliveries))
 	return u
+}
+
+// ratio is a / b, or 0 when b is not positive: JSON has no infinity.
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
 }
 
 // latencyOf returns the nearest-rank percentiles of ds.
