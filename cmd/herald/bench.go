@@ -204,6 +204,8 @@ type bench struct {
 // run starts everything, measures the ceiling, sets up the webhooks,
 // applies the load and waits for every delivery the mode expects.
 func (b *bench) run(ctx context.Context) (*benchReport, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	recv, err := startBenchReceiver()
 	if err != nil {
 		return nil, err
@@ -213,6 +215,7 @@ func (b *bench) run(ctx context.Context) (*benchReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.watchNodes(ctx, cancel)
 	ceiling, err := measureCeiling(ctx, recv.url+ceilingPath, ceilingConns, b.cfg.CeilingDuration)
 	if err != nil {
 		return nil, err
@@ -240,12 +243,18 @@ func (b *bench) run(ctx context.Context) (*benchReport, error) {
 	stopProgress := b.reportProgress()
 	defer stopProgress()
 	if err := b.load.run(ctx); err != nil {
-		return nil, err
+		// A POST fails first when a node dies; its exit says more.
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(time.Second):
+			return nil, err
+		}
 	}
 	select {
 	case <-recv.done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, context.Cause(ctx)
 	}
 	if m.after, err = b.nodeStats(); err != nil {
 		return nil, err
@@ -288,6 +297,20 @@ func (b *bench) startHerald(ctx context.Context) (urls []string, secret string, 
 		urls = append(urls, n.url)
 	}
 	return urls, secret, nil
+}
+
+// watchNodes stops the run with the node's output when a node exits
+// before the run is over, rather than letting it wait for --timeout.
+func (b *bench) watchNodes(ctx context.Context, stop context.CancelCauseFunc) {
+	for i, n := range b.nodes {
+		go func() {
+			select {
+			case <-n.exited:
+				stop(fmt.Errorf("Herald node %d exited during the run (%v):\n%s", i, n.cmd.ProcessState, n.output))
+			case <-ctx.Done():
+			}
+		}()
+	}
 }
 
 // nodeArgs are the serve flags of node i.
