@@ -143,46 +143,77 @@ func TestBenchTarget(t *testing.T) {
 	}
 }
 
-// A Ctrl-C stops the run, its Herald and removes its temporary files.
-func TestBenchInterrupted(t *testing.T) {
-	tmp := t.TempDir()
-	cmd := exec.Command(heraldBin, "bench", "--events", "10000000", "--ceiling-duration", "100ms")
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	progress := &syncBuffer{}
-	cmd.Stderr = progress
-	if err := cmd.Start(); err != nil {
+// runningBench is a `herald bench` with far more events than it will post
+// before the test stops it.
+type runningBench struct {
+	cmd      *exec.Cmd
+	tmp      string
+	stderr   *syncBuffer
+	exited   chan error
+	children []int // its Herald nodes
+}
+
+// startLongBench starts the bench and returns once it posts events.
+func startLongBench(t *testing.T) *runningBench {
+	t.Helper()
+	b := &runningBench{tmp: t.TempDir(), stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	b.cmd = exec.Command(heraldBin, "bench", "--events", "10000000", "--ceiling-duration", "100ms")
+	b.cmd.Env = append(os.Environ(), "TMPDIR="+b.tmp)
+	b.cmd.Stderr = b.stderr
+	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { b.exited <- b.cmd.Wait() }()
+	t.Cleanup(func() { b.cmd.Process.Kill() })
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(progress.String(), "accepted") {
+	for !strings.Contains(b.stderr.String(), "accepted") {
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no progress line within 20s:\n%s", progress)
+			t.Fatalf("no progress line within 20s:\n%s", b.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	children := benchChildren(t, cmd.Process.Pid)
-	if len(children) != 1 {
-		t.Fatalf("the bench runs %d children, want 1 Herald", len(children))
+	b.children = benchChildren(t, b.cmd.Process.Pid)
+	if len(b.children) != 1 {
+		t.Fatalf("the bench runs %d children, want 1 Herald", len(b.children))
 	}
-	cmd.Process.Signal(syscall.SIGINT)
+	return b
+}
+
+// waitFailed waits for the bench to exit, which must be with an error
+// that says want, its Herald gone and its temporary directory empty.
+func (b *runningBench) waitFailed(t *testing.T, want string) {
+	t.Helper()
 	select {
-	case err := <-exited:
+	case err := <-b.exited:
 		if err == nil {
-			t.Error("an interrupted bench exited 0")
+			t.Error("the bench exited 0")
 		}
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the bench did not stop within 30s of SIGINT:\n%s", progress)
+		t.Fatalf("the bench did not stop within 30s:\n%s", b.stderr)
 	}
-	for _, pid := range children {
+	if !strings.Contains(b.stderr.String(), want) {
+		t.Errorf("the bench did not say %q:\n%s", want, b.stderr)
+	}
+	for _, pid := range b.children {
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 			t.Errorf("Herald pid %d still runs after the bench stopped", pid)
 		}
 	}
-	mustBeEmptyDir(t, tmp)
+	mustBeEmptyDir(t, b.tmp)
+}
+
+// A Ctrl-C stops the run and its Herald, and removes its temporary files.
+func TestBenchInterrupted(t *testing.T) {
+	b := startLongBench(t)
+	b.cmd.Process.Signal(syscall.SIGINT)
+	b.waitFailed(t, "interrupted: posted")
+}
+
+// A Herald that dies stops the run at once with what it printed.
+func TestBenchHeraldDies(t *testing.T) {
+	b := startLongBench(t)
+	syscall.Kill(b.children[0], syscall.SIGKILL)
+	b.waitFailed(t, "Herald node 0 exited during the run (signal: killed)")
 }
 
 // benchChildren returns the pids of the processes whose parent is pid.
