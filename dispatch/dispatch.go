@@ -51,12 +51,12 @@ type Config struct {
 	AllowPrivateDestinations bool
 
 	// Concurrency is how many requests this node sends at once. Defaults to 64.
-	// The engine claims ahead of its senders: it keeps up to twice as many
-	// claimed deliveries queued, so senders need not wait for a claim.
+	// The engine claims ahead of its senders: it keeps up to 16 times as
+	// many claimed deliveries queued, so senders need not wait for a claim.
 	Concurrency int
 	// PerWebhookInFlight bounds the requests in flight for any one webhook,
 	// so a slow receiver holds at most this many senders. Defaults to 8
-	// (and to Concurrency when that is smaller). Two to eight times as many
+	// (and to Concurrency when that is smaller). Two to 64 times as many
 	// of a webhook's deliveries wait claimed in its queue on this node, more
 	// for a receiver that answers within milliseconds.
 	PerWebhookInFlight int

@@ -13,10 +13,10 @@ import (
 // not tied to the senders that happen to be free, and a sender that
 // finishes starts the next job at once instead of waiting for a claim.
 //
-// A queue holds 2 x PerWebhookInFlight jobs, more (up to 8 x) for a
+// A queue holds 2 x PerWebhookInFlight jobs, more (up to 64 x) for a
 // receiver that answers within milliseconds, whose senders would otherwise
-// empty the queue faster than a claim can refill it. All queues together
-// hold at most 2 x Concurrency.
+// empty the queue faster than a claim or a write can refill it. All queues
+// together hold at most 16 x Concurrency.
 //
 // Everything here runs with Engine.mu held.
 
@@ -30,9 +30,11 @@ import (
 const maxQueueWait = 5 * time.Second
 
 // queueCover is how long a webhook's queue should keep its senders busy:
-// a claim's round trip and then some. A queue is sized for it from how
-// long the webhook's requests take, within 2 and 8 x PerWebhookInFlight.
-const queueCover = 10 * time.Millisecond
+// a few commits' round trips, so that the deliveries of new events can be
+// handed over whole rather than left for a claim. A queue is sized for it
+// from how long the webhook's requests take, within 2 and 64 x
+// PerWebhookInFlight.
+const queueCover = 100 * time.Millisecond
 
 // hookQueue is one webhook's work on this node.
 type hookQueue struct {
@@ -51,7 +53,7 @@ type hookQueue struct {
 // claim tops up only queues at most half full, so each claim brings at
 // least half a queue.
 func (e *Engine) queueCap(h *hookQueue) int {
-	lo, hi := 2*e.cfg.PerWebhookInFlight, 8*e.cfg.PerWebhookInFlight
+	lo, hi := 2*e.cfg.PerWebhookInFlight, 64*e.cfg.PerWebhookInFlight
 	if h == nil || h.took <= 0 {
 		return lo
 	}
@@ -59,7 +61,7 @@ func (e *Engine) queueCap(h *hookQueue) int {
 }
 
 // totalQueueCap is how many jobs all webhooks together may have queued.
-func (e *Engine) totalQueueCap() int { return 2 * e.cfg.Concurrency }
+func (e *Engine) totalQueueCap() int { return 16 * e.cfg.Concurrency }
 
 // claimSpace returns how many deliveries the next claim may take in all and
 // per webhook, and the webhooks not to claim for: those whose queue is more
@@ -234,11 +236,6 @@ func (e *Engine) done(j *herald.Job, took time.Duration, now time.Time) *herald.
 	e.metrics.inFlight.Set(float64(e.inFlight))
 	e.markReady(h)
 	e.forget(h)
-	if e.inFlight == 0 && e.queued == 0 {
-		// Idle: the claim loop looks for what is due next, a retry
-		// included, instead of waiting for its poll.
-		e.Wake()
-	}
 	return e.next(now)
 }
 

@@ -69,8 +69,8 @@ func TestQueueTakesTurns(t *testing.T) {
 
 	// Claims: a's queue (1 of 4) is topped up, at most 3 for every webhook.
 	limit, per, exclude := e.claimSpace()
-	if limit != 5 || per != 3 || len(exclude) != 0 {
-		t.Errorf("claimSpace = %d, %d, %v; want 5 in all (6 less 1 queued), 3 per webhook, none excluded", limit, per, exclude)
+	if limit != 47 || per != 3 || len(exclude) != 0 {
+		t.Errorf("claimSpace = %d, %d, %v; want 47 in all (48 less 1 queued), 3 per webhook, none excluded", limit, per, exclude)
 	}
 	e.enqueue([]*herald.Job{job("a", 5, e.cfg.Lease), job("a", 6, e.cfg.Lease)})
 	if _, _, exclude := e.claimSpace(); !slices.Equal(exclude, []string{"a"}) {
@@ -146,9 +146,9 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 		want int
 	}{
 		{0, 8},                      // nothing known yet: 2 x PerWebhookInFlight
-		{100 * time.Millisecond, 8}, // slow
-		{4 * time.Millisecond, 10},  // 4 senders cover 10ms with 10 jobs
-		{time.Millisecond, 32},      // at most 8 x PerWebhookInFlight
+		{time.Second, 8},            // slow
+		{40 * time.Millisecond, 10}, // 4 senders cover 100ms with 10 jobs
+		{time.Millisecond, 256},     // at most 64 x PerWebhookInFlight
 	} {
 		if got := e.queueCap(&hookQueue{took: tt.took}); got != tt.want {
 			t.Errorf("queue for requests of %s holds %d, want %d", tt.took, got, tt.want)
@@ -162,8 +162,8 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if limit, per, _ := e.claimSpace(); limit != 128 || per != 8 {
-		t.Errorf("claimSpace with nothing queued = %d, %d; want 128 and 8", limit, per)
+	if limit, per, _ := e.claimSpace(); limit != 1024 || per != 8 {
+		t.Errorf("claimSpace with nothing queued = %d, %d; want 1024 (16 x Concurrency) and 8", limit, per)
 	}
 	var jobs []*herald.Job
 	for i := range 8 {
@@ -177,10 +177,10 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 	if len(started) != 4 {
 		t.Fatalf("started %d, want 4", len(started))
 	}
-	// Once its requests are seen to take 1ms, its queue may hold 32: the
+	// Once its requests are seen to take 1ms, its queue may hold 256: the
 	// next claim tops it up from the 3 left (one more started).
 	e.done(started[0], time.Millisecond, now)
-	if _, per, _ := e.claimSpace(); per != 29 {
-		t.Errorf("per webhook after 1ms requests = %d, want 29 (32 less 3 queued)", per)
+	if _, per, _ := e.claimSpace(); per != 253 {
+		t.Errorf("per webhook after 1ms requests = %d, want 253 (256 less 3 queued)", per)
 	}
 }

@@ -255,6 +255,15 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 		args = append(append([]any{now, per}, exclArgs...), r.Limit)
 	}
 
+	if !db.pg {
+		// Look before taking the single writer: most claims of an idle or
+		// handed-off engine find nothing, and a reader runs beside the
+		// writer.
+		ids, err := queryStrings(ctx, db.reader(), query, args...)
+		if err != nil || len(ids) == 0 {
+			return nil, db.wrap("claim deliveries", err)
+		}
+	}
 	var jobs []*herald.Job
 	err := db.tx(ctx, func(q q) error {
 		jobs = nil

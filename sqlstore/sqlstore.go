@@ -56,6 +56,8 @@ type DB struct {
 	// parallel on their own connections thanks to WAL.
 	write *sql.DB
 	read  *sql.DB
+	// checkpointDone is closed when the SQLite checkpointer has stopped.
+	checkpointDone chan struct{}
 
 	queries sync.Map     // query text with "?" -> query text with "$n"
 	batches sync.Map     // batchKey -> *prepared
@@ -160,7 +162,10 @@ func (db *DB) openSQLite(path string) error {
 	// synchronous=FULL: an event acknowledged with 202 must survive a
 	// power cut, not only a process crash.
 	base := path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)"
-	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	// wal_autocheckpoint(0): the checkpointer goroutine copies the WAL
+	// into the database file, so no commit waits for a checkpoint and its
+	// fsync of the database file.
+	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return fmt.Errorf("open sqlite: %w", err)
 	}
@@ -180,8 +185,59 @@ func (db *DB) openSQLite(path string) error {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
+	c, err := sql.Open("sqlite", base)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return fmt.Errorf("open sqlite: %w", err)
+	}
+	c.SetMaxOpenConns(1)
 	db.write, db.read = w, r
+	db.checkpointDone = make(chan struct{})
+	go db.checkpoint(c)
 	return nil
+}
+
+// checkpointEvery is how often the SQLite checkpointer copies committed
+// WAL frames into the database file.
+const checkpointEvery = 250 * time.Millisecond
+
+// walRestartFrames is the WAL length, in pages, beyond which a checkpoint
+// waits for the writer so that the WAL can start over: 16,384 pages of
+// 4 KiB is 64 MiB.
+const walRestartFrames = 16384
+
+// checkpoint runs SQLite's WAL checkpoints on its own connection until the
+// store closes, instead of the committing writer (wal_autocheckpoint),
+// which would make every thousandth commit wait for the copy and an fsync
+// of the database file. PASSIVE checkpoints never block the writer or
+// readers; the WAL restarts from its beginning once a checkpoint has caught
+// up, so it stays small.
+func (db *DB) checkpoint(c *sql.DB) {
+	defer close(db.checkpointDone)
+	defer c.Close()
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.closed:
+			return
+		case <-t.C:
+			// busy, the frames in the WAL, and those copied.
+			var busy, frames, copied int
+			err := c.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+			if err == nil && frames >= walRestartFrames {
+				// Under sustained writes a passive checkpoint never
+				// catches up with the end of the WAL, which then grows
+				// without bound: this one holds the writer back until it
+				// has copied everything, and the WAL starts over.
+				_, err = c.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+			}
+			if err != nil {
+				db.cfg.Logger.Warn("sqlite checkpoint failed; retrying", "err", err)
+			}
+		}
+	}
 }
 
 // redact hides the password of a database URL in messages.
@@ -221,6 +277,9 @@ func (db *DB) Close() error {
 			l.stop()
 		}
 		db.ReleaseLeadership()
+		if db.checkpointDone != nil {
+			<-db.checkpointDone
+		}
 		db.closeStatements()
 		if db.read != db.write && db.read != nil {
 			err = db.read.Close()
