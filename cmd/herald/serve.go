@@ -23,6 +23,7 @@ import (
 	"github.com/heraldhooks/herald/dispatch"
 	"github.com/heraldhooks/herald/httpapi"
 	"github.com/heraldhooks/herald/sqlstore"
+	"github.com/heraldhooks/herald/webui"
 )
 
 // DefaultDatabase is where Herald keeps its data when not told otherwise.
@@ -200,6 +201,11 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		cancel()
 		return fail(err)
 	}
+	pages, err := webui.New(webui.Config{Store: store, Tester: engine, Logger: logger})
+	if err != nil {
+		cancel()
+		return fail(err)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cancel()
@@ -208,7 +214,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 	s := &server{
 		logger: logger, store: store, engine: engine, ln: ln, cancel: cancel,
 		http: &http.Server{
-			Handler:           handler,
+			Handler:           withUI(handler, pages),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
@@ -233,6 +239,16 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		}
 	}()
 	return s, nil
+}
+
+// withUI serves the web UI under /ui/ (and sends / there) beside the API,
+// which gets every other path.
+func withUI(api, ui http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(webui.Prefix, ui)
+	mux.Handle("GET /{$}", http.RedirectHandler(webui.Prefix, http.StatusSeeOther))
+	mux.Handle("/", api)
+	return mux
 }
 
 func (s *server) setErr(err error) {
