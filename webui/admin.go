@@ -71,13 +71,13 @@ type webhookData struct {
 	Chart       *chart
 	Form        settingsForm
 	AllFields   []string
-	Secret      string     // revealed or new secret, shown once on this answer
-	SecretNew   bool       // Secret is the result of a rotation
-	OldSecrets  []string   // expiry of rotated-out secrets still signing, as text
+	Secret      string   // revealed or new secret, shown once on this answer
+	SecretNew   bool     // Secret is the result of a rotation
+	OldSecrets  []string // expiry of rotated-out secrets still signing, as text
 	Test        *herald.Attempt
-	Notice      string     // the outcome of an action
-	ActionError string     // why an action (activate, test, recover...) was refused
-	RecoverFrom string     // the recover form's value
+	Notice      string // the outcome of an action
+	ActionError string // why an action (activate, test, recover...) was refused
+	RecoverFrom string // the recover form's value
 	Now         time.Time
 }
 

@@ -246,4 +246,3 @@ func (u *ui) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	return u.render(w, r, http.StatusOK, "events", "Events", d)
 }
-
