@@ -42,6 +42,7 @@ type serveConfig struct {
 	// often the other nodes try to become leader.
 	MaintenanceInterval time.Duration
 	Concurrency         int
+	PerWebhookInFlight  int
 	LogFormat           string
 	LogLevel            string
 	// CPUProfile, when set, is a file the CPU profile of the whole run is
@@ -62,6 +63,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.FailingFor, "auto-disable-after", env.duration("HERALD_AUTO_DISABLE_AFTER", 5*24*time.Hour), "deactivate a webhook whose every attempt has failed for this long (env HERALD_AUTO_DISABLE_AFTER)")
 	fs.DurationVar(&c.MaintenanceInterval, "maintenance-interval", env.duration("HERALD_MAINTENANCE_INTERVAL", time.Minute), "how often the leader node runs retention and clean-up, and others check whether the leader is alive (env HERALD_MAINTENANCE_INTERVAL)")
 	fs.IntVar(&c.Concurrency, "concurrency", env.int("HERALD_CONCURRENCY", 64), "requests in flight to receivers on this node (env HERALD_CONCURRENCY)")
+	fs.IntVar(&c.PerWebhookInFlight, "per-webhook-in-flight", env.int("HERALD_PER_WEBHOOK_IN_FLIGHT", 8), "requests in flight to any one webhook on this node, so a slow receiver holds few senders (env HERALD_PER_WEBHOOK_IN_FLIGHT)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("HERALD_LOG_FORMAT", "text"), "text or json (env HERALD_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error (env HERALD_LOG_LEVEL)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of this run to the file at shutdown, for go tool pprof")
@@ -169,6 +171,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		Logger:                   logger,
 		AllowPrivateDestinations: cfg.AllowPrivate,
 		Concurrency:              cfg.Concurrency,
+		PerWebhookInFlight:       cfg.PerWebhookInFlight,
 		Wake:                     store.Subscribe(runCtx),
 		Registerer:               reg,
 	})
