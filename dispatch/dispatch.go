@@ -135,7 +135,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	stopping bool
-	start    func(*herald.Job) // starts a sender; set while Run runs
+	start    func(*herald.Job)     // starts a sender; set while Run runs
 	inFlight int                   // requests being sent
 	queued   int                   // jobs claimed and not started
 	hooks    map[string]*hookQueue // by webhook ID, those with jobs queued or in flight
