@@ -2,6 +2,7 @@ package herald
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 )
 
@@ -48,5 +49,18 @@ func TestRenderMatchesEncodingJSON(t *testing.T) {
 	}
 	if _, err := (PayloadConfig{PredefinedFields: []string{FieldData}}).Render(&Event{Data: json.RawMessage(`{"a":`)}); err == nil {
 		t.Error("rendering broken data succeeded")
+	}
+}
+
+// BenchmarkRender renders a Welkin body with every predefined field.
+func BenchmarkRender(b *testing.B) {
+	e := &Event{ID: "evt_2ZyQn4", TenantName: "acme", InstanceName: "live", Entity: "PATIENT", Subtype: "PATIENT_CREATED",
+		SourceID: "49ec1a", PatientID: "49ec1a", SourceName: "Jane Doe", URL: "https://example.com/patients/49ec1a",
+		Data: json.RawMessage(`{"mrn":"42","note":"a short note"}`)}
+	cfg := PayloadConfig{Format: FormatWelkin, PredefinedFields: slices.Concat(DefaultPredefinedFields, []string{FieldInitiatedBy, FieldData})}
+	for b.Loop() {
+		if _, err := cfg.Render(e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

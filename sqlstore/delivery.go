@@ -528,7 +528,7 @@ var attemptBatch = &batch{
 }
 
 // deliveryUpdateBatch writes the new state of many deliveries in one
-// statement. The casts tell PostgreSQL the types of the otherwise untyped
+// statement, on PostgreSQL. The casts tell PostgreSQL the types of the otherwise untyped
 // parameters; SQLite does not mind them. Both name the columns of a VALUES
 // list column1, column2...
 var deliveryUpdateBatch = &batch{
@@ -541,9 +541,16 @@ var deliveryUpdateBatch = &batch{
 	suffix: `) AS v WHERE deliveries.id = v.column1`,
 }
 
+// deliveryUpdate writes the new state of one delivery: on SQLite, a
+// prepared statement run once per row is cheaper than the VALUES join,
+// which SQLite carries out in two passes.
+const deliveryUpdate = `UPDATE deliveries SET status = ?, attempt_count = ?, due_at = ?, first_attempt_at = ?, wait_reason = ?,
+	claimed_by = ?, last_status_code = ?, updated_at = ? WHERE id = ?`
+
 // updateDeliveries writes the new state of the touched deliveries.
 func (db *DB) updateDeliveries(ctx context.Context, q q, ids []string, open map[string]*openDelivery, nowMS int64) error {
 	var args []any
+	stmt := q.stmt(ctx, deliveryUpdate)
 	for _, id := range ids {
 		d := open[id]
 		if d == nil || !d.touched {
@@ -556,7 +563,18 @@ func (db *DB) updateDeliveries(ctx context.Context, q q, ids []string, open map[
 		if d.firstAttempt.Valid {
 			first = d.firstAttempt.Int64
 		}
-		args = append(args, id, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS)
+		switch {
+		case db.pg:
+			args = append(args, id, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS)
+		case stmt != nil:
+			if _, err := stmt.ExecContext(ctx, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS, id); err != nil {
+				return err
+			}
+		default:
+			if _, err := q.exec(ctx, deliveryUpdate, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS, id); err != nil {
+				return err
+			}
+		}
 	}
 	return db.batchRows(ctx, q, deliveryUpdateBatch, args, nil)
 }

@@ -1,0 +1,23 @@
+package signature_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/heraldhooks/herald/signature"
+)
+
+// BenchmarkSign signs a 1 KiB body with two secrets, as during a secret's
+// grace period.
+func BenchmarkSign(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 1024)
+	secrets := []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"}
+	now := time.Now()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := signature.SignAll(secrets, "msg_2Zy", now, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
