@@ -51,15 +51,22 @@ type Config struct {
 	AllowPrivateDestinations bool
 
 	// Concurrency is how many requests this node sends at once. Defaults to 64.
-	// The engine claims ahead of its senders: it keeps up to 16 times as
+	// The engine claims ahead of its senders: it keeps up to 64 times as
 	// many claimed deliveries queued, so senders need not wait for a claim.
 	Concurrency int
 	// PerWebhookInFlight bounds the requests in flight for any one webhook,
 	// so a slow receiver holds at most this many senders. Defaults to 8
-	// (and to Concurrency when that is smaller). Two to 64 times as many
-	// of a webhook's deliveries wait claimed in its queue on this node, more
-	// for a receiver that answers within milliseconds.
+	// (and to Concurrency when that is smaller).
 	PerWebhookInFlight int
+	// FastWebhookInFlight bounds the requests in flight for a webhook whose
+	// requests take less than fastRequest (50ms) on average: a receiver
+	// that keeps answering that fast takes more at once, and one that slows
+	// down under it goes back to PerWebhookInFlight. Defaults to 4 x
+	// PerWebhookInFlight (within Concurrency); never below
+	// PerWebhookInFlight. Claimed deliveries wait in a local queue per
+	// webhook, enough to keep its senders busy for a second, within 2 and
+	// 512 x PerWebhookInFlight.
+	FastWebhookInFlight int
 	// Lease is how long a claim lasts: if this node has not recorded the
 	// attempt by then, another node may send the delivery again. It must
 	// exceed herald.MaxTimeoutSeconds, so no request outlives its claim;
@@ -166,6 +173,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	cfg.PerWebhookInFlight = min(cmp.Or(cfg.PerWebhookInFlight, 8), cfg.Concurrency)
+	cfg.FastWebhookInFlight = min(max(cmp.Or(cfg.FastWebhookInFlight, 4*cfg.PerWebhookInFlight), cfg.PerWebhookInFlight), cfg.Concurrency)
 	cfg.Lease = cmp.Or(cfg.Lease, herald.MaxTimeoutSeconds*time.Second+30*time.Second)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
 	if len(cfg.Schedule) == 0 {
@@ -269,7 +277,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return errors.New("dispatch: Engine.Run called twice")
 	}
 	e.log.Info("delivery engine started", "concurrency", e.cfg.Concurrency,
-		"perWebhookInFlight", e.cfg.PerWebhookInFlight, "lease", e.cfg.Lease,
+		"perWebhookInFlight", e.cfg.PerWebhookInFlight, "fastWebhookInFlight", e.cfg.FastWebhookInFlight, "lease", e.cfg.Lease,
 		"allowPrivateDestinations", e.cfg.AllowPrivateDestinations)
 
 	// Requests outlive ctx during the drain; they get their own context,

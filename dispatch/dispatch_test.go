@@ -330,7 +330,7 @@ func TestTestWebhookReportsFailures(t *testing.T) {
 
 // TestSlowReceiverDoesNotDelayOthers: a receiver that never answers holds
 // at most PerWebhookInFlight senders, and another webhook's events all go
-// through meanwhile.
+// through meanwhile, at most FastWebhookInFlight at once.
 func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 	slow := newReceiver(t, hang)
 	fast := newReceiver(t, nil)
@@ -340,6 +340,7 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 	cfg.Registerer = reg
 	cfg.Concurrency = 6
 	cfg.PerWebhookInFlight = 2
+	cfg.FastWebhookInFlight = 3
 	cfg.DrainTimeout = 100 * time.Millisecond
 	e, _ := mustRun(t, cfg)
 
@@ -360,8 +361,8 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 	fast.mu.Lock()
 	maxFast := fast.maxIn
 	fast.mu.Unlock()
-	if maxFast > 2 {
-		t.Errorf("fast receiver saw %d requests at once; PerWebhookInFlight is 2", maxFast)
+	if maxFast > 3 {
+		t.Errorf("fast receiver saw %d requests at once; FastWebhookInFlight is 3", maxFast)
 	}
 	waitFor(t, 5*time.Second, "only the slow receiver's requests to be in flight", func() bool {
 		return metric(t, reg, "herald_deliveries_in_flight", nil).GetGauge().GetValue() == 2
@@ -495,7 +496,7 @@ func TestClaimsAheadOfSenders(t *testing.T) {
 	cfg := testConfig(t, db)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
-	cfg.Concurrency, cfg.PerWebhookInFlight = 4, 2
+	cfg.Concurrency, cfg.PerWebhookInFlight, cfg.FastWebhookInFlight = 4, 2, 2
 	cfg.DrainTimeout = 200 * time.Millisecond
 	e, stop := mustRun(t, cfg)
 
@@ -589,7 +590,7 @@ func TestGoneEmptiesTheQueue(t *testing.T) {
 	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusGone) })
 	db, _ := mustStore(t, hook{name: "wh-gone", url: rc.URL})
 	cfg := testConfig(t, db)
-	cfg.PerWebhookInFlight = 1 // one request at a time, two queued
+	cfg.PerWebhookInFlight, cfg.FastWebhookInFlight = 1, 1 // one request at a time, two queued
 	e, _ := mustRun(t, cfg)
 
 	mustCreateEvents(t, e, 3)

@@ -13,10 +13,10 @@ import (
 // not tied to the senders that happen to be free, and a sender that
 // finishes starts the next job at once instead of waiting for a claim.
 //
-// A queue holds 2 x PerWebhookInFlight jobs, more (up to 64 x) for a
+// A queue holds 2 x PerWebhookInFlight jobs, more (up to 512 x) for a
 // receiver that answers within milliseconds, whose senders would otherwise
 // empty the queue faster than a claim or a write can refill it. All queues
-// together hold at most 16 x Concurrency.
+// together hold at most 64 x Concurrency.
 //
 // Everything here runs with Engine.mu held.
 
@@ -30,11 +30,15 @@ import (
 const maxQueueWait = 5 * time.Second
 
 // queueCover is how long a webhook's queue should keep its senders busy:
-// a few commits' round trips, so that the deliveries of new events can be
-// handed over whole rather than left for a claim. A queue is sized for it
-// from how long the webhook's requests take, within 2 and 64 x
-// PerWebhookInFlight.
-const queueCover = 100 * time.Millisecond
+// long enough that the deliveries of new events are handed over whole
+// while their webhook keeps up, rather than left for a claim. A queue is
+// sized for it from how long the webhook's requests take, within 2 and
+// 512 x PerWebhookInFlight.
+const queueCover = time.Second
+
+// fastRequest is the average request time under which a webhook may have
+// FastWebhookInFlight requests in flight instead of PerWebhookInFlight.
+const fastRequest = 50 * time.Millisecond
 
 // hookQueue is one webhook's work on this node.
 type hookQueue struct {
@@ -53,15 +57,26 @@ type hookQueue struct {
 // claim tops up only queues at most half full, so each claim brings at
 // least half a queue.
 func (e *Engine) queueCap(h *hookQueue) int {
-	lo, hi := 2*e.cfg.PerWebhookInFlight, 64*e.cfg.PerWebhookInFlight
+	lo, hi := 2*e.cfg.PerWebhookInFlight, 512*e.cfg.PerWebhookInFlight
 	if h == nil || h.took <= 0 {
 		return lo
 	}
-	return max(lo, min(hi, int(int64(e.cfg.PerWebhookInFlight)*int64(queueCover)/int64(h.took))))
+	return max(lo, min(hi, int(int64(e.inFlightCap(h))*int64(queueCover)/int64(h.took))))
+}
+
+// inFlightCap is how many requests webhook h may have in flight: more for
+// a receiver that answers fast, so one webhook's throughput is not capped
+// by PerWebhookInFlight round trips, and back to PerWebhookInFlight as soon
+// as its answers slow down.
+func (e *Engine) inFlightCap(h *hookQueue) int {
+	if h.took > 0 && h.took < fastRequest {
+		return e.cfg.FastWebhookInFlight
+	}
+	return e.cfg.PerWebhookInFlight
 }
 
 // totalQueueCap is how many jobs all webhooks together may have queued.
-func (e *Engine) totalQueueCap() int { return 16 * e.cfg.Concurrency }
+func (e *Engine) totalQueueCap() int { return 64 * e.cfg.Concurrency }
 
 // claimSpace returns how many deliveries the next claim may take in all and
 // per webhook, and the webhooks not to claim for: those whose queue is more
@@ -146,7 +161,7 @@ func (e *Engine) enqueue(jobs []*herald.Job) {
 // markReady puts h at the end of the round if it has a job to start and a
 // free slot.
 func (e *Engine) markReady(h *hookQueue) {
-	if !h.ready && len(h.jobs) > 0 && h.inFlight < e.cfg.PerWebhookInFlight {
+	if !h.ready && len(h.jobs) > 0 && h.inFlight < e.inFlightCap(h) {
 		h.ready = true
 		e.ready = append(e.ready, h)
 	}
@@ -162,7 +177,7 @@ func (e *Engine) next(now time.Time) *herald.Job {
 		e.ready[0] = nil
 		e.ready = e.ready[1:]
 		h.ready = false
-		if h.inFlight >= e.cfg.PerWebhookInFlight {
+		if h.inFlight >= e.inFlightCap(h) {
 			continue
 		}
 		j := e.dequeue(h, now)

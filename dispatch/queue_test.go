@@ -21,7 +21,7 @@ func TestQueueTakesTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	const slow = 50 * time.Millisecond // requests this slow get the smallest queues
+	const slow = time.Second // requests this slow get the smallest queues
 	job := func(hook string, i int, lease time.Duration) *herald.Job {
 		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprintf("%s%d", hook, i)},
 			Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30}, LeaseUntil: now.Add(lease)}
@@ -69,8 +69,8 @@ func TestQueueTakesTurns(t *testing.T) {
 
 	// Claims: a's queue (1 of 4) is topped up, at most 3 for every webhook.
 	limit, per, exclude := e.claimSpace()
-	if limit != 47 || per != 3 || len(exclude) != 0 {
-		t.Errorf("claimSpace = %d, %d, %v; want 47 in all (48 less 1 queued), 3 per webhook, none excluded", limit, per, exclude)
+	if limit != 191 || per != 3 || len(exclude) != 0 {
+		t.Errorf("claimSpace = %d, %d, %v; want 191 in all (192 less 1 queued), 3 per webhook, none excluded", limit, per, exclude)
 	}
 	e.enqueue([]*herald.Job{job("a", 5, e.cfg.Lease), job("a", 6, e.cfg.Lease)})
 	if _, _, exclude := e.claimSpace(); !slices.Equal(exclude, []string{"a"}) {
@@ -145,10 +145,11 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 		took time.Duration
 		want int
 	}{
-		{0, 8},                      // nothing known yet: 2 x PerWebhookInFlight
-		{time.Second, 8},            // slow
-		{40 * time.Millisecond, 10}, // 4 senders cover 100ms with 10 jobs
-		{time.Millisecond, 256},     // at most 64 x PerWebhookInFlight
+		{0, 8},                       // nothing known yet: 2 x PerWebhookInFlight
+		{time.Second, 8},             // slow
+		{400 * time.Millisecond, 10}, // 4 senders cover a second with 10 jobs
+		{40 * time.Millisecond, 400}, // fast: 16 senders (FastWebhookInFlight) cover a second with 400 jobs
+		{time.Millisecond, 2048},     // at most 512 x PerWebhookInFlight
 	} {
 		if got := e.queueCap(&hookQueue{took: tt.took}); got != tt.want {
 			t.Errorf("queue for requests of %s holds %d, want %d", tt.took, got, tt.want)
@@ -162,8 +163,8 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if limit, per, _ := e.claimSpace(); limit != 1024 || per != 8 {
-		t.Errorf("claimSpace with nothing queued = %d, %d; want 1024 (16 x Concurrency) and 8", limit, per)
+	if limit, per, _ := e.claimSpace(); limit != 4096 || per != 8 {
+		t.Errorf("claimSpace with nothing queued = %d, %d; want 4096 (64 x Concurrency) and 8", limit, per)
 	}
 	var jobs []*herald.Job
 	for i := range 8 {
@@ -177,10 +178,22 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 	if len(started) != 4 {
 		t.Fatalf("started %d, want 4", len(started))
 	}
-	// Once its requests are seen to take 1ms, its queue may hold 256: the
-	// next claim tops it up from the 3 left (one more started).
-	e.done(started[0], time.Millisecond, now)
-	if _, per, _ := e.claimSpace(); per != 253 {
-		t.Errorf("per webhook after 1ms requests = %d, want 253 (256 less 3 queued)", per)
+	// Once its requests are seen to take 1ms, its queue may hold 2048:
+	// the next claim tops it up from what is left, and it may have 16
+	// requests in flight (FastWebhookInFlight) instead of 4.
+	next := e.done(started[0], time.Millisecond, now)
+	if _, per, _ := e.claimSpace(); per != 2048-e.queued {
+		t.Errorf("per webhook after 1ms requests = %d, want %d (2048 less %d queued)", per, 2048-e.queued, e.queued)
+	}
+	if next == nil || e.hooks["fast"].inFlight != 4 || e.queued != 3 {
+		t.Errorf("after the first 1ms request: next %v, in flight %d, queued %d; want the next job started", next, e.hooks["fast"].inFlight, e.queued)
+	}
+	for i := 8; i < 40; i++ {
+		e.enqueue([]*herald.Job{fast(i)})
+	}
+	for e.next(now) != nil {
+	}
+	if got := e.hooks["fast"].inFlight; got != 16 {
+		t.Errorf("a webhook answering in 1ms has %d requests in flight, want 16 (FastWebhookInFlight, 4 x PerWebhookInFlight)", got)
 	}
 }
