@@ -113,6 +113,8 @@ type Job struct {
 	Secrets []string
 	// LeaseUntil is when the claim runs out and another node may take it.
 	LeaseUntil time.Time
+	// ClaimedAt is when the delivery was claimed (or created claimed).
+	ClaimedAt time.Time
 }
 
 // ClaimRequest asks for due deliveries.
@@ -121,8 +123,11 @@ type ClaimRequest struct {
 	Owner string
 	// Now is the current time: deliveries due at or before it are claimed.
 	Now time.Time
-	// LeaseUntil is how long the claim lasts; the delivery is due again then
-	// unless a result is recorded first.
+	// LeaseUntil is how long the claim lasts before the webhook's own
+	// timeout: each delivery is leased until LeaseUntil plus its webhook's
+	// timeoutSeconds, so a claim lasts as long as its request may, and a
+	// dead node's claims come back sooner for webhooks with short timeouts.
+	// The delivery is due again then unless a result is recorded first.
 	LeaseUntil time.Time
 	// Limit is the most deliveries to claim in all.
 	Limit int
@@ -162,7 +167,8 @@ type Write struct {
 }
 
 // Handoff asks Write to create some of the new deliveries already claimed
-// (SENT, owned by Owner until LeaseUntil) and return them as jobs: the node
+// (SENT, owned by Owner until LeaseUntil plus the webhook's timeout, as for
+// ClaimRequest) and return them as jobs: the node
 // that stored an event sends its deliveries at once, without a claim.
 // Deliveries beyond the room stay PENDING and due now, for any node's claim.
 type Handoff struct {

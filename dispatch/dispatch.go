@@ -67,11 +67,12 @@ type Config struct {
 	// webhook, enough to keep its senders busy for a second, within 2 and
 	// 512 x PerWebhookInFlight.
 	FastWebhookInFlight int
-	// Lease is how long a claim lasts: if this node has not recorded the
-	// attempt by then, another node may send the delivery again. It must
-	// exceed herald.MaxTimeoutSeconds, so no request outlives its claim;
-	// the margin above it is the time to write the result. Defaults to
-	// herald.MaxTimeoutSeconds + 30s (150s).
+	// Lease is how long a claim lasts beyond its webhook's timeout: if this
+	// node has not recorded the attempt by then, another node may send the
+	// delivery again. It covers the wait in the local queue (at most 5s) and
+	// the time to write the result. Defaults to 35s: a delivery to a webhook
+	// with the default 30s timeout is leased for 65s, and a node killed
+	// with it claimed holds it back that long.
 	Lease time.Duration
 	// PollInterval is the longest the engine sleeps without looking for due
 	// deliveries, for retries and work committed by other nodes when no
@@ -174,7 +175,7 @@ func New(cfg Config) (*Engine, error) {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	cfg.PerWebhookInFlight = min(cmp.Or(cfg.PerWebhookInFlight, 8), cfg.Concurrency)
 	cfg.FastWebhookInFlight = min(max(cmp.Or(cfg.FastWebhookInFlight, 4*cfg.PerWebhookInFlight), cfg.PerWebhookInFlight), cfg.Concurrency)
-	cfg.Lease = cmp.Or(cfg.Lease, herald.MaxTimeoutSeconds*time.Second+30*time.Second)
+	cfg.Lease = cmp.Or(cfg.Lease, maxQueueWait+30*time.Second)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
 	if len(cfg.Schedule) == 0 {
 		cfg.Schedule = DefaultSchedule
@@ -211,8 +212,8 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("dispatch: Config.%s must be positive", c.name)
 		}
 	}
-	if cfg.Lease <= herald.MaxTimeoutSeconds*time.Second {
-		return nil, fmt.Errorf("dispatch: Config.Lease is %s; it must exceed the longest webhook timeout, %ds, or a slow request would be sent again by another node while it is still running", cfg.Lease, herald.MaxTimeoutSeconds)
+	if cfg.Lease < maxQueueWait+3*time.Second {
+		return nil, fmt.Errorf("dispatch: Config.Lease is %s; it must leave time beyond the %s a claimed delivery may wait in its queue to write the result (at least %s)", cfg.Lease, maxQueueWait, maxQueueWait+3*time.Second)
 	}
 	if slices.Min(cfg.Schedule) < 0 || cfg.Schedule[len(cfg.Schedule)-1] <= 0 {
 		return nil, errors.New("dispatch: Config.Schedule must have no negative wait and end with a positive one (it repeats)")
@@ -237,9 +238,10 @@ func New(cfg Config) (*Engine, error) {
 		hooks:   map[string]*hookQueue{},
 		held:    map[string]int{},
 		gone:    map[string]int{},
-		// The lease exceeds the longest timeout by the time to write a
-		// result (30s by default): a third of that is kept for the write.
-		startMargin: min(10*time.Second, (cfg.Lease-herald.MaxTimeoutSeconds*time.Second)/3),
+		// The lease exceeds the webhook's timeout by the queue wait and the
+		// time to write a result (30s by default): a third of the latter,
+		// at most 10s, is kept for the write.
+		startMargin: min(10*time.Second, (cfg.Lease-maxQueueWait)/3),
 	}, nil
 }
 

@@ -626,7 +626,7 @@ func TestLeaseTakeover(t *testing.T) {
 	// A node whose clock is past the lease takes them over.
 	cfg := testConfig(t, db)
 	cfg.Owner = "node-survivor"
-	cfg.Now = func() time.Time { return time.Now().Add(time.Minute + time.Second) }
+	cfg.Now = func() time.Time { return time.Now().Add(time.Minute + 31*time.Second) } // the lease plus the 30s timeout
 	mustRun(t, cfg)
 	ds := waitStatus(t, db, "wh-sync", 4, 10*time.Second, herald.StatusDelivered)
 	for _, d := range ds {
@@ -905,11 +905,11 @@ func TestMaintainerRunsWhenLeader(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	db, _ := mustStore(t)
 	for name, mod := range map[string]func(*dispatch.Config){
-		"no store":            func(c *dispatch.Config) { c.Store = nil },
-		"negative lease":      func(c *dispatch.Config) { c.Lease = -time.Second },
-		"lease below timeout": func(c *dispatch.Config) { c.Lease = time.Minute },
-		"schedule ends at 0":  func(c *dispatch.Config) { c.Schedule = []time.Duration{0, time.Second, 0} },
-		"jitter 1":            func(c *dispatch.Config) { c.Jitter = 1 },
+		"no store":                    func(c *dispatch.Config) { c.Store = nil },
+		"negative lease":              func(c *dispatch.Config) { c.Lease = -time.Second },
+		"lease within the queue wait": func(c *dispatch.Config) { c.Lease = 5 * time.Second },
+		"schedule ends at 0":          func(c *dispatch.Config) { c.Schedule = []time.Duration{0, time.Second, 0} },
+		"jitter 1":                    func(c *dispatch.Config) { c.Jitter = 1 },
 	} {
 		cfg := testConfig(t, db)
 		mod(&cfg)

@@ -210,7 +210,7 @@ func (e *Engine) dequeue(h *hookQueue, now time.Time) *herald.Job {
 		}
 		timeout := time.Duration(cmp.Or(j.Webhook.TimeoutSeconds, herald.DefaultTimeoutSeconds)) * time.Second
 		left := j.LeaseUntil.Sub(now)
-		if e.cfg.Lease-left <= maxQueueWait && left >= timeout+e.startMargin {
+		if now.Sub(j.ClaimedAt) <= maxQueueWait && left >= timeout+e.startMargin {
 			return j
 		}
 		e.unholdLocked(j.Delivery.ID)

@@ -22,16 +22,19 @@ func TestQueueTakesTurns(t *testing.T) {
 	}
 	now := time.Now()
 	const slow = time.Second // requests this slow get the smallest queues
-	job := func(hook string, i int, lease time.Duration) *herald.Job {
+	// job returns a job claimed waited ago, leased for its timeout and the
+	// engine's Lease from then.
+	job := func(hook string, i int, waited time.Duration) *herald.Job {
 		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprintf("%s%d", hook, i)},
-			Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30}, LeaseUntil: now.Add(lease)}
+			Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30}, ClaimedAt: now.Add(-waited),
+			LeaseUntil: now.Add(-waited + 30*time.Second + e.cfg.Lease)}
 	}
 	var a, b []*herald.Job
 	for i := range 5 {
-		a = append(a, job("a", i, e.cfg.Lease))
+		a = append(a, job("a", i, 0))
 	}
 	for i := range 2 {
-		b = append(b, job("b", i, e.cfg.Lease))
+		b = append(b, job("b", i, 0))
 	}
 	id := func(j *herald.Job) string {
 		if j == nil {
@@ -72,14 +75,14 @@ func TestQueueTakesTurns(t *testing.T) {
 	if limit != 191 || per != 3 || len(exclude) != 0 {
 		t.Errorf("claimSpace = %d, %d, %v; want 191 in all (192 less 1 queued), 3 per webhook, none excluded", limit, per, exclude)
 	}
-	e.enqueue([]*herald.Job{job("a", 5, e.cfg.Lease), job("a", 6, e.cfg.Lease)})
+	e.enqueue([]*herald.Job{job("a", 5, 0), job("a", 6, 0)})
 	if _, _, exclude := e.claimSpace(); !slices.Equal(exclude, []string{"a"}) {
 		t.Errorf("with 3 of 4 queued, excluded %v; want a", exclude)
 	}
 
 	// A job that waited in the queue for more than maxQueueWait is
 	// dropped, not started; the claim loop will release it.
-	e.enqueue([]*herald.Job{job("c", 0, e.cfg.Lease-maxQueueWait-time.Millisecond), job("c", 1, e.cfg.Lease-maxQueueWait)})
+	e.enqueue([]*herald.Job{job("c", 0, maxQueueWait+time.Millisecond), job("c", 1, maxQueueWait)})
 	if got := id(e.done(a[2], slow, now)); got != "c1" {
 		t.Errorf("after a2: started %s, want c1 (c0 waited too long)", got)
 	}
@@ -103,33 +106,38 @@ func TestQueueTakesTurns(t *testing.T) {
 	}
 }
 
-// TestQueuedJobNeedsLeaseForItsTimeout: with a lease barely above the
-// longest timeout, a queued job of a webhook with that timeout starts only
-// while its lease covers the timeout and the time to write the result.
+// TestQueuedJobNeedsLeaseForItsTimeout: a queued job starts only while its
+// lease covers its webhook's timeout and the time to write the result. The
+// engine's own claims always do within maxQueueWait; a job leased for less
+// (claimed by a node with a shorter Lease, or before the clock jumped) is
+// dropped and claimed again.
 func TestQueuedJobNeedsLeaseForItsTimeout(t *testing.T) {
-	lease := herald.MaxTimeoutSeconds*time.Second + 5*time.Second
+	lease := maxQueueWait + 5*time.Second
 	e, err := New(Config{Store: storetest.NewSQLite(t), Lease: lease, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := 5 * time.Second / 3; e.startMargin != want {
-		t.Fatalf("startMargin = %s, want %s: a third of what the lease leaves beyond the longest timeout", e.startMargin, want)
+		t.Fatalf("startMargin = %s, want %s: a third of what the lease leaves beyond the queue wait", e.startMargin, want)
 	}
 	now := time.Now()
-	job := func(id string, waited time.Duration) *herald.Job {
-		return &herald.Job{Delivery: &herald.Delivery{ID: id}, LeaseUntil: now.Add(lease - waited),
+	timeout := herald.MaxTimeoutSeconds * time.Second
+	job := func(id string, left time.Duration) *herald.Job {
+		return &herald.Job{Delivery: &herald.Delivery{ID: id}, ClaimedAt: now.Add(-time.Second), LeaseUntil: now.Add(left),
 			Webhook: &herald.Webhook{ID: "slow", TimeoutSeconds: herald.MaxTimeoutSeconds}}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// 3.5s in the queue: within maxQueueWait, but 121.5s of lease is left
-	// for a 120s timeout and a 1.67s margin.
-	e.enqueue([]*herald.Job{job("late", 3500*time.Millisecond), job("fresh", 3*time.Second)})
+	// short has 121.5s of lease left for a 120s timeout and a 1.67s margin.
+	e.enqueue([]*herald.Job{job("short", timeout+1500*time.Millisecond), job("fresh", timeout+lease-time.Second)})
 	if j := e.next(now); j == nil || j.Delivery.ID != "fresh" {
-		t.Errorf("started %v, want fresh: late's lease cannot cover its timeout", j)
+		t.Errorf("started %v, want fresh: short's lease cannot cover its timeout", j)
 	}
 	if !e.orphans.Load() {
 		t.Error("the dropped job is not to be released")
+	}
+	if _, err := New(Config{Store: storetest.NewSQLite(t), Lease: maxQueueWait, Registerer: prometheus.NewRegistry()}); err == nil {
+		t.Error("a Lease no longer than the queue wait was accepted")
 	}
 }
 
@@ -158,7 +166,7 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 
 	now := time.Now()
 	fast := func(i int) *herald.Job {
-		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprint("f", i)}, LeaseUntil: now.Add(e.cfg.Lease),
+		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprint("f", i)}, ClaimedAt: now, LeaseUntil: now.Add(30*time.Second + e.cfg.Lease),
 			Webhook: &herald.Webhook{ID: "fast", TimeoutSeconds: 30}}
 	}
 	e.mu.Lock()

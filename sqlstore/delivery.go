@@ -214,7 +214,7 @@ func (db *DB) ResendDelivery(ctx context.Context, tenant, instance, id string) (
 }
 
 // ClaimDeliveries marks up to r.Limit due deliveries of active webhooks SENT,
-// owned by r.Owner until r.LeaseUntil, and returns them with their events,
+// owned by r.Owner until r.LeaseUntil plus the webhook's timeout, and returns them with their events,
 // webhooks and secrets, oldest due first. It takes at most r.PerWebhook from
 // each webhook, picking each webhook's first due deliveries by index, so a
 // webhook with a large backlog cannot starve the others and the cost does not
@@ -272,7 +272,8 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 			return err
 		}
 		in, inArgs := inList(db, ids)
-		rows, err := q.query(ctx, `UPDATE deliveries SET status = 'SENT', claimed_by = ?, due_at = ?, updated_at = ?
+		rows, err := q.query(ctx, `UPDATE deliveries SET status = 'SENT', claimed_by = ?,
+			due_at = CAST(? AS BIGINT) + 1000 * (SELECT w.timeout_seconds FROM webhooks w WHERE w.id = deliveries.webhook_id), updated_at = ?
 			WHERE id IN (`+in+`) RETURNING `+deliveryCols, append([]any{r.Owner, ms(r.LeaseUntil), now}, inArgs...)...)
 		if err != nil {
 			return err
@@ -286,7 +287,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 				rows.Close()
 				return err
 			}
-			byID[d.ID] = &herald.Job{Delivery: d, LeaseUntil: r.LeaseUntil}
+			byID[d.ID] = &herald.Job{Delivery: d, LeaseUntil: *d.NextAttemptAt, ClaimedAt: r.Now}
 			webhookOf[d.ID] = webhookID
 			eventIDs = append(eventIDs, d.EventID)
 			webhookIDs = append(webhookIDs, webhookID)

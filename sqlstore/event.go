@@ -282,7 +282,8 @@ var deliveryBatch = &batch{
 }
 
 // insertDeliveries inserts one delivery per event and target: claimed by
-// h's owner (SENT until its lease) while h has room for the webhook, else
+// h's owner (SENT until h.LeaseUntil plus the webhook's timeout) while h
+// has room for the webhook, else
 // PENDING and due now. It returns the claimed ones as jobs and how many it
 // left PENDING.
 func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]*herald.Webhook, h *herald.Handoff, now time.Time) ([]*herald.Job, int, error) {
@@ -311,8 +312,8 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 				if r > 0 {
 					room[t.ID] = r - 1
 					limit--
-					status, due, owner = herald.StatusSent, ms(h.LeaseUntil), h.Owner
-					lease := fromMS(due)
+					lease := fromMS(ms(h.LeaseUntil.Add(time.Duration(t.TimeoutSeconds) * time.Second)))
+					status, due, owner = herald.StatusSent, ms(lease), h.Owner
 					jobs = append(jobs, &herald.Job{
 						Delivery: &herald.Delivery{ID: id, EventID: e.ID, Tenant: e.TenantName, Instance: e.InstanceName,
 							Webhook: t.Name, EventEntity: e.Entity, EventSubtype: e.Subtype, Status: status,
@@ -320,6 +321,7 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 						Event:      e,
 						Webhook:    t,
 						LeaseUntil: lease,
+						ClaimedAt:  now,
 					})
 				}
 			}

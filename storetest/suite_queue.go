@@ -23,15 +23,16 @@ func init() {
 
 		e.Clock.Advance(time.Second)
 		now := e.Clock.Now()
-		lease := now.Add(30 * time.Second)
-		jobs, err := e.S.ClaimDeliveries(e.Ctx, herald.ClaimRequest{Owner: "node-1", Now: now, LeaseUntil: lease, Limit: 10, PerWebhook: 10})
+		// Leased for the webhook's timeout (30s) beyond LeaseUntil.
+		lease := now.Add(30*time.Second + herald.DefaultTimeoutSeconds*time.Second)
+		jobs, err := e.S.ClaimDeliveries(e.Ctx, herald.ClaimRequest{Owner: "node-1", Now: now, LeaseUntil: now.Add(30 * time.Second), Limit: 10, PerWebhook: 10})
 		e.must(err)
 		if len(jobs) != 1 {
 			e.Fatalf("claimed %d jobs, want 1", len(jobs))
 		}
 		j := jobs[0]
 		if j.Delivery.Status != herald.StatusSent || j.Delivery.EventID != res[0].EventID || j.Delivery.Webhook != "wh" ||
-			j.Delivery.NextAttemptAt == nil || !j.Delivery.NextAttemptAt.Equal(lease) || !j.LeaseUntil.Equal(lease) {
+			j.Delivery.NextAttemptAt == nil || !j.Delivery.NextAttemptAt.Equal(lease) || !j.LeaseUntil.Equal(lease) || !j.ClaimedAt.Equal(now) {
 			e.Errorf("job delivery = %s", jsonString(j.Delivery))
 		}
 		if j.Event == nil || j.Event.ID != res[0].EventID || string(j.Event.Data) != `{"a":1}` || j.Event.TenantName != "acme" {
@@ -60,16 +61,17 @@ func init() {
 	register("ClaimLeaseExpiry", func(e *env) {
 		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
 		e.create(event("acme", "live", "PATIENT_CREATED"))
-		first := e.claim("crashed-node", 10, 10) // a one-minute lease
+		first := e.claim("crashed-node", 10, 10) // a one-minute lease beyond the 30s timeout
 		if len(first) != 1 {
 			e.Fatalf("claimed %d", len(first))
 		}
+		leased := time.Minute + herald.DefaultTimeoutSeconds*time.Second
 		next, err := e.S.NextDue(e.Ctx)
 		e.must(err)
-		if next == nil || !next.Equal(Epoch.Add(time.Minute)) {
+		if next == nil || !next.Equal(Epoch.Add(leased)) {
 			e.Errorf("NextDue while leased = %v, want the lease's end", next)
 		}
-		e.Clock.Advance(59 * time.Second)
+		e.Clock.Advance(leased - time.Second)
 		if got := e.claim("node-2", 10, 10); len(got) != 0 {
 			e.Fatalf("claimed before the lease ran out")
 		}
@@ -78,7 +80,7 @@ func init() {
 		if len(got) != 1 || got[0].Delivery.ID != first[0].Delivery.ID {
 			e.Fatalf("after the lease: claimed %v, want the crashed node's delivery", ids(got))
 		}
-		if !got[0].LeaseUntil.Equal(e.Clock.Now().Add(time.Minute)) {
+		if !got[0].LeaseUntil.Equal(e.Clock.Now().Add(leased)) {
 			e.Errorf("new lease until %v", got[0].LeaseUntil)
 		}
 	})

@@ -13,14 +13,14 @@ func init() {
 			hook{name: "b", triggers: []herald.Trigger{entity("PATIENT")}},
 			hook{name: "c", triggers: []herald.Trigger{entity("PATIENT")}})
 		now := e.Clock.Now()
-		lease := now.Add(time.Minute)
+		lease := now.Add(time.Minute + herald.DefaultTimeoutSeconds*time.Second) // LeaseUntil plus the webhook's timeout
 		var evs []*herald.Event
 		for range 3 {
 			evs = append(evs, event("acme", "live", "PATIENT_CREATED"))
 		}
 		// a has room for 2, b for none, c takes the default (1); 3 in all.
 		w, err := e.S.Write(e.Ctx, &herald.Write{Events: evs, Handoff: &herald.Handoff{
-			Owner: "node-1", LeaseUntil: lease, Room: map[string]int{hooks["a"].ID: 2, hooks["b"].ID: 0}, Default: 1, Limit: 3,
+			Owner: "node-1", LeaseUntil: now.Add(time.Minute), Room: map[string]int{hooks["a"].ID: 2, hooks["b"].ID: 0}, Default: 1, Limit: 3,
 		}})
 		e.must(err)
 		if len(w.Events) != 3 || w.Events[0].Deliveries != 3 || w.Events[0].EventID == "" {
@@ -30,7 +30,7 @@ func init() {
 		for _, j := range w.Jobs {
 			per[j.Webhook.Name]++
 			secrets, _ := e.S.WebhookSecrets(e.Ctx, "acme", "live", j.Webhook.Name)
-			if j.Delivery.Status != herald.StatusSent || !j.LeaseUntil.Equal(lease) || j.Event == nil ||
+			if j.Delivery.Status != herald.StatusSent || !j.LeaseUntil.Equal(lease) || !j.ClaimedAt.Equal(now) || j.Event == nil ||
 				j.Event.ID != j.Delivery.EventID || j.Webhook.URL == "" || len(j.Secrets) != 1 || j.Secrets[0] != secrets[0].Secret {
 				e.Errorf("handed-off job %s", jsonString(j))
 			}
