@@ -99,6 +99,11 @@ type Config struct {
 	// prometheus.DefaultRegisterer; give each engine in a process its own.
 	Registerer prometheus.Registerer
 
+	// Writers is how many write transactions the engine runs at once.
+	// Defaults to 1, what SQLite's single writer can take; a node on
+	// PostgreSQL does better with a few.
+	Writers int
+
 	// IngestMaxBatch is the most events stored in one group commit.
 	// Defaults to 500.
 	IngestMaxBatch int
@@ -124,9 +129,10 @@ type Engine struct {
 	wake    chan struct{} // capacity 1: one pending wake-up stands for any number
 	w       writer
 	running atomic.Bool
-	// handoffMu keeps orphan releases out of the window between a write
-	// that claims new deliveries for this node and their enqueueing.
-	handoffMu sync.Mutex
+	// handoffMu keeps orphan releases (write-locked) out of the window
+	// between a write that claims new deliveries for this node
+	// (read-locked) and their enqueueing.
+	handoffMu sync.RWMutex
 
 	// unclaimable counts claims in a row that found due deliveries they
 	// could not take while no queue was full; only the claim loop uses it.
@@ -153,6 +159,10 @@ type Engine struct {
 	// from the claim until the result is written (or given up). Anything
 	// else SENT under this owner is an orphan.
 	held map[string]int
+	// took keeps, by webhook ID, how long the requests of webhooks with
+	// nothing queued or in flight took (hookQueue.took), so that their
+	// next deliveries get a queue of the right size at once.
+	took map[string]time.Duration
 	// gone counts, by webhook ID, 410 Gone answers whose results are not
 	// written yet: until the write deactivates the webhook and cancels its
 	// deliveries, the engine claims none of them.
@@ -192,6 +202,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
 	cfg.IngestMaxBatch = cmp.Or(cfg.IngestMaxBatch, 500)
+	cfg.Writers = cmp.Or(cfg.Writers, 1)
 	cfg.IngestMaxWait = cmp.Or(cfg.IngestMaxWait, 2*time.Millisecond)
 	cfg.DrainTimeout = cmp.Or(cfg.DrainTimeout, 10*time.Second)
 
@@ -205,6 +216,7 @@ func New(cfg Config) (*Engine, error) {
 		{"PollInterval", cfg.PollInterval > 0},
 		{"RetryWindow", cfg.RetryWindow > 0},
 		{"IngestMaxBatch", cfg.IngestMaxBatch > 0},
+		{"Writers", cfg.Writers > 0},
 		{"IngestMaxWait", cfg.IngestMaxWait > 0},
 		{"DrainTimeout", cfg.DrainTimeout > 0},
 	} {
@@ -238,6 +250,7 @@ func New(cfg Config) (*Engine, error) {
 		hooks:   map[string]*hookQueue{},
 		held:    map[string]int{},
 		gone:    map[string]int{},
+		took:    map[string]time.Duration{},
 		// The lease exceeds the webhook's timeout by the queue wait and the
 		// time to write a result (30s by default): a third of the latter,
 		// at most 10s, is kept for the write.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,4 +115,33 @@ func TestResultsSurviveADatabaseOutage(t *testing.T) {
 	if lost := counter(t, reg, "herald_results_lost_total", nil); lost != 0 {
 		t.Errorf("%g results lost", lost)
 	}
+}
+
+// TestConcurrentWritersOnPostgres: with several write loops (Config.Writers,
+// as herald serve runs on PostgreSQL), concurrent producers' events are all
+// stored, handed off and sent, each once.
+func TestConcurrentWritersOnPostgres(t *testing.T) {
+	rc := newReceiver(t, nil)
+	db := mustOpen(t, storetest.PostgresDSN(t))
+	mustSetup(t, db, hook{name: "wh-sync", url: rc.URL})
+	cfg := testConfig(t, db)
+	cfg.Writers = 4
+	cfg.IngestMaxWait = time.Millisecond
+	e, _ := mustRun(t, cfg)
+
+	const producers, each = 40, 10
+	var wg sync.WaitGroup
+	for range producers {
+		wg.Go(func() { mustCreateEvents(t, e, each) })
+	}
+	wg.Wait()
+	waitStatus(t, db, "wh-sync", producers*each, 20*time.Second, herald.StatusDelivered)
+	seen := map[string]int{}
+	for _, r := range rc.got() {
+		seen[r.header.Get("webhook-id")]++
+	}
+	if len(seen) != producers*each || rc.count() != producers*each {
+		t.Errorf("receiver got %d requests for %d events, want each of the %d once", rc.count(), len(seen), producers*each)
+	}
+	waitIdle(t, e)
 }

@@ -148,7 +148,7 @@ func (e *Engine) enqueue(jobs []*herald.Job) {
 		e.held[j.Delivery.ID]++
 		h := e.hooks[j.Webhook.ID]
 		if h == nil {
-			h = &hookQueue{id: j.Webhook.ID}
+			h = &hookQueue{id: j.Webhook.ID, took: e.took[j.Webhook.ID]}
 			e.hooks[h.id] = h
 		}
 		h.jobs = append(h.jobs, j)
@@ -259,6 +259,9 @@ func (e *Engine) done(j *herald.Job, took time.Duration, now time.Time) *herald.
 func (e *Engine) forget(h *hookQueue) {
 	if len(h.jobs) == 0 && h.inFlight == 0 && e.hooks[h.id] == h {
 		delete(e.hooks, h.id)
+		if h.took > 0 {
+			e.took[h.id] = h.took
+		}
 	}
 }
 

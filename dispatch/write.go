@@ -10,10 +10,12 @@ import (
 )
 
 // Everything the engine writes, new events and attempt results alike, goes
-// through one writer per node: one transaction at a time, holding all the
-// events and results that arrived while the previous one ran (group
-// commit). Under load that is one commit, and on SQLite one fsync, for
-// hundreds of events and results together.
+// through the node's write loops: each runs one transaction at a time,
+// holding all the events and results that arrived while the previous one
+// ran (group commit). Under load that is one commit, and on SQLite one
+// fsync, for hundreds of events and results together. SQLite has one
+// writer, so one loop (Config.Writers); PostgreSQL runs several
+// transactions at once on its own CPUs, so a node there runs a few.
 //
 // The new deliveries of an event are claimed in the same transaction, as
 // far as this node's queues have room for them (herald.Handoff), and go
@@ -36,7 +38,7 @@ const (
 // writer holds what waits to be written. Its fields are guarded by mu.
 type writer struct {
 	mu      sync.Mutex
-	running bool          // a write loop goroutine is active
+	running int           // write loop goroutines active, at most Config.Writers
 	kick    chan struct{} // capacity 1: wakes the loop when something arrives
 	calls   []*ingestCall // CreateEvents calls waiting, oldest first
 	nEvents int           // events in calls
@@ -109,12 +111,12 @@ func (e *Engine) record(r pendingResult) {
 	w.mu.Unlock()
 }
 
-// kickLocked wakes the write loop, starting it if it is not running.
+// kickLocked wakes a write loop, starting one if fewer than Writers run.
 // Called with w.mu held.
 func (e *Engine) kickLocked() {
 	w := &e.w
-	if !w.running {
-		w.running = true
+	if w.running < e.cfg.Writers {
+		w.running++
 		go e.writeLoop()
 		return
 	}
@@ -153,7 +155,7 @@ func (e *Engine) takeWrite() ([]*ingestCall, []pendingResult, time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.calls) == 0 && len(w.results) == 0 {
-		w.running = false
+		w.running--
 		return nil, nil, -1
 	}
 	now := time.Now()
@@ -232,8 +234,8 @@ func (e *Engine) write(calls []*ingestCall, results []pendingResult) {
 
 	// No orphan release may run between the commit of handed-off
 	// deliveries and their enqueueing: it would take them for lost.
-	e.handoffMu.Lock()
-	defer e.handoffMu.Unlock()
+	e.handoffMu.RLock()
+	defer e.handoffMu.RUnlock()
 	var handoff *herald.Handoff
 	if len(events) > 0 {
 		e.mu.Lock()
@@ -329,7 +331,10 @@ func (e *Engine) handoffRoom() *herald.Handoff {
 	if limit <= 0 {
 		return nil
 	}
-	room := make(map[string]int, len(e.hooks)+len(e.gone))
+	room := make(map[string]int, len(e.hooks)+len(e.took)+len(e.gone))
+	for id, took := range e.took {
+		room[id] = e.queueCap(&hookQueue{took: took})
+	}
 	for id, h := range e.hooks {
 		room[id] = max(e.queueCap(h)-len(h.jobs), 0)
 	}
@@ -379,7 +384,7 @@ func (e *Engine) drainResults(deadline time.Time) {
 	w.mu.Unlock()
 	for {
 		w.mu.Lock()
-		n, busy := len(w.results), w.running
+		n, busy := len(w.results), w.running > 0
 		w.mu.Unlock()
 		if n == 0 && !busy {
 			return

@@ -175,6 +175,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		Logger:                   logger,
 		AllowPrivateDestinations: cfg.AllowPrivate,
 		Concurrency:              cfg.Concurrency,
+		Writers:                  writers(store.Dialect()),
 		PerWebhookInFlight:       cfg.PerWebhookInFlight,
 		FastWebhookInFlight:      cfg.FastWebhookInFlight,
 		Wake:                     store.Subscribe(runCtx),
@@ -283,6 +284,15 @@ func (s *server) Shutdown() error {
 		s.setErr(fmt.Errorf("close database: %w", err))
 	}
 	return s.err
+}
+
+// writers is how many write transactions a node runs at once: SQLite has a
+// single writer; PostgreSQL uses its own CPUs for several.
+func writers(dialect string) int {
+	if dialect == "postgres" {
+		return 4
+	}
+	return 1
 }
 
 // tuneGC makes the garbage collector run less often than Go's default
