@@ -306,7 +306,7 @@ func (b *bench) watchNodes(ctx context.Context, stop context.CancelCauseFunc) {
 		go func() {
 			select {
 			case <-n.exited:
-				stop(fmt.Errorf("Herald node %d exited during the run (%v):\n%s", i, n.cmd.ProcessState, n.output))
+				stop(fmt.Errorf("node %d (herald serve) exited during the run (%v):\n%s", i, n.cmd.ProcessState, n.output))
 			case <-ctx.Done():
 			}
 		}()
@@ -351,7 +351,7 @@ func (b *bench) stopNodes() error {
 	var first error
 	for i, n := range b.nodes {
 		if err := n.stop(); err != nil && first == nil {
-			first = fmt.Errorf("Herald node %d: %w", i, err)
+			first = fmt.Errorf("node %d (herald serve): %w", i, err)
 		}
 	}
 	b.nodes = nil

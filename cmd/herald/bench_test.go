@@ -213,7 +213,7 @@ func TestBenchInterrupted(t *testing.T) {
 func TestBenchHeraldDies(t *testing.T) {
 	b := startLongBench(t)
 	syscall.Kill(b.children[0], syscall.SIGKILL)
-	b.waitFailed(t, "Herald node 0 exited during the run (signal: killed)")
+	b.waitFailed(t, "node 0 (herald serve) exited during the run (signal: killed)")
 }
 
 // benchChildren returns the pids of the processes whose parent is pid.
