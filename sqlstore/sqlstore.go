@@ -361,6 +361,9 @@ func (q q) stmt(ctx context.Context, query string) *sql.Stmt {
 }
 
 func (q q) row(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := q.stmt(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
 	return q.x.QueryRowContext(ctx, q.db.rewrite(query), args...)
 }
 
