@@ -1,7 +1,9 @@
 // Package dispatch is Herald's delivery engine: it gathers incoming events
-// into group commits, claims due deliveries from the store under a lease,
-// signs and sends them to receivers with bounded concurrency per webhook,
-// and writes the attempts back in batches, scheduling retries.
+// and attempt results into group commits (write.go), which also claim the
+// new deliveries for this node under a lease (handoff); it claims what
+// else is due (retries, overflow, other nodes' work), signs and sends
+// deliveries to receivers with bounded concurrency per webhook (queue.go,
+// send.go), and schedules retries (schedule.go).
 //
 // The store is the only source of truth. The engine keeps nothing that a
 // crash could lose except attempts not yet written, and those deliveries
