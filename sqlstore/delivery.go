@@ -515,6 +515,15 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		}
 	}
 	for id, reason := range deactivate {
+		// A webhook deactivated meanwhile (by an admin, say) keeps the
+		// reason it was given: the 410 came from a request sent before.
+		var active int
+		if err := q.row(ctx, `SELECT active FROM webhooks WHERE id = ?`+db.forUpdate(), id).Scan(&active); err != nil {
+			return err
+		}
+		if active == 0 {
+			continue
+		}
 		if err := db.deactivate(ctx, q, id, reason, fromMS(nowMS)); err != nil {
 			return err
 		}

@@ -280,6 +280,25 @@ func init() {
 		}
 	})
 
+	register("RecordAttempts410KeepsAnEarlierDeactivation", func(e *env) {
+		e.setup("acme", "live", hook{name: "gone", triggers: []herald.Trigger{entity("PATIENT")}})
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		jobs := e.claim("n1", 1, 1)
+		_, err := e.S.DeactivateWebhook(e.Ctx, "acme", "live", "gone", "paused for maintenance")
+		e.must(err)
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{{DeliveryID: jobs[0].Delivery.ID,
+			Attempt: herald.Attempt{StartedAt: Epoch, StatusCode: 410}, Status: herald.StatusFailed,
+			WaitReason: "receiver answered 410 Gone", DeactivateReason: "410 Gone from the receiver"}}))
+		w, err := e.S.GetWebhook(e.Ctx, "acme", "live", "gone")
+		e.must(err)
+		if w.Active || w.DeactivatedReason != "paused for maintenance" {
+			e.Errorf("webhook after a late 410 = %s; want the admin's reason kept", jsonString(w))
+		}
+		if d := e.delivery("acme", "live", jobs[0].Delivery.ID); len(d.Attempts) != 1 || d.Attempts[0].StatusCode != 410 {
+			e.Errorf("the 410 attempt is not on record: %s", jsonString(d))
+		}
+	})
+
 	register("ClaimCountsAttemptsOfTheWindow", func(e *env) {
 		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
 		e.create(event("acme", "live", "PATIENT_CREATED"))
