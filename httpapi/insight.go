@@ -78,8 +78,8 @@ func (s *server) webhookTimeline(w http.ResponseWriter, r *http.Request) error {
 	step := defaultTimelineStep
 	if v := q.Get("stepSeconds"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return herald.FieldErrorf("stepSeconds", "stepSeconds must be a whole number of seconds, at least 1; it is %q.", v)
+		if err != nil || n < 60 || n%60 != 0 {
+			return herald.FieldErrorf("stepSeconds", "stepSeconds must be a whole number of minutes, in seconds (60, 120, 300...): attempts are counted by the minute; it is %q.", v)
 		}
 		step = time.Duration(n) * time.Second
 	}

@@ -434,6 +434,7 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 	}
 	var webhookOrder []string
 	healths := map[string]*health{}
+	counts := attemptCounts{}
 	deactivate := map[string]string{}
 	var attemptArgs []any
 	for _, r := range results {
@@ -483,9 +484,13 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		if r.DeactivateReason != "" {
 			deactivate[d.webhookID] = r.DeactivateReason
 		}
+		counts.add(d.webhookID, started, a.StatusCode)
 	}
 
 	if err := db.batchRows(ctx, q, attemptBatch, attemptArgs, nil); err != nil {
+		return err
+	}
+	if err := db.batchRows(ctx, q, attemptCountBatch, counts.args(), nil); err != nil {
 		return err
 	}
 	if err := db.updateDeliveries(ctx, q, ids, open, nowMS); err != nil {
@@ -529,6 +534,53 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		}
 	}
 	return nil
+}
+
+// attemptCountBatch adds rows to attempt_counts: per webhook and minute,
+// the attempts of one write, by outcome (see migration 0004).
+var attemptCountBatch = &batch{
+	prefix: `INSERT INTO attempt_counts (webhook_id, minute, delivered, rejected, unreachable) VALUES `,
+	row:    "(" + placeholders(5) + ")",
+	ncols:  5,
+}
+
+// attemptCount is a row of attempt_counts being gathered.
+type attemptCount struct {
+	webhookID                       string
+	minute                          int64
+	delivered, rejected, unreachable int
+}
+
+// attemptCounts gathers a write's attempts by webhook and minute.
+type attemptCounts map[[2]any]*attemptCount
+
+// add counts an attempt started at startedMS (unix ms) with status code
+// code: 2xx delivered, 0 unreachable (no answer), anything else rejected.
+func (c attemptCounts) add(webhookID string, startedMS int64, code int) {
+	minute := startedMS / 60000
+	k := [2]any{webhookID, minute}
+	n := c[k]
+	if n == nil {
+		n = &attemptCount{webhookID: webhookID, minute: minute}
+		c[k] = n
+	}
+	switch {
+	case code >= 200 && code < 300:
+		n.delivered++
+	case code == 0:
+		n.unreachable++
+	default:
+		n.rejected++
+	}
+}
+
+// args returns the rows' values for attemptCountBatch.
+func (c attemptCounts) args() []any {
+	args := make([]any, 0, 5*len(c))
+	for _, n := range c {
+		args = append(args, n.webhookID, n.minute, n.delivered, n.rejected, n.unreachable)
+	}
+	return args
 }
 
 var attemptBatch = &batch{

@@ -12,12 +12,10 @@ import (
 
 var _ herald.InsightService = (*DB)(nil)
 
-// success2xx is the SQL condition for an attempt the receiver answered 2xx.
-const success2xx = `a.status_code >= 200 AND a.status_code < 300`
-
 // WebhookStats returns every webhook of an instance, sorted by name, with
-// its attempts since since (by the attempts_started index) and its newest
-// delivery (by deliveries_webhook). ENOTFOUND for an unknown instance.
+// its attempts since since, counted by the minute (attempt_counts: the
+// minute since falls in counts whole), and its newest delivery (by
+// deliveries_webhook). ENOTFOUND for an unknown instance.
 func (db *DB) WebhookStats(ctx context.Context, tenant, instance string, since time.Time) ([]*herald.WebhookStats, error) {
 	hooks, err := db.ListWebhooks(ctx, tenant, instance)
 	if err != nil {
@@ -26,10 +24,10 @@ func (db *DB) WebhookStats(ctx context.Context, tenant, instance string, since t
 	r := db.reader()
 	type counts struct{ attempts, succeeded int }
 	byName := map[string]counts{}
-	rows, err := r.query(ctx, `SELECT d.webhook_name, COUNT(*), SUM(CASE WHEN `+success2xx+` THEN 1 ELSE 0 END)
-		FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-		WHERE a.started_at >= ? AND d.tenant = ? AND d.instance = ?
-		GROUP BY d.webhook_name`, ms(since), tenant, instance)
+	rows, err := r.query(ctx, `SELECT w.name, SUM(c.delivered + c.rejected + c.unreachable), SUM(c.delivered)
+		FROM attempt_counts c JOIN webhooks w ON w.id = c.webhook_id
+		WHERE w.tenant = ? AND w.instance = ? AND w.removed_at IS NULL AND c.minute >= ?
+		GROUP BY w.name`, tenant, instance, ms(since)/60000)
 	if err != nil {
 		return nil, db.wrap("webhook stats", err)
 	}
@@ -66,10 +64,12 @@ func (db *DB) WebhookStats(ctx context.Context, tenant, instance string, since t
 }
 
 // DeliveryTimeline counts a webhook's attempts in [from, to) by outcome,
-// in buckets of step, every bucket present.
+// in buckets of step, every bucket present. Attempts are counted by the
+// minute (attempt_counts), so step is a whole number of minutes, and a
+// minute goes whole to the bucket it starts in.
 func (db *DB) DeliveryTimeline(ctx context.Context, tenant, instance, webhook string, from, to time.Time, step time.Duration) ([]herald.TimelineBucket, error) {
-	if step < time.Second {
-		return nil, herald.FieldErrorf("step", "step must be at least one second; it is %s.", step)
+	if step < time.Minute || step%time.Minute != 0 {
+		return nil, herald.FieldErrorf("step", "step must be a whole number of minutes (attempts are counted by the minute); it is %s.", step)
 	}
 	if !to.After(from) {
 		return nil, herald.FieldErrorf("to", "to (%s) must be after from (%s).", to.Format(time.RFC3339), from.Format(time.RFC3339))
@@ -81,22 +81,22 @@ func (db *DB) DeliveryTimeline(ctx context.Context, tenant, instance, webhook st
 		return nil, herald.FieldErrorf("step", "from %s to %s in steps of %s makes %d buckets; the limit is %d: choose a shorter range or a longer step.",
 			from.Format(time.RFC3339), to.Format(time.RFC3339), step, n, herald.MaxTimelineBuckets)
 	}
-	if _, err := db.GetWebhook(ctx, tenant, instance, webhook); err != nil {
+	w, err := db.GetWebhook(ctx, tenant, instance, webhook)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]herald.TimelineBucket, n)
 	for i := range out {
 		out[i].Start = time.UnixMilli(fromMS + int64(i)*stepMS).UTC()
 	}
-	// The bucket is computed in SQL so that a busy webhook's attempts are
-	// counted by the database, not shipped to us one row each.
-	rows, err := db.reader().query(ctx, `SELECT (a.started_at - ?) / ? AS bucket,
-			SUM(CASE WHEN `+success2xx+` THEN 1 ELSE 0 END),
-			SUM(CASE WHEN a.status_code <> 0 AND NOT (`+success2xx+`) THEN 1 ELSE 0 END),
-			SUM(CASE WHEN a.status_code = 0 THEN 1 ELSE 0 END)
-		FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-		WHERE a.started_at >= ? AND a.started_at < ? AND d.tenant = ? AND d.instance = ? AND d.webhook_name = ?
-		GROUP BY bucket`, fromMS, stepMS, fromMS, toMS, tenant, instance, webhook)
+	// Buckets are counted in minutes from the minute from falls in; the
+	// database sums them, so a busy webhook's counts are not shipped to
+	// us one row each.
+	fromMin, toMin, stepMin := fromMS/60000, (toMS+59999)/60000, stepMS/60000
+	rows, err := db.reader().query(ctx, `SELECT (c.minute - ?) / ? AS bucket, SUM(c.delivered), SUM(c.rejected), SUM(c.unreachable)
+		FROM attempt_counts c
+		WHERE c.webhook_id = ? AND c.minute >= ? AND c.minute < ?
+		GROUP BY bucket`, fromMin, stepMin, w.ID, fromMin, toMin)
 	if err != nil {
 		return nil, db.wrap("delivery timeline", err)
 	}

@@ -53,6 +53,11 @@ func (db *DB) PurgeDelivered(ctx context.Context, before time.Time, limit int) (
 	if err != nil {
 		return purged, db.wrap("purge events", err)
 	}
+	// The attempt counts of the stats and the timeline go with the same
+	// retention; after the first run each run deletes about an interval's.
+	if _, err := w.exec(ctx, `DELETE FROM attempt_counts WHERE minute < ?`, ms(before)/60000); err != nil {
+		return purged, db.wrap("purge attempt counts", err)
+	}
 	return purged, nil
 }
 

@@ -98,7 +98,9 @@ func init() {
 		}
 
 		_, err = e.S.DeliveryTimeline(e.Ctx, "acme", "live", "wh", from, to, time.Millisecond)
-		e.wantCode(err, herald.EINVALID, "step must be at least one second")
+		e.wantCode(err, herald.EINVALID, "step must be a whole number of minutes")
+		_, err = e.S.DeliveryTimeline(e.Ctx, "acme", "live", "wh", from, to, 90*time.Second)
+		e.wantCode(err, herald.EINVALID, "step must be a whole number of minutes")
 		_, err = e.S.DeliveryTimeline(e.Ctx, "acme", "live", "wh", to, from, time.Minute)
 		e.wantCode(err, herald.EINVALID, "must be after from")
 		_, err = e.S.DeliveryTimeline(e.Ctx, "acme", "live", "wh", from, from.Add(48*time.Hour), time.Minute)
