@@ -163,6 +163,13 @@ func init() {
 		e.must(err)
 		_, err = e.S.GetEvent(e.Ctx, "acme", "live", newest.Delivery.EventID)
 		e.must(err)
+		// The attempt counts behind the stats go with the same retention:
+		// the three old attempts are gone from them, the recent one stays.
+		stats, err := e.S.WebhookStats(e.Ctx, "acme", "live", Epoch.Add(-time.Hour))
+		e.must(err)
+		if len(stats) != 1 || stats[0].Attempts != 1 {
+			e.Errorf("stats after purge = %s, want the one recent attempt", jsonString(stats))
+		}
 	})
 
 	register("DeactivateFailing", func(e *env) {
