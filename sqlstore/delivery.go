@@ -552,13 +552,18 @@ type attemptCount struct {
 }
 
 // attemptCounts gathers a write's attempts by webhook and minute.
-type attemptCounts map[[2]any]*attemptCount
+type attemptCounts map[attemptCountKey]*attemptCount
+
+type attemptCountKey struct {
+	webhookID string
+	minute    int64
+}
 
 // add counts an attempt started at startedMS (unix ms) with status code
 // code: 2xx delivered, 0 unreachable (no answer), anything else rejected.
 func (c attemptCounts) add(webhookID string, startedMS int64, code int) {
 	minute := startedMS / 60000
-	k := [2]any{webhookID, minute}
+	k := attemptCountKey{webhookID, minute}
 	n := c[k]
 	if n == nil {
 		n = &attemptCount{webhookID: webhookID, minute: minute}
