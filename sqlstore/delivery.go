@@ -546,8 +546,8 @@ var attemptCountBatch = &batch{
 
 // attemptCount is a row of attempt_counts being gathered.
 type attemptCount struct {
-	webhookID                       string
-	minute                          int64
+	webhookID                        string
+	minute                           int64
 	delivered, rejected, unreachable int
 }
 
