@@ -654,14 +654,7 @@ func TestLostClaimIsReleased(t *testing.T) {
 			}
 		}
 	})
-	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
-	store := &lossyStore{DB: db, lost: make(chan []string, 1)}
-	cfg := testConfig(t, db)
-	cfg.Store = store
-	cfg.Lease = time.Hour // far beyond the test: only the release can explain a prompt delivery
-	reg := prometheus.NewRegistry()
-	cfg.Registerer = reg
-	e, _ := mustRun(t, cfg)
+	e, db, store, reg := runLossy(t, rc)
 
 	inFlight := mustCreateEvents(t, e, 1)[0]
 	waitFor(t, 5*time.Second, "the first request to be in flight", func() bool { return rc.count() == 1 })
@@ -720,14 +713,7 @@ func TestLostClaimIsReleased(t *testing.T) {
 // sent promptly instead of after the lease.
 func TestLostHandoffIsReleased(t *testing.T) {
 	rc := newReceiver(t, nil)
-	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
-	store := &lossyStore{DB: db, lost: make(chan []string, 1)}
-	cfg := testConfig(t, db)
-	cfg.Store = store
-	cfg.Lease = time.Hour // far beyond the test: only the release can explain a prompt delivery
-	reg := prometheus.NewRegistry()
-	cfg.Registerer = reg
-	e, _ := mustRun(t, cfg)
+	e, db, store, reg := runLossy(t, rc)
 
 	store.loseWrite.Store(true)
 	events := make([]*herald.Event, 3)
@@ -746,6 +732,22 @@ func TestLostHandoffIsReleased(t *testing.T) {
 		t.Errorf("herald_orphaned_claims_released_total = %g, want %d", got, len(lost))
 	}
 	waitIdle(t, e)
+}
+
+// runLossy runs an engine on a lossyStore with one webhook sending to rc,
+// and a lease far beyond the test: only a release can explain a prompt
+// delivery.
+func runLossy(t *testing.T, rc *receiver) (*dispatch.Engine, *sqlstore.DB, *lossyStore, *prometheus.Registry) {
+	t.Helper()
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	store := &lossyStore{DB: db, lost: make(chan []string, 1)}
+	cfg := testConfig(t, db)
+	cfg.Store = store
+	cfg.Lease = time.Hour
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	e, _ := mustRun(t, cfg)
+	return e, db, store, reg
 }
 
 // TestRetriesForADayThenFails walks one delivery through the default

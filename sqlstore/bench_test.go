@@ -11,6 +11,23 @@ import (
 	"github.com/heraldhooks/herald/storetest"
 )
 
+// forDialects runs fn on a fresh SQLite and a fresh PostgreSQL store, each
+// set up by benchStore.
+func forDialects(b *testing.B, fn func(b *testing.B, db *sqlstore.DB)) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		b.Run(dialect, func(b *testing.B) {
+			var db *sqlstore.DB
+			if dialect == "sqlite" {
+				db = storetest.NewSQLite(b)
+			} else {
+				db = storetest.NewPostgres(b)
+			}
+			benchStore(b, db)
+			fn(b, db)
+		})
+	}
+}
+
 // benchStore has one instance with four active webhooks, three of which
 // match the benchmark's events.
 func benchStore(b *testing.B, db *sqlstore.DB) {
@@ -57,101 +74,74 @@ func benchEvents(n int) []*herald.Event {
 // BenchmarkCreateEvents500 measures one group commit of 500 events, each
 // with three deliveries.
 func BenchmarkCreateEvents500(b *testing.B) {
-	for _, dialect := range []string{"sqlite", "postgres"} {
-		b.Run(dialect, func(b *testing.B) {
-			var db *sqlstore.DB
-			if dialect == "sqlite" {
-				db = storetest.NewSQLite(b)
-			} else {
-				db = storetest.NewPostgres(b)
+	forDialects(b, func(b *testing.B, db *sqlstore.DB) {
+		ctx := context.Background()
+		for b.Loop() {
+			b.StopTimer()
+			evs := benchEvents(500)
+			b.StartTimer()
+			if _, err := db.CreateEvents(ctx, evs); err != nil {
+				b.Fatal(err)
 			}
-			benchStore(b, db)
-			ctx := context.Background()
-			for b.Loop() {
-				b.StopTimer()
-				evs := benchEvents(500)
-				b.StartTimer()
-				if _, err := db.CreateEvents(ctx, evs); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkClaimRecord measures claiming 100 deliveries and recording their
 // results, the engine's loop, against a backlog.
 func BenchmarkClaimRecord(b *testing.B) {
-	for _, dialect := range []string{"sqlite", "postgres"} {
-		b.Run(dialect, func(b *testing.B) {
-			var db *sqlstore.DB
-			if dialect == "sqlite" {
-				db = storetest.NewSQLite(b)
-			} else {
-				db = storetest.NewPostgres(b)
+	forDialects(b, func(b *testing.B, db *sqlstore.DB) {
+		ctx := context.Background()
+		for range 20 {
+			if _, err := db.CreateEvents(ctx, benchEvents(500)); err != nil {
+				b.Fatal(err)
 			}
-			benchStore(b, db)
-			ctx := context.Background()
-			for range 20 {
-				if _, err := db.CreateEvents(ctx, benchEvents(500)); err != nil {
-					b.Fatal(err)
-				}
+		}
+		for b.Loop() {
+			now := time.Now()
+			jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "bench", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 100, PerWebhook: 40})
+			if err != nil {
+				b.Fatal(err)
 			}
-			for b.Loop() {
-				now := time.Now()
-				jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "bench", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 100, PerWebhook: 40})
-				if err != nil {
-					b.Fatal(err)
-				}
-				results := make([]herald.AttemptResult, len(jobs))
-				for i, j := range jobs {
-					results[i] = herald.AttemptResult{DeliveryID: j.Delivery.ID, Status: herald.StatusRetrying, NextAttemptAt: now,
-						Attempt: herald.Attempt{StartedAt: now, DurationMs: 3, StatusCode: 503, ResponseBody: "busy"}}
-				}
-				if err := db.RecordAttempts(ctx, results); err != nil {
-					b.Fatal(err)
-				}
+			results := make([]herald.AttemptResult, len(jobs))
+			for i, j := range jobs {
+				results[i] = herald.AttemptResult{DeliveryID: j.Delivery.ID, Status: herald.StatusRetrying, NextAttemptAt: now,
+					Attempt: herald.Attempt{StartedAt: now, DurationMs: 3, StatusCode: 503, ResponseBody: "busy"}}
 			}
-		})
-	}
+			if err := db.RecordAttempts(ctx, results); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkWrite measures the engine's steady-state transaction: 500 new
 // events (three deliveries each, all handed off to the writing node) and
 // the results of the previous write's deliveries, in one commit.
 func BenchmarkWrite(b *testing.B) {
-	for _, dialect := range []string{"sqlite", "postgres"} {
-		b.Run(dialect, func(b *testing.B) {
-			var db *sqlstore.DB
-			if dialect == "sqlite" {
-				db = storetest.NewSQLite(b)
-			} else {
-				db = storetest.NewPostgres(b)
+	forDialects(b, func(b *testing.B, db *sqlstore.DB) {
+		ctx := context.Background()
+		var results []herald.AttemptResult
+		deliveries := 0
+		for b.Loop() {
+			b.StopTimer()
+			evs := benchEvents(500)
+			now := time.Now()
+			b.StartTimer()
+			w, err := db.Write(ctx, &herald.Write{Events: evs, Results: results,
+				Handoff: &herald.Handoff{Owner: "bench", LeaseUntil: now.Add(time.Minute), Default: 1 << 20, Limit: 1 << 20}})
+			if err != nil {
+				b.Fatal(err)
 			}
-			benchStore(b, db)
-			ctx := context.Background()
-			var results []herald.AttemptResult
-			deliveries := 0
-			for b.Loop() {
-				b.StopTimer()
-				evs := benchEvents(500)
-				now := time.Now()
-				b.StartTimer()
-				w, err := db.Write(ctx, &herald.Write{Events: evs, Results: results,
-					Handoff: &herald.Handoff{Owner: "bench", LeaseUntil: now.Add(time.Minute), Default: 1 << 20, Limit: 1 << 20}})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				deliveries += len(w.Jobs)
-				results = results[:0]
-				for _, j := range w.Jobs {
-					results = append(results, herald.AttemptResult{DeliveryID: j.Delivery.ID, Status: herald.StatusDelivered,
-						Attempt: herald.Attempt{N: 1, StartedAt: now, DurationMs: 1, StatusCode: 200, ResponseBody: "ok"}})
-				}
-				b.StartTimer()
+			b.StopTimer()
+			deliveries += len(w.Jobs)
+			results = results[:0]
+			for _, j := range w.Jobs {
+				results = append(results, herald.AttemptResult{DeliveryID: j.Delivery.ID, Status: herald.StatusDelivered,
+					Attempt: herald.Attempt{N: 1, StartedAt: now, DurationMs: 1, StatusCode: 200, ResponseBody: "ok"}})
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(deliveries, 1)), "ns/delivery")
-		})
-	}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(deliveries, 1)), "ns/delivery")
+	})
 }
