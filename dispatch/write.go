@@ -290,6 +290,18 @@ func (e *Engine) write(calls []*ingestCall, results []pendingResult) {
 	if len(out.Jobs) > 0 {
 		e.handOff(out.Jobs)
 	}
+	created := 0
+	for _, r := range out.Events {
+		if r.Err == nil && !r.Duplicate {
+			created += r.Deliveries
+		}
+	}
+	if created > len(out.Jobs) {
+		// Some new deliveries did not fit the queues and wait PENDING:
+		// the claim loop takes them as the queues drain, and is told now
+		// rather than at its next poll (the store's wake-ups may be off).
+		e.Wake()
+	}
 	if len(results) > 0 {
 		e.w.mu.Lock()
 		e.w.failures = 0
