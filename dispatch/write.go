@@ -287,16 +287,17 @@ func (e *Engine) write(calls []*ingestCall, results []pendingResult) {
 		off = end
 		close(c.done)
 	}
-	if len(out.Jobs) > 0 {
-		e.handOff(out.Jobs)
-	}
 	created := 0
 	for _, r := range out.Events {
 		if r.Err == nil && !r.Duplicate {
 			created += r.Deliveries
 		}
 	}
-	if created > len(out.Jobs) {
+	overflow := created > len(out.Jobs)
+	if len(out.Jobs) > 0 {
+		e.handOff(out.Jobs, overflow)
+	}
+	if overflow {
 		// Some new deliveries did not fit the queues and wait PENDING:
 		// the claim loop takes them as the queues drain, and is told now
 		// rather than at its next poll (the store's wake-ups may be off).
@@ -363,8 +364,10 @@ func (e *Engine) handoffRoom() *herald.Handoff {
 }
 
 // handOff queues the deliveries a write claimed for this node and starts
-// what the senders can take.
-func (e *Engine) handOff(jobs []*herald.Job) {
+// what the senders can take. overflow says the write left others PENDING
+// for want of room: the webhooks handed jobs then probably have more due,
+// and their queues wake the claim loop when they drain to half.
+func (e *Engine) handOff(jobs []*herald.Job, overflow bool) {
 	e.metrics.handedOff.Add(float64(len(jobs)))
 	now := e.cfg.Now()
 	e.mu.Lock()
@@ -375,6 +378,13 @@ func (e *Engine) handOff(jobs []*herald.Job) {
 		return
 	}
 	e.enqueue(jobs)
+	if overflow {
+		for _, j := range jobs {
+			if h := e.hooks[j.Webhook.ID]; h != nil {
+				h.more = true
+			}
+		}
+	}
 	// Started under e.mu, so that Run cannot begin its drain between
 	// taking a job and starting its sender.
 	for j := e.next(now); j != nil; j = e.next(now) {
