@@ -294,7 +294,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return errors.New("dispatch: Engine.Run called twice")
 	}
 	e.log.Info("delivery engine started", "concurrency", e.cfg.Concurrency,
-		"perWebhookInFlight", e.cfg.PerWebhookInFlight, "fastWebhookInFlight", e.cfg.FastWebhookInFlight, "lease", e.cfg.Lease,
+		"perWebhookInFlight", e.cfg.PerWebhookInFlight, "fastWebhookInFlight", e.cfg.FastWebhookInFlight, "leaseBeyondTimeout", e.cfg.Lease,
 		"allowPrivateDestinations", e.cfg.AllowPrivateDestinations)
 
 	// Requests outlive ctx during the drain; they get their own context,
