@@ -928,3 +928,34 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Errorf("second engine on one registry: err = %v", err)
 	}
 }
+
+// TestOverflowIsClaimedWithoutWaitingForThePoll: a burst larger than the
+// queues is handed off as far as they have room and the rest left
+// PENDING; as the queues drain, the claim loop takes the rest at once,
+// not at its next poll (a minute here, and no store wake-ups).
+func TestOverflowIsClaimedWithoutWaitingForThePoll(t *testing.T) {
+	rc := newReceiver(t, nil)
+	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
+	cfg := testConfig(t, db)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	cfg.Concurrency, cfg.PerWebhookInFlight, cfg.FastWebhookInFlight = 2, 1, 1 // all queues together: 128 jobs
+	cfg.PollInterval = time.Minute
+	cfg.Wake = make(chan struct{}) // no store wake-ups
+	e, _ := mustRun(t, cfg)
+
+	// One event first, so the claim loop has made its first claim and
+	// sleeps on its poll when the burst comes.
+	mustCreateEvents(t, e, 1)
+	waitStatus(t, db, "wh-sync", 1, 5*time.Second, herald.StatusDelivered)
+	const n = 300
+	mustCreateEvents(t, e, n)
+	waitStatus(t, db, "wh-sync", n+1, 10*time.Second, herald.StatusDelivered)
+	handedOff := counter(t, reg, "herald_deliveries_handed_off_total", nil)
+	if handedOff == 0 || handedOff >= n {
+		t.Errorf("%g of %d deliveries handed off; want some, and the rest claimed", handedOff, n+1)
+	}
+	if rc.count() != n+1 {
+		t.Errorf("receiver got %d requests, want %d", rc.count(), n+1)
+	}
+}
