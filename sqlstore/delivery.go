@@ -39,6 +39,14 @@ const (
 	maxPage     = 500
 )
 
+// pageSize is the page a list call asked for (limit), within the bounds.
+func pageSize(limit int) int {
+	if limit <= 0 {
+		return defaultPage
+	}
+	return min(limit, maxPage)
+}
+
 // cursorPrefix marks cursors this store made, so garbage is told apart.
 const cursorPrefix = "d1:"
 
@@ -61,11 +69,7 @@ func decodeCursor(c string) (string, error) {
 // EINVALID for a cursor it did not make or an unknown status; ENOTFOUND for
 // an unknown instance.
 func (db *DB) ListDeliveries(ctx context.Context, f herald.DeliveryFilter) ([]*herald.Delivery, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultPage
-	}
-	limit = min(limit, maxPage)
+	limit := pageSize(f.Limit)
 	where := []string{"tenant = ?", "instance = ?"}
 	args := []any{f.Tenant, f.Instance}
 	add := func(cond string, v ...any) {

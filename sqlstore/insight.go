@@ -124,11 +124,7 @@ func (db *DB) FindEvents(ctx context.Context, eq herald.EventQuery) ([]*herald.E
 	if eq.ID == "" && eq.SourceID == "" {
 		return nil, herald.FieldErrorf("sourceId", "Give an event id or a source id to find events by.")
 	}
-	limit := eq.Limit
-	if limit <= 0 {
-		limit = defaultPage
-	}
-	limit = min(limit, maxPage)
+	limit := pageSize(eq.Limit)
 	where := []string{"tenant = ?", "instance = ?"}
 	args := []any{eq.Tenant, eq.Instance}
 	if eq.ID != "" {
