@@ -533,8 +533,9 @@ func (e *Engine) sendLoop(ctx context.Context, j *herald.Job) {
 }
 
 // observeLag records how long a new delivery waited to be claimed: claim
-// time minus creation. Only first attempts count: a claimed delivery's due
-// time has already become its lease, and a retry's wait is the schedule's.
+// (or handoff) time minus creation. Only first attempts count: a claimed
+// delivery's due time has already become its lease, and a retry's wait is
+// the schedule's.
 func (e *Engine) observeLag(j *herald.Job, now time.Time) {
 	if j.Delivery.AttemptCount == 0 && !j.Delivery.CreatedAt.IsZero() {
 		e.metrics.queueLag.Observe(max(now.Sub(j.Delivery.CreatedAt), 0).Seconds())

@@ -958,4 +958,8 @@ func TestOverflowIsClaimedWithoutWaitingForThePoll(t *testing.T) {
 	if rc.count() != n+1 {
 		t.Errorf("receiver got %d requests, want %d", rc.count(), n+1)
 	}
+	// Every first attempt's wait is observed once, handed off or claimed.
+	if lags, _ := histogram(t, reg, "herald_queue_lag_seconds"); lags != n+1 {
+		t.Errorf("herald_queue_lag_seconds counted %d deliveries, want %d", lags, n+1)
+	}
 }

@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		queueLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_queue_lag_seconds",
-			Help:    "How long new deliveries waited to be claimed: claim time minus creation, for first attempts.",
+			Help:    "How long new deliveries waited to be claimed: claim (or handoff) time minus creation, for first attempts.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300},
 		}),
 		handedOff: prometheus.NewCounter(prometheus.CounterOpts{

@@ -132,34 +132,34 @@ func (e *Engine) writeLoop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		calls, results, wait := e.takeWrite()
-		if calls == nil && results == nil {
-			if wait < 0 {
-				return // nothing waits; the loop stopped itself under w.mu
-			}
+		calls, results, wait, ok := e.takeWrite()
+		switch {
+		case ok:
+			e.write(calls, results)
+		case wait < 0:
+			return // nothing waits; the loop stopped itself under w.mu
+		default:
 			timer.Reset(wait)
 			select {
 			case <-e.w.kick:
 			case <-timer.C:
 			}
-			continue
 		}
-		e.write(calls, results)
 	}
 }
 
-// takeWrite returns the calls and results to write now, or how long to wait
-// for more (negative: nothing waits, and the loop is marked stopped).
-func (e *Engine) takeWrite() ([]*ingestCall, []pendingResult, time.Duration) {
+// takeWrite returns the calls and results to write now (ok), or how long to
+// wait for more (negative: nothing waits, and the loop is marked stopped).
+func (e *Engine) takeWrite() (calls []*ingestCall, results []pendingResult, wait time.Duration, ok bool) {
 	w := &e.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.calls) == 0 && len(w.results) == 0 {
 		w.running--
-		return nil, nil, -1
+		return nil, nil, -1, false
 	}
 	now := time.Now()
-	wait := time.Duration(-1)
+	wait = -1
 	soonest := func(d time.Duration) {
 		if wait < 0 || d < wait {
 			wait = max(d, 0)
@@ -181,11 +181,10 @@ func (e *Engine) takeWrite() ([]*ingestCall, []pendingResult, time.Duration) {
 		soonest(left)
 	}
 	if !eventsDue && !resultsDue {
-		return nil, nil, wait
+		return nil, nil, wait, false
 	}
 	// Whatever goes, everything waiting goes with it (results up to
 	// flushMax): the commit is paid for anyway.
-	var calls []*ingestCall
 	n := 0
 	for len(w.calls) > 0 && (n == 0 || n+len(w.calls[0].events) <= e.cfg.IngestMaxBatch) {
 		c := w.calls[0]
@@ -199,20 +198,14 @@ func (e *Engine) takeWrite() ([]*ingestCall, []pendingResult, time.Duration) {
 		w.firstEvent = now // the rest is the next write's, which follows at once if full
 	}
 	k := min(len(w.results), flushMax)
-	results := w.results[:k:k]
+	results = w.results[:k:k]
 	w.results = w.results[k:]
 	if len(w.results) > 0 {
 		w.firstResult = now
 	} else {
 		w.results = nil
 	}
-	if calls == nil {
-		calls = []*ingestCall{}
-	}
-	if results == nil {
-		results = []pendingResult{}
-	}
-	return calls, results, 0
+	return calls, results, 0, true
 }
 
 // write stores calls and results in one transaction, answers the calls,
@@ -376,6 +369,9 @@ func (e *Engine) handOff(jobs []*herald.Job, overflow bool) {
 		// Run stopped meanwhile: these stay SENT under this owner, and
 		// its release at the end of Run makes them due again.
 		return
+	}
+	for _, j := range jobs {
+		e.observeLag(j, now)
 	}
 	e.enqueue(jobs)
 	if overflow {
