@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		ingestCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_ingest_commit_duration_seconds",
-			Help:    "Time to store one group commit of events and their deliveries.",
+			Help:    "Time of one write transaction that stored events: the group commit of events, their deliveries and the attempt results waiting with them.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
