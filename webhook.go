@@ -351,6 +351,16 @@ type WebhookSecret struct {
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
+// SigningKeys returns the secrets' values in order (the current secret
+// first, as WebhookSecrets returns them): what signs a request.
+func SigningKeys(secrets []WebhookSecret) []string {
+	keys := make([]string, len(secrets))
+	for i, s := range secrets {
+		keys[i] = s.Secret
+	}
+	return keys
+}
+
 // WebhookService manages the published webhooks of an instance.
 type WebhookService interface {
 	// ListWebhooks returns the webhooks of an instance sorted by name;

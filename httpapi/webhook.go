@@ -92,11 +92,7 @@ func (s *server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]string, len(secrets))
-	for i, sec := range secrets {
-		keys[i] = sec.Secret
-	}
-	a, err := s.tester.TestWebhook(r.Context(), wh, keys)
+	a, err := s.tester.TestWebhook(r.Context(), wh, herald.SigningKeys(secrets))
 	if err != nil {
 		return err
 	}

@@ -321,9 +321,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 			}
 			wid := webhookOf[id]
 			j.Event, j.Webhook = events[j.Delivery.EventID], webhooks[wid]
-			for _, s := range secrets[wid] {
-				j.Secrets = append(j.Secrets, s.Secret)
-			}
+			j.Secrets = herald.SigningKeys(secrets[wid])
 			jobs = append(jobs, j)
 		}
 		return nil

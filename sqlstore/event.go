@@ -347,14 +347,8 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 	if err != nil {
 		return nil, 0, err
 	}
-	signing := make(map[string][]string, len(secrets))
-	for id, list := range secrets {
-		for _, s := range list {
-			signing[id] = append(signing[id], s.Secret)
-		}
-	}
 	for _, j := range jobs {
-		j.Secrets = signing[j.Webhook.ID]
+		j.Secrets = herald.SigningKeys(secrets[j.Webhook.ID])
 	}
 	return jobs, pending, nil
 }

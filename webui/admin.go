@@ -259,11 +259,7 @@ func (u *ui) webhookTest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]string, len(secrets))
-	for i, s := range secrets {
-		keys[i] = s.Secret
-	}
-	a, err := u.tester.TestWebhook(r.Context(), wh, keys)
+	a, err := u.tester.TestWebhook(r.Context(), wh, herald.SigningKeys(secrets))
 	if err != nil {
 		return u.actionError(w, r, err)
 	}
