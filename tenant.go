@@ -34,10 +34,6 @@ type TenantService interface {
 	// ListAPIClients returns the clients of a tenant sorted by name;
 	// ENOTFOUND for an unknown tenant.
 	ListAPIClients(ctx context.Context, tenant string) ([]*APIClient, error)
-
-	// TokenKey returns the deployment's key for signing bearer tokens,
-	// creating it on first use, so tokens are valid on every node.
-	TokenKey(ctx context.Context) ([]byte, error)
 }
 
 // Maintenance is the housekeeping one leader runs.

@@ -6,19 +6,27 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/keyring"
 )
 
 // Tokens are self-contained, so every node accepts them without a lookup:
-// "v1.<base64url payload>.<base64url HMAC-SHA256(key, "v1."+payload)>", the
-// key being the store's TokenKey (the same on every node of a deployment).
-// There is no revocation: a token lives until it expires.
-const tokenPrefix = "v1."
+// "v2.<key id>.<base64url payload>.<base64url HMAC-SHA256>", the MAC taken
+// over everything before it with a key derived from the master key named by
+// the key ID. The signing key is never stored: a copy of the database gives
+// nothing to forge a token with. A token signed under a master key that was
+// rotated out of first place stays valid until it expires, as long as that
+// key is still in the ring.
+const tokenPrefix = "v2."
+
+// Derived-key purposes. Each use of the master key gets its own key.
+const (
+	tokenPurpose = "token"
+	macPurpose   = "mac"
+)
 
 // claims is the payload of a token.
 type claims struct {
@@ -28,53 +36,32 @@ type claims struct {
 	Expires int64       `json:"exp"` // unix seconds
 }
 
-// KeyStore gives the deployment's token signing key; herald.TenantService
-// implements it.
-type KeyStore interface {
-	TokenKey(ctx context.Context) ([]byte, error)
-}
-
-// Tokens issues and verifies tokens with the key of a KeyStore, fetched on
-// first use. It is safe for concurrent use.
+// Tokens issues and verifies tokens with keys derived from a master key
+// ring. It is safe for concurrent use.
 type Tokens struct {
-	keys KeyStore
-	now  func() time.Time
-	ttl  time.Duration
+	now func() time.Time
+	ttl time.Duration
 
-	mu  sync.Mutex
-	key []byte
+	kid    string            // the newest master key's ID: tokens are signed under it
+	sign   []byte            // the token key of the newest master key
+	verify map[string][]byte // token keys by master key ID
+	mac    []byte            // the key of MAC, from the newest master key
 }
 
-// NewTokens returns Tokens signing with keys' key, on the clock now (nil:
-// time.Now), whose tokens live for ttl.
-func NewTokens(keys KeyStore, now func() time.Time, ttl time.Duration) *Tokens {
+// NewTokens returns Tokens signing with keys derived from ring's newest
+// master key and verifying with those of every key in it, on the clock now
+// (nil: time.Now), whose tokens live for ttl.
+func NewTokens(ring *keyring.Ring, now func() time.Time, ttl time.Duration) *Tokens {
 	if now == nil {
 		now = time.Now
 	}
-	return &Tokens{keys: keys, now: now, ttl: ttl}
+	kid, key := ring.Derived(tokenPurpose)
+	_, mac := ring.Derived(macPurpose)
+	return &Tokens{now: now, ttl: ttl, kid: kid, sign: key, verify: ring.DerivedAll(tokenPurpose), mac: mac}
 }
 
 // TTL returns how long an issued token is valid.
 func (t *Tokens) TTL() time.Duration { return t.ttl }
-
-// signingKey returns the token signing key, fetching it from the store on
-// first use. A failed fetch is not cached, so the next call tries again.
-func (t *Tokens) signingKey(ctx context.Context) ([]byte, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.key != nil {
-		return t.key, nil
-	}
-	k, err := t.keys.TokenKey(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
-	}
-	if len(k) < 16 {
-		return nil, fmt.Errorf("token key: store returned %d bytes, want at least 16", len(k))
-	}
-	t.key = k
-	return k, nil
-}
 
 func sign(key []byte, msg string) string {
 	m := hmac.New(sha256.New, key)
@@ -82,54 +69,53 @@ func sign(key []byte, msg string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// MAC returns the base64url HMAC-SHA256 of msg under the token key, for
-// values derived from a token that must not be forgeable (a form's CSRF
-// token). Callers should prefix msg with what it is for, so a MAC for one
-// purpose is never valid for another.
+// MAC returns the base64url HMAC-SHA256 of msg under a key derived from the
+// master key, for values derived from a token that must not be forgeable (a
+// form's CSRF token). Callers should prefix msg with what it is for, so a
+// MAC for one purpose is never valid for another.
 func (t *Tokens) MAC(ctx context.Context, msg string) (string, error) {
-	key, err := t.signingKey(ctx)
-	if err != nil {
-		return "", err
-	}
-	return sign(key, msg), nil
+	return sign(t.mac, msg), nil
 }
 
 // Issue returns a token for c and when it expires.
 func (t *Tokens) Issue(ctx context.Context, c *herald.APIClient) (string, time.Time, error) {
-	key, err := t.signingKey(ctx)
-	if err != nil {
-		return "", time.Time{}, err
-	}
 	exp := t.now().Add(t.ttl).Truncate(time.Second)
 	payload, err := json.Marshal(claims{Client: c.Name, Tenant: c.Tenant, Role: c.Role, Expires: exp.Unix()})
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	msg := tokenPrefix + base64.RawURLEncoding.EncodeToString(payload)
-	return msg + "." + sign(key, msg), exp, nil
+	msg := tokenPrefix + t.kid + "." + base64.RawURLEncoding.EncodeToString(payload)
+	return msg + "." + sign(t.sign, msg), exp, nil
 }
+
+var errMalformed = herald.Errorf(herald.EUNAUTHORIZED, "The bearer token is malformed; get a token from POST /v1/auth/token.")
 
 // Verify returns the principal a token stands for, or EUNAUTHORIZED saying
 // whether it is malformed, forged or expired.
 func (t *Tokens) Verify(ctx context.Context, token string) (*herald.Principal, error) {
 	msg, sig, ok := cutLast(token, ".")
-	if !ok || !strings.HasPrefix(msg, tokenPrefix) {
-		return nil, herald.Errorf(herald.EUNAUTHORIZED, "The bearer token is malformed; get a token from POST /v1/auth/token.")
+	rest, prefixed := strings.CutPrefix(msg, tokenPrefix)
+	if !ok || !prefixed {
+		return nil, errMalformed
 	}
-	key, err := t.signingKey(ctx)
-	if err != nil {
-		return nil, err
+	kid, body, ok := strings.Cut(rest, ".")
+	if !ok {
+		return nil, errMalformed
+	}
+	key, known := t.verify[kid]
+	if !known {
+		return nil, herald.Errorf(herald.EUNAUTHORIZED, "The bearer token was signed under a master key this deployment no longer holds, or was not issued by it; get a new one from POST /v1/auth/token.")
 	}
 	if !hmac.Equal([]byte(sig), []byte(sign(key, msg))) {
 		return nil, herald.Errorf(herald.EUNAUTHORIZED, "The bearer token's signature is invalid: it was not issued by this deployment or was altered.")
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(msg, tokenPrefix))
+	payload, err := base64.RawURLEncoding.DecodeString(body)
 	if err != nil {
-		return nil, herald.Errorf(herald.EUNAUTHORIZED, "The bearer token is malformed; get a token from POST /v1/auth/token.")
+		return nil, errMalformed
 	}
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil || c.Client == "" || !c.Role.Valid() {
-		return nil, herald.Errorf(herald.EUNAUTHORIZED, "The bearer token is malformed; get a token from POST /v1/auth/token.")
+		return nil, errMalformed
 	}
 	exp := time.Unix(c.Expires, 0).UTC()
 	if !t.now().Before(exp) {

@@ -19,7 +19,7 @@ func mustOpen(t *testing.T, dsn string) *sqlstore.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{})
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storetest.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhooks/herald/httpapi"
+	"github.com/heraldhooks/herald/keyring"
 )
 
 func TestTokenForms(t *testing.T) {
@@ -89,7 +92,8 @@ func TestTokenRejected(t *testing.T) {
 	e := mustEnv(t)
 	good := e.admin
 	msg, sig, _ := cutLast(good, ".")
-	payload, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(msg, "v1."))
+	prefix, body, _ := cutLast(msg, ".") // "v2.<key id>", payload
+	payload, _ := base64.RawURLEncoding.DecodeString(body)
 	var claims map[string]any
 	if err := json.Unmarshal(payload, &claims); err != nil {
 		t.Fatalf("token payload: %v", err)
@@ -97,10 +101,14 @@ func TestTokenRejected(t *testing.T) {
 	claims["r"] = "platform-admin"
 	claims["c"] = "mallory"
 	forgedPayload, _ := json.Marshal(claims)
-	forged := "v1." + base64.RawURLEncoding.EncodeToString(forgedPayload) + "." + sig
+	forged := prefix + "." + base64.RawURLEncoding.EncodeToString(forgedPayload) + "." + sig
 
-	// A token from another deployment (another store, another key).
-	other := mustEnv(t).admin
+	// A token from another deployment (another master key).
+	otherKeys, err := keyring.Parse(keyring.Generate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mustEnv(t, func(c *httpapi.Config) { c.Keys = otherKeys }).admin
 
 	for _, tc := range []struct {
 		name, authorization, message string
@@ -109,7 +117,7 @@ func TestTokenRejected(t *testing.T) {
 		{"basic scheme", "Basic YWRtaW46eA==", `must be "Bearer <token>"`},
 		{"malformed", "Bearer abc", "malformed"},
 		{"altered payload", "Bearer " + forged, "signature is invalid"},
-		{"other deployment", "Bearer " + other, "signature is invalid"},
+		{"other deployment", "Bearer " + other, "not issued by it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := e.do(req{method: "GET", path: "/v1/tenants", header: map[string]string{"Authorization": tc.authorization}})

@@ -79,6 +79,7 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 		tokens: map[string]string{}, secrets: map[string]string{}}
 	cfg := httpapi.Config{
 		Store:      store,
+		Keys:       storetest.Keys,
 		Ingester:   eng,
 		Tester:     eng,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -280,7 +281,7 @@ func (e *env) deliveryCount() int {
 func mustSecondNode(t *testing.T, first *env) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	h, err := httpapi.New(httpapi.Config{Store: first.store, Registerer: reg, Gatherer: reg})
+	h, err := httpapi.New(httpapi.Config{Store: first.store, Keys: storetest.Keys, Registerer: reg, Gatherer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
+	"github.com/heraldhooks/herald/keyring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -36,6 +37,9 @@ type Tester interface {
 type Config struct {
 	// Store keeps everything. Required.
 	Store herald.Store
+	// Keys is the master key ring that token signing keys are derived
+	// from. Required.
+	Keys *keyring.Ring
 	// Ingester accepts events: the group-committing engine. Defaults to Store.
 	Ingester herald.EventIngester
 	// Tester sends test requests for POST .../webhooks/{name}/test. Without
@@ -82,6 +86,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("httpapi: Config.Store is required")
 	}
+	if cfg.Keys == nil {
+		return nil, errors.New("httpapi: Config.Keys is required")
+	}
 	if cfg.TokenTTL < 0 {
 		return nil, errors.New("httpapi: Config.TokenTTL must not be negative")
 	}
@@ -99,7 +106,7 @@ func New(cfg Config) (http.Handler, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.tokens = access.NewTokens(cfg.Store, s.now, cmp.Or(cfg.TokenTTL, time.Hour))
+	s.tokens = access.NewTokens(cfg.Keys, s.now, cmp.Or(cfg.TokenTTL, time.Hour))
 	if s.ready == nil {
 		s.ready = cfg.Store.Ping
 	}

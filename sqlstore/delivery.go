@@ -362,7 +362,7 @@ func (db *DB) webhooksByID(ctx context.Context, q q, ids []string) (map[string]*
 	}
 	defer rows.Close()
 	for rows.Next() {
-		w, err := scanWebhook(rows)
+		w, err := db.scanWebhook(rows)
 		if err != nil {
 			return nil, err
 		}

@@ -330,8 +330,10 @@ func (db *DB) insertWebhook(ctx context.Context, q q, tenant, instance string, d
 		PredefinedFields: herald.DefaultPredefinedFields, CustomFields: []herald.NameValue{}})
 	if _, err := q.exec(ctx, `INSERT INTO webhooks (id, tenant, instance, name, title, triggers, version, url, headers,
 		query_parameters, payload, timeout_seconds, active, deactivated_reason, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, '', '[]', '[]', ?, ?, 0, '', ?, ?)`,
-		id, tenant, instance, dw.Name, dw.Title, string(triggers), version, string(payload),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)`,
+		id, tenant, instance, dw.Name, dw.Title, string(triggers), version,
+		db.seal("", "webhooks", "url", id), db.seal("[]", "webhooks", "headers", id), db.seal("[]", "webhooks", "query_parameters", id),
+		string(payload),
 		herald.DefaultTimeoutSeconds, ms(now), ms(now)); err != nil {
 		if isUnique(err) {
 			return herald.Errorf(herald.ECONFLICT, "webhook %q already exists in instance %q of tenant %q.", dw.Name, instance, tenant)
@@ -339,7 +341,7 @@ func (db *DB) insertWebhook(ctx context.Context, q q, tenant, instance string, d
 		return err
 	}
 	_, err := q.exec(ctx, `INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)`,
-		id, herald.NewSigningSecret(), ms(now))
+		id, db.seal(herald.NewSigningSecret(), "webhook_secrets", "secret", id), ms(now))
 	return err
 }
 

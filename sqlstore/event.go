@@ -198,7 +198,7 @@ func (db *DB) targets(ctx context.Context, q q, k instanceKey) ([]*herald.Webhoo
 	defer rows.Close()
 	out := []*herald.Webhook{}
 	for rows.Next() {
-		w, err := scanWebhook(rows)
+		w, err := db.scanWebhook(rows)
 		if err != nil {
 			return nil, err
 		}

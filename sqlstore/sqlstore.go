@@ -27,12 +27,17 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/keyring"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
 
-// Config configures a DB. The zero value is ready to use.
+// Config configures a DB. Keys is required.
 type Config struct {
+	// Keys seals the secrets the store keeps and opens them again.
+	// Required: Open fails without it, and when the database's secrets are
+	// sealed with a master key the ring does not hold.
+	Keys *keyring.Ring
 	// Now returns the current time. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives connection and migration events. Defaults to a logger
@@ -76,9 +81,6 @@ type DB struct {
 	// same file would take the first one's in-flight deliveries.
 	lockFile *os.File
 
-	tokenMu  sync.Mutex
-	tokenKey []byte
-
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -91,6 +93,9 @@ var _ herald.Store = (*DB)(nil)
 // PostgreSQL database at once: migrations run under an advisory lock.
 // A database that does not answer is EUNAVAILABLE; a malformed dsn EINVALID.
 func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
+	if cfg.Keys == nil {
+		return nil, herald.Errorf(herald.EINVALID, "sqlstore: Config.Keys is required: Herald seals the secrets it keeps under a master key.")
+	}
 	if cfg.Now == nil { // funcs are not comparable, so no cmp.Or here
 		cfg.Now = time.Now
 	}
@@ -120,6 +125,16 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, db.wrap("open database", err)
+	}
+	if err := db.checkKeys(ctx); err != nil {
+		db.Close()
+		return nil, db.wrap("open database", err)
+	}
+	if n, err := db.sealPlain(ctx); err != nil {
+		db.Close()
+		return nil, db.wrap("open database: seal secrets", err)
+	} else if n > 0 {
+		cfg.Logger.Info("sealed secrets that were stored in the clear by an earlier version", "rows", n)
 	}
 	return db, nil
 }

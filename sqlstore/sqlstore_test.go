@@ -12,7 +12,7 @@ import (
 func TestSQLite(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) herald.Store {
-		return storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+		return storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now, Keys: storetest.Keys})
 	})
 }
 
@@ -22,7 +22,7 @@ func TestPostgres(t *testing.T) {
 	// would take most of the run.
 	dsn := storetest.PostgresDSN(t)
 	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) herald.Store {
-		db, err := sqlstore.Open(context.Background(), storetest.PostgresSchema(t, dsn), sqlstore.Config{Now: clock.Now})
+		db, err := sqlstore.Open(context.Background(), storetest.PostgresSchema(t, dsn), sqlstore.Config{Now: clock.Now, Keys: storetest.Keys})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,11 +2,8 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
-	"fmt"
 
 	"github.com/heraldhooks/herald"
 )
@@ -220,32 +217,4 @@ func (db *DB) ListAPIClients(ctx context.Context, tenant string) ([]*herald.APIC
 		}
 	}
 	return out, nil
-}
-
-// TokenKey returns the deployment's 32-byte token signing key, creating it
-// on first use. Nodes racing to create it all end up with the first one
-// stored: the insert does nothing when the key exists, and everyone reads it
-// back.
-func (db *DB) TokenKey(ctx context.Context) ([]byte, error) {
-	db.tokenMu.Lock()
-	defer db.tokenMu.Unlock()
-	if db.tokenKey != nil {
-		return db.tokenKey, nil
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	w := q{db, db.write}
-	if _, err := w.exec(ctx, `INSERT INTO settings (name, value) VALUES ('token_key', ?) ON CONFLICT (name) DO NOTHING`, hex.EncodeToString(key)); err != nil {
-		return nil, db.wrap("token key", err)
-	}
-	var stored string
-	if err := w.row(ctx, `SELECT value FROM settings WHERE name = 'token_key'`).Scan(&stored); err != nil {
-		return nil, db.wrap("token key", err)
-	}
-	key, err := hex.DecodeString(stored)
-	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("token key: stored value is not 32 bytes of hex")
-	}
-	db.tokenKey = key
-	return key, nil
 }

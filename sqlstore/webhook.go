@@ -15,7 +15,8 @@ import (
 const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
 	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at`
 
-func scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
+// scanWebhook reads a row of webhookCols, opening its sealed columns.
+func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
 	var w herald.Webhook
 	var triggers, headers, params, payload string
 	var active int
@@ -24,6 +25,16 @@ func scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
 	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
 		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
 		&created, &updated); err != nil {
+		return nil, err
+	}
+	var err error
+	if w.URL, err = db.open(w.URL, "webhooks", "url", w.ID); err != nil {
+		return nil, err
+	}
+	if headers, err = db.open(headers, "webhooks", "headers", w.ID); err != nil {
+		return nil, err
+	}
+	if params, err = db.open(params, "webhooks", "query_parameters", w.ID); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
@@ -53,7 +64,7 @@ func (db *DB) ListWebhooks(ctx context.Context, tenant, instance string) ([]*her
 	defer rows.Close()
 	out := []*herald.Webhook{}
 	for rows.Next() {
-		w, err := scanWebhook(rows)
+		w, err := db.scanWebhook(rows)
 		if err != nil {
 			return nil, db.wrap("list webhooks", err)
 		}
@@ -82,7 +93,7 @@ func (db *DB) getWebhook(ctx context.Context, q q, tenant, instance, name string
 	if lock {
 		query += db.forUpdate()
 	}
-	w, err := scanWebhook(q.row(ctx, query, tenant, instance, name))
+	w, err := db.scanWebhook(q.row(ctx, query, tenant, instance, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := db.missing(ctx, q, tenant, instance); err != nil {
 			return nil, err
@@ -116,7 +127,8 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		w.Payload.CustomFields = nonNil(w.Payload.CustomFields)
 		payload, _ := json.Marshal(w.Payload)
 		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?, updated_at = ? WHERE id = ?`,
-			w.URL, string(headers), string(params), string(payload), w.TimeoutSeconds, ms(w.UpdatedAt), w.ID)
+			db.seal(w.URL, "webhooks", "url", w.ID), db.seal(string(headers), "webhooks", "headers", w.ID),
+			db.seal(string(params), "webhooks", "query_parameters", w.ID), string(payload), w.TimeoutSeconds, ms(w.UpdatedAt), w.ID)
 		return err
 	})
 	if err != nil {
@@ -238,6 +250,10 @@ func (db *DB) secrets(ctx context.Context, q q, ids []string, now time.Time) (ma
 		if err := rows.Scan(&id, &s.Secret, &c, &exp); err != nil {
 			return nil, err
 		}
+		var err error
+		if s.Secret, err = db.open(s.Secret, "webhook_secrets", "secret", id); err != nil {
+			return nil, err
+		}
 		s.ExpiresAt = nullMS(exp)
 		created[s.Secret] = c
 		out[id] = append(out[id], s)
@@ -271,7 +287,8 @@ func (db *DB) RotateWebhookSecret(ctx context.Context, tenant, instance, name st
 			WHERE webhook_id = ? AND (expires_at IS NULL OR expires_at > ?)`, until, w.ID, until); err != nil {
 			return err
 		}
-		_, err = q.exec(ctx, `INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)`, w.ID, secret, ms(now))
+		_, err = q.exec(ctx, `INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)`,
+			w.ID, db.seal(secret, "webhook_secrets", "secret", w.ID), ms(now))
 		return err
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhooks/herald/keyring"
 	"github.com/heraldhooks/herald/sqlstore"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for the admin connection
 )
@@ -73,8 +74,21 @@ func OpenPostgres(t testing.TB, cfg sqlstore.Config) *sqlstore.DB {
 	return open(t, PostgresDSN(t), cfg)
 }
 
+// Keys is the master key ring of the stores these helpers open (a new
+// random key per test process), for tests that open a store themselves.
+var Keys = func() *keyring.Ring {
+	r, err := keyring.Parse(keyring.Generate())
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
+
 func open(t testing.TB, dsn string, cfg sqlstore.Config) *sqlstore.DB {
 	t.Helper()
+	if cfg.Keys == nil {
+		cfg.Keys = Keys
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db, err := sqlstore.Open(ctx, dsn, cfg)

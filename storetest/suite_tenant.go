@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"bytes"
 
 	"github.com/heraldhooks/herald"
 )
@@ -106,16 +105,6 @@ func init() {
 		}
 		_, err = e.S.ListAPIClients(e.Ctx, "nobody")
 		e.wantCode(err, herald.ENOTFOUND)
-	})
-
-	register("TokenKey", func(e *env) {
-		k1, err := e.S.TokenKey(e.Ctx)
-		e.must(err)
-		k2, err := e.S.TokenKey(e.Ctx)
-		e.must(err)
-		if len(k1) != 32 || !bytes.Equal(k1, k2) || bytes.Equal(k1, make([]byte, 32)) {
-			e.Fatalf("TokenKey = %x then %x, want the same 32 random bytes", k1, k2)
-		}
 	})
 
 	register("Ping", func(e *env) {

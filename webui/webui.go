@@ -23,6 +23,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
+	"github.com/heraldhooks/herald/keyring"
 )
 
 //go:embed templates/*.html
@@ -45,6 +46,9 @@ type Tester interface {
 type Config struct {
 	// Store keeps everything. Required.
 	Store herald.Store
+	// Keys is the master key ring that token signing keys are derived
+	// from. Required.
+	Keys *keyring.Ring
 	// Tester sends test requests. Without it the Send test button says
 	// that testing is not available on this node.
 	Tester Tester
@@ -75,6 +79,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("webui: Config.Store is required")
 	}
+	if cfg.Keys == nil {
+		return nil, errors.New("webui: Config.Keys is required")
+	}
 	u := &ui{store: cfg.Store, tester: cfg.Tester, log: cfg.Logger, now: cfg.Now}
 	if u.log == nil {
 		u.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -86,7 +93,7 @@ func New(cfg Config) (http.Handler, error) {
 	if ttl <= 0 {
 		ttl = time.Hour
 	}
-	u.tokens = access.NewTokens(cfg.Store, u.now, ttl)
+	u.tokens = access.NewTokens(cfg.Keys, u.now, ttl)
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err

@@ -32,7 +32,7 @@ type env struct {
 func mustEnv(t *testing.T) *env {
 	t.Helper()
 	store := storetest.NewSQLite(t)
-	h, err := webui.New(webui.Config{Store: store})
+	h, err := webui.New(webui.Config{Store: store, Keys: storetest.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}

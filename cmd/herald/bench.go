@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/heraldhooks/herald/keyring"
 )
 
 // benchConfig is everything `herald bench` is told by its flags.
@@ -288,8 +290,14 @@ func (b *bench) startHerald(ctx context.Context) (urls []string, secret string, 
 		db = "sqlite:" + filepath.Join(b.tmpDir, "herald.db")
 	}
 	secret = "bench-" + randomHex(16)
+	env := []string{"HERALD_ADMIN_SECRET=" + secret}
+	if !strings.HasPrefix(db, "sqlite:") && os.Getenv("HERALD_MASTER_KEY") == "" && os.Getenv("HERALD_MASTER_KEY_FILE") == "" {
+		// Nodes sharing PostgreSQL need one master key; a fresh one does
+		// for a database the bench starts empty.
+		env = append(env, "HERALD_MASTER_KEY="+keyring.Generate())
+	}
 	for i := range b.cfg.Nodes {
-		n, err := startBenchNode(ctx, exe, b.nodeArgs(i, db), secret)
+		n, err := startBenchNode(ctx, exe, b.nodeArgs(i, db), env)
 		if err != nil {
 			return nil, "", fmt.Errorf("start Herald node %d: %w", i, err)
 		}

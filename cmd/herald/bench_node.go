@@ -30,10 +30,10 @@ var benchListeningRE = regexp.MustCompile(`listening on (http://\S+)`)
 // it prints the URL it listens on. The child has its own process group so
 // that a Ctrl-C meant for the bench does not reach it: the bench stops it
 // with SIGTERM, which lets it write its CPU profile.
-func startBenchNode(ctx context.Context, exe string, args []string, adminSecret string) (*benchNode, error) {
+func startBenchNode(ctx context.Context, exe string, args []string, env []string) (*benchNode, error) {
 	n := &benchNode{output: &tailBuffer{max: 16 << 10}, exited: make(chan struct{})}
 	n.cmd = exec.Command(exe, args...)
-	n.cmd.Env = append(os.Environ(), "HERALD_ADMIN_SECRET="+adminSecret)
+	n.cmd.Env = append(os.Environ(), env...)
 	n.cmd.Stderr = n.output
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdout, err := n.cmd.StdoutPipe()

@@ -12,12 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/heraldhooks/herald/keyring"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -41,6 +43,9 @@ func TestMain(m *testing.M) {
 }
 
 const testAdminSecret = "e2e-admin-secret"
+
+// testMasterKey is the master key of the nodes the tests run on PostgreSQL.
+var testMasterKey = keyring.Generate()
 
 // proc is one running `herald serve`.
 type proc struct {
@@ -87,6 +92,11 @@ func (p *proc) start() {
 	args := append([]string{"serve", "--listen", "127.0.0.1:0"}, p.args...)
 	cmd := exec.Command(heraldBin, args...)
 	cmd.Env = append(os.Environ(), "HERALD_ADMIN_SECRET="+testAdminSecret)
+	if slices.ContainsFunc(p.args, func(a string) bool { return strings.HasPrefix(a, "postgres") }) {
+		// Nodes sharing PostgreSQL need the same master key; on SQLite
+		// each node makes its own key file beside the database.
+		cmd.Env = append(cmd.Env, "HERALD_MASTER_KEY="+testMasterKey)
+	}
 	cmd.Env = append(cmd.Env, p.env...)
 	p.logs = &syncBuffer{}
 	cmd.Stderr = p.logs

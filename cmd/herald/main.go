@@ -24,6 +24,7 @@ Usage:
   herald serve [flags]    run the server (embedded SQLite store by default)
   herald demo [--once]    the whole story on the embedded store, in one command
   herald bench [flags]    measure end-to-end delivery throughput on one or more nodes
+  herald keys generate    print a new master key; "herald keys rewrap" re-seals secrets under the newest
   herald version          print the version
 
 Run "herald <command> -h" for a command's flags.
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return runKeys(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "herald %s\n", herald.Version)
 		return nil

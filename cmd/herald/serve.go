@@ -30,15 +30,21 @@ import (
 // DefaultDatabase is where Herald keeps its data when not told otherwise.
 const DefaultDatabase = "sqlite:herald-data/herald.db"
 
+// minAdminSecret is the shortest HERALD_ADMIN_SECRET serve accepts.
+const minAdminSecret = 16
+
 // serveConfig is everything `herald serve` is told by flags and environment.
 type serveConfig struct {
 	Listen       string
 	Database     string
 	AllowPrivate bool
 	AdminSecret  string
-	NodeID       string
-	Retention    time.Duration
-	FailingFor   time.Duration
+	// MasterKeyFile names a file of master keys; HERALD_MASTER_KEY or,
+	// on SQLite, a key file beside the database otherwise (loadKeys).
+	MasterKeyFile string
+	NodeID        string
+	Retention     time.Duration
+	FailingFor    time.Duration
 	// MaintenanceInterval is how often the leader runs maintenance, and how
 	// often the other nodes try to become leader.
 	MaintenanceInterval time.Duration
@@ -60,6 +66,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", "127.0.0.1:8080"), "address to serve the API on (env HERALD_LISTEN)")
 	fs.StringVar(&c.Database, "database", envOr("HERALD_DATABASE", DefaultDatabase), "sqlite:<file> or postgres://... (env HERALD_DATABASE)")
 	fs.BoolVar(&c.AllowPrivate, "allow-private-destinations", envBool("HERALD_ALLOW_PRIVATE_DESTINATIONS"), "allow webhook URLs that resolve to loopback, private or link-local addresses: local development and tests only (env HERALD_ALLOW_PRIVATE_DESTINATIONS)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", envOr("HERALD_MASTER_KEY_FILE", ""), "file holding the master key (base64 of 32 bytes; several, newest first, while rotating); or set HERALD_MASTER_KEY. On SQLite, defaults to master.key beside the database, created on first start (env HERALD_MASTER_KEY_FILE)")
 	fs.StringVar(&c.NodeID, "node-id", envOr("HERALD_NODE_ID", ""), "this node's name on claimed deliveries; defaults to host-pid (env HERALD_NODE_ID)")
 	fs.DurationVar(&c.Retention, "retention", env.duration("HERALD_RETENTION", 30*24*time.Hour), "how long delivered deliveries and their attempts are kept (env HERALD_RETENTION)")
 	fs.DurationVar(&c.FailingFor, "auto-disable-after", env.duration("HERALD_AUTO_DISABLE_AFTER", 5*24*time.Hour), "deactivate a webhook whose every attempt has failed for this long (env HERALD_AUTO_DISABLE_AFTER)")
@@ -80,6 +87,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	c.AdminSecret = os.Getenv("HERALD_ADMIN_SECRET")
+	if c.AdminSecret != "" && len(c.AdminSecret) < minAdminSecret {
+		return c, fmt.Errorf("HERALD_ADMIN_SECRET is %d characters; it must be at least %d, since it grants every right on every tenant (make one with: openssl rand -base64 24)", len(c.AdminSecret), minAdminSecret)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
 	}
@@ -141,7 +151,14 @@ type server struct {
 // HTTP API, and returns once the API is listening.
 func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry) (*server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	store, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Config{Logger: logger})
+	keys, createdKey, err := loadKeys(cfg.Database, cfg.MasterKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if createdKey != "" {
+		warnKeyCreated(logger, createdKey)
+	}
+	store, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Config{Logger: logger, Keys: keys})
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactDSN(cfg.Database), err)
 	}
@@ -159,6 +176,15 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		if n > 0 {
 			logger.Info("took back deliveries left in flight by the previous run", "count", n)
 		}
+	}
+	if store.Dialect() == "sqlite" && len(keys.IDs()) > 1 {
+		// SQLite serves one node, so `keys rewrap` cannot run beside it:
+		// the node re-seals its few secret rows itself at start.
+		stats, err := store.Rewrap(ctx, nil)
+		if err != nil {
+			return fail(fmt.Errorf("re-seal secrets under the newest master key: %w", err))
+		}
+		logger.Info("re-sealed secrets under the newest master key; the older keys may now be dropped", "key", stats.KeyID, "rows", stats.Rows, "resealed", stats.Resealed)
 	}
 	if cfg.AdminSecret != "" {
 		err := store.UpsertAPIClient(ctx, &herald.APIClient{Name: "admin", Role: herald.RolePlatformAdmin,
@@ -200,6 +226,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 	}
 	handler, err := httpapi.New(httpapi.Config{
 		Store:      store,
+		Keys:       keys,
 		Ingester:   engine,
 		Tester:     engine,
 		Logger:     logger,
@@ -210,7 +237,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		cancel()
 		return fail(err)
 	}
-	pages, err := webui.New(webui.Config{Store: store, Tester: engine, Logger: logger})
+	pages, err := webui.New(webui.Config{Store: store, Keys: keys, Tester: engine, Logger: logger})
 	if err != nil {
 		cancel()
 		return fail(err)
