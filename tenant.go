@@ -61,6 +61,7 @@ type Store interface {
 	InsightService
 	DeliveryQueue
 	Maintenance
+	AuditService
 	// Ping reports whether the database answers; EUNAVAILABLE when not.
 	Ping(ctx context.Context) error
 	// Close releases the database.
