@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/heraldhooks/herald"
 )
@@ -28,6 +29,7 @@ func (s *server) createDesignerWebhook(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "designer webhook "+got.Name, map[string]any{"title": got.Title, "triggers": got.Triggers})
 	w.Header().Set("Location", "/v1/tenants/"+tenant+"/designer/webhooks/"+got.Name)
 	return writeJSON(w, http.StatusCreated, got)
 }
@@ -57,10 +59,18 @@ func (s *server) updateDesignerWebhook(w http.ResponseWriter, r *http.Request) e
 	if err := decodeJSON(w, r, &upd, bodyRequired); err != nil {
 		return err
 	}
+	before, err := s.store.GetDesignerWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
 	wh, err := s.store.UpdateDesignerWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("name"), upd)
 	if err != nil {
 		return err
 	}
+	diff := map[string]any{}
+	addChange(diff, "title", before.Title, wh.Title)
+	addChange(diff, "triggers", before.Triggers, wh.Triggers)
+	noteAudit(r, "designer webhook "+wh.Name, diff)
 	return writeJSON(w, http.StatusOK, wh)
 }
 
@@ -99,6 +109,7 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "designer version "+strconv.Itoa(v.Version), map[string]any{"comment": req.Comment})
 	return writeJSON(w, http.StatusCreated, v)
 }
 

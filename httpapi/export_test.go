@@ -9,3 +9,9 @@ func RoutePatterns() []string {
 	}
 	return out
 }
+
+// AuditAction returns the audit action of a route pattern, and whether the
+// route is left out of the audit on purpose.
+func AuditAction(pattern string) (action string, exempt bool) {
+	return auditActions[pattern], notAudited[pattern]
+}

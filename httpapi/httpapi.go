@@ -196,6 +196,9 @@ func (s *server) routes() []route {
 		{"GET " + inst + "/events/{id}", permReadEvents, s.getEvent},
 		{"GET " + inst + "/deliveries", permReadEvents, s.listDeliveries},
 		{"GET " + inst + "/deliveries/{id}", permReadEvents, s.getDelivery},
+
+		{"GET /v1/tenants/{tenant}/audit", permAdmin, s.listAudit},
+		{"GET /v1/audit", permPlatform, s.listAudit},
 		{"POST " + inst + "/deliveries/{id}/resend", permAdmin, s.resendDelivery},
 	}
 }
@@ -205,7 +208,15 @@ func (s *server) routes() []route {
 func (s *server) endpoint(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, err := s.authorize(r, rt.perm)
-		if err == nil {
+		if action := auditActions[rt.pattern]; action != "" && err == nil {
+			// The answer is held until the audit entry is written, so
+			// whoever reads the trail after the answer finds the entry.
+			held := &heldResponse{ResponseWriter: w}
+			if err = rt.handler(held, r); err == nil {
+				s.record(r, action)
+			}
+			held.release()
+		} else if err == nil {
 			err = rt.handler(w, r)
 		}
 		if err != nil {

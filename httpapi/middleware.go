@@ -17,8 +17,10 @@ import (
 
 // reqInfo collects what the access log needs from deeper layers.
 type reqInfo struct {
-	client string // API client, once authenticated
-	err    error  // the error rendered, if any
+	requestID string
+	client    string    // API client, once authenticated
+	err       error     // the error rendered, if any
+	audit     auditNote // what the handler adds to the audit entry
 }
 
 type reqInfoKey struct{}
@@ -84,7 +86,7 @@ func (s *server) middleware(mux *http.ServeMux) http.Handler {
 			id = herald.NewID("req", start)
 		}
 		w.Header().Set("X-Request-Id", id)
-		info := &reqInfo{}
+		info := &reqInfo{requestID: id}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
 		rw := &responseWriter{ResponseWriter: w, r: r}
 

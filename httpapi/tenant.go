@@ -24,6 +24,7 @@ func (s *server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "tenant "+t.Name, nil)
 	w.Header().Set("Location", "/v1/tenants/"+t.Name)
 	return writeJSON(w, http.StatusCreated, t)
 }
@@ -70,6 +71,7 @@ func (s *server) createInstance(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "instance "+in.Name, nil)
 	w.Header().Set("Location", "/v1/tenants/"+in.Tenant+"/instances/"+in.Name)
 	return writeJSON(w, http.StatusCreated, in)
 }
@@ -140,6 +142,7 @@ func (s *server) createAPIClient(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.CreateAPIClient(r.Context(), c); err != nil {
 		return err
 	}
+	noteAudit(r, "api-client "+c.Name, map[string]any{"role": c.Role})
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusCreated, createdClient{
 		Name: c.Name, Role: c.Role, Tenant: c.Tenant, Secret: secret, CreatedAt: c.CreatedAt,

@@ -40,10 +40,15 @@ func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &upd, bodyRequired); err != nil {
 		return err
 	}
+	before, err := s.store.GetWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
 	wh, err := s.store.UpdateWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), upd)
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "", webhookDiff(before, wh))
 	return writeJSON(w, http.StatusOK, wh)
 }
 
@@ -96,6 +101,7 @@ func (s *server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "", map[string]any{"statusCode": a.StatusCode})
 	return writeJSON(w, http.StatusOK, map[string]any{"attempt": a})
 }
 
@@ -132,6 +138,7 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "", map[string]any{"graceSeconds": grace})
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, map[string]string{"secret": secret})
 }
@@ -155,6 +162,7 @@ func (s *server) recoverWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "", map[string]any{"since": since.UTC().Format(time.RFC3339), "recovered": n})
 	return writeJSON(w, http.StatusOK, map[string]int{"recovered": n})
 }
 
