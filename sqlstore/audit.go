@@ -15,8 +15,23 @@ import (
 )
 
 // auditLockKey is the PostgreSQL advisory lock that orders audit appends
-// across nodes ("herald" in ASCII, then 02).
-const auditLockKey = 0x68657261_6c64_02
+// across nodes ("herald" in ASCII, then 03; 01 orders migrations and 02
+// elects the maintenance leader).
+const auditLockKey = 0x68657261_6c64_03
+
+// lockAudit takes the audit lock for the rest of the transaction on
+// PostgreSQL (SQLite's single writer orders appends already), failing
+// after 10 s rather than hanging a request.
+func (db *DB) lockAudit(ctx context.Context, q q) error {
+	if !db.pg {
+		return nil
+	}
+	if _, err := q.exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
+		return err
+	}
+	_, err := q.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(auditLockKey))
+	return err
+}
 
 const auditCols = `seq, at, actor_type, actor, actor_tenant, role, source, tenant, instance, action, target, diff, prev_hash, hash`
 
@@ -33,10 +48,8 @@ func (db *DB) AppendAudit(ctx context.Context, e *herald.AuditEntry) error {
 		return fmt.Errorf("append audit: diff is not JSON")
 	}
 	err := db.tx(ctx, func(q q) error {
-		if db.pg {
-			if _, err := q.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(auditLockKey)); err != nil {
-				return err
-			}
+		if err := db.lockAudit(ctx, q); err != nil {
+			return err
 		}
 		var seq int64
 		var hash string
@@ -204,10 +217,8 @@ func (db *DB) ListAudit(ctx context.Context, f herald.AuditFilter) ([]*herald.Au
 func (db *DB) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
 	var n int64
 	err := db.tx(ctx, func(q q) error {
-		if db.pg {
-			if _, err := q.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(auditLockKey)); err != nil {
-				return err
-			}
+		if err := db.lockAudit(ctx, q); err != nil {
+			return err
 		}
 		var seq int64
 		var hash string

@@ -56,9 +56,11 @@ func (db *DB) open(stored, table, column, row string) (string, error) {
 // never a key itself.
 func (db *DB) checkKeys(ctx context.Context) error {
 	w := q{db, db.write}
-	sealed := db.cfg.Keys.SealString(keyCheckText, sealContext("settings", "value", "key_check"))
-	if _, err := w.exec(ctx, `INSERT INTO settings (name, value) VALUES ('key_check', ?) ON CONFLICT (name) DO NOTHING`, sealed); err != nil {
-		return fmt.Errorf("key check: %w", err)
+	if !db.cfg.ReadOnly {
+		sealed := db.cfg.Keys.SealString(keyCheckText, sealContext("settings", "value", "key_check"))
+		if _, err := w.exec(ctx, `INSERT INTO settings (name, value) VALUES ('key_check', ?) ON CONFLICT (name) DO NOTHING`, sealed); err != nil {
+			return fmt.Errorf("key check: %w", err)
+		}
 	}
 	var stored string
 	if err := w.row(ctx, `SELECT value FROM settings WHERE name = 'key_check'`).Scan(&stored); err != nil {

@@ -45,6 +45,10 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxConns is the size of the PostgreSQL connection pool. Defaults to 16.
 	MaxConns int
+	// ReadOnly opens the database for reading beside a running node (herald
+	// audit verify): no migration, no lock on a SQLite file, no writes.
+	// The schema must be up to date and the master key must match.
+	ReadOnly bool
 }
 
 // DB is a Herald store on SQLite or PostgreSQL. It implements herald.Store
@@ -104,6 +108,10 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	db := &DB{cfg: cfg, dsn: dsn, subs: map[chan struct{}]struct{}{}, closed: make(chan struct{})}
 
 	switch {
+	case strings.HasPrefix(dsn, "sqlite:") && cfg.ReadOnly:
+		if err := db.openSQLiteReadOnly(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
+			return nil, err
+		}
 	case strings.HasPrefix(dsn, "sqlite:"):
 		if err := db.openSQLite(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
 			return nil, err
@@ -122,6 +130,13 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 		return nil, herald.Errorf(herald.EINVALID, "database %q is not known: use sqlite:<path> or postgres://user@host:5432/db.", redact(dsn))
 	}
 
+	if cfg.ReadOnly {
+		if err := db.checkKeys(ctx); err != nil {
+			db.Close()
+			return nil, db.wrap("open database", err)
+		}
+		return db, nil
+	}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, db.wrap("open database", err)
@@ -210,6 +225,21 @@ func (db *DB) openSQLite(path string) error {
 	db.write, db.read = w, r
 	db.checkpointDone = make(chan struct{})
 	go db.checkpoint(c)
+	return nil
+}
+
+// openSQLiteReadOnly opens an existing SQLite file for reading only,
+// without taking the single-node lock: a running node may hold it.
+func (db *DB) openSQLiteReadOnly(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return herald.Errorf(herald.ENOTFOUND, "database %s does not exist.", path)
+	}
+	r, err := sql.Open("sqlite", path+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		return fmt.Errorf("open sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	db.write, db.read = r, r
 	return nil
 }
 

@@ -42,15 +42,26 @@ func serveFails(t *testing.T, env []string, args ...string) string {
 // failing the test if it fails.
 func runHerald(t *testing.T, env []string, args ...string) string {
 	t.Helper()
+	out, err := runHeraldResult(t, env, args...)
+	if err != nil {
+		t.Fatalf("herald %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// runHeraldResult runs a herald command to completion and returns its
+// output and how it exited.
+func runHeraldResult(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, heraldBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("herald %v: %v\n%s", args, err, out)
+	if ctx.Err() != nil {
+		t.Fatalf("herald %v did not finish within 60s:\n%s", args, out)
 	}
-	return string(out)
+	return string(out), err
 }
 
 const (

@@ -25,6 +25,7 @@ Usage:
   herald demo [--once]    the whole story on the embedded store, in one command
   herald bench [flags]    measure end-to-end delivery throughput on one or more nodes
   herald keys generate    print a new master key; "herald keys rewrap" re-seals secrets under the newest
+  herald audit verify     check that no audit entry was changed or removed
   herald version          print the version
 
 Run "herald <command> -h" for a command's flags.
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "herald %s\n", herald.Version)
 		return nil
