@@ -12,20 +12,26 @@ import (
 	"github.com/heraldhooks/herald"
 )
 
+// webhookCols are the columns scanWebhook reads. client_key is a
+// credential (the private key of the webhook's TLS client certificate):
+// this list and scanWebhook are where it is read, UpdateWebhook where it
+// is written, so sealing it at rest touches those two places.
 const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
-	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at`
+	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at,
+	client_certificate, client_key`
 
 func scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
 	var w herald.Webhook
-	var triggers, headers, params, payload string
+	var triggers, headers, params, payload, clientKey string
 	var active int
 	var deactivated sql.NullInt64
 	var created, updated int64
 	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
 		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
-		&created, &updated); err != nil {
+		&created, &updated, &w.ClientCertificate, &clientKey); err != nil {
 		return nil, err
 	}
+	w.ClientKey = herald.PrivateKeyPEM(clientKey) // a credential, stored as given for now
 	for _, f := range []struct {
 		name string
 		text string
@@ -115,8 +121,11 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		w.Payload.PredefinedFields = nonNil(w.Payload.PredefinedFields)
 		w.Payload.CustomFields = nonNil(w.Payload.CustomFields)
 		payload, _ := json.Marshal(w.Payload)
-		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?, updated_at = ? WHERE id = ?`,
-			w.URL, string(headers), string(params), string(payload), w.TimeoutSeconds, ms(w.UpdatedAt), w.ID)
+		// client_key is a credential, written here and nowhere else.
+		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?,
+			client_certificate = ?, client_key = ?, updated_at = ? WHERE id = ?`,
+			w.URL, string(headers), string(params), string(payload), w.TimeoutSeconds,
+			w.ClientCertificate, string(w.ClientKey), ms(w.UpdatedAt), w.ID)
 		return err
 	})
 	if err != nil {
