@@ -23,6 +23,7 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
 	"github.com/heraldhooks/herald/httpapi"
+	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/webui"
 )
@@ -170,16 +171,16 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	engine, err := dispatch.New(dispatch.Config{
-		Store:                    store,
-		Owner:                    cfg.NodeID,
-		Logger:                   logger,
-		AllowPrivateDestinations: cfg.AllowPrivate,
-		Concurrency:              cfg.Concurrency,
-		Writers:                  writers(store.Dialect()),
-		PerWebhookInFlight:       cfg.PerWebhookInFlight,
-		FastWebhookInFlight:      cfg.FastWebhookInFlight,
-		Wake:                     store.Subscribe(runCtx),
-		Registerer:               reg,
+		Store:               store,
+		Owner:               cfg.NodeID,
+		Logger:              logger,
+		Destinations:        netguard.Policy{AllowPrivate: cfg.AllowPrivate},
+		Concurrency:         cfg.Concurrency,
+		Writers:             writers(store.Dialect()),
+		PerWebhookInFlight:  cfg.PerWebhookInFlight,
+		FastWebhookInFlight: cfg.FastWebhookInFlight,
+		Wake:                store.Subscribe(runCtx),
+		Registerer:          reg,
 	})
 	if err != nil {
 		cancel()
