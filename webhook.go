@@ -310,6 +310,23 @@ func pemText(s string) string {
 	return s
 }
 
+// RequireHTTPS returns an EINVALID error naming url when u sets a URL that
+// is not https://: what a server started with --require-https-destinations
+// accepts. Clearing the URL is allowed.
+func (u WebhookUpdate) RequireHTTPS() error {
+	if u.URL == nil {
+		return nil
+	}
+	raw := strings.TrimSpace(*u.URL)
+	if raw == "" {
+		return nil
+	}
+	if v, err := url.Parse(raw); err == nil && strings.EqualFold(v.Scheme, "https") {
+		return nil
+	}
+	return FieldErrorf("url", "url must start with https://: this Herald sends only over HTTPS (it is started with --require-https-destinations), so %q would never be delivered.", raw)
+}
+
 // reservedHeaders are set by Herald on every request and cannot be configured.
 var reservedHeaders = []string{"content-type", "content-length", "user-agent", "host",
 	"webhook-id", "webhook-timestamp", "webhook-signature", "transfer-encoding", "connection"}
