@@ -192,9 +192,11 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 		a.Error = err.Error()
 		return ""
 	}
-	if u, _ := url.Parse(target); s.requireHTTPS && u.Scheme != "https" {
-		a.Error = fmt.Sprintf("the webhook URL is %s://, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", u.Scheme)
-		return ""
+	if s.requireHTTPS {
+		if u, err := url.Parse(target); err != nil || u.Scheme != "https" {
+			a.Error = fmt.Sprintf("the webhook URL is %s, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", schemeOf(target))
+			return ""
+		}
 	}
 	client, err := s.clientFor(w)
 	if err != nil {
@@ -277,6 +279,14 @@ func requestURL(raw string, params []herald.NameValue) (string, error) {
 	}
 	u.RawQuery = q.String()
 	return u.String(), nil
+}
+
+// schemeOf returns the scheme part of raw ("http://"), for messages.
+func schemeOf(raw string) string {
+	if scheme, _, ok := strings.Cut(raw, "://"); ok {
+		return strings.ToLower(scheme) + "://"
+	}
+	return "not an https:// URL"
 }
 
 // describe turns a failed request into what a receiver's developer needs to

@@ -54,13 +54,13 @@ type Config struct {
 	// Gatherer is what /metrics exposes. Defaults to
 	// prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
-	// RequireHTTPSDestinations refuses (400, naming url) a webhook URL that
-	// is not https://, as the sender refuses to send to one. Off by default.
-	RequireHTTPSDestinations bool
 	// Registerer receives the HTTP metrics (http_requests_total,
 	// http_request_duration_seconds). Defaults to
 	// prometheus.DefaultRegisterer.
 	Registerer prometheus.Registerer
+	// RequireHTTPSDestinations refuses (400, naming url) a webhook URL that
+	// is not https://, as the sender refuses to send to one. Off by default.
+	RequireHTTPSDestinations bool
 }
 
 // server holds the filled-in Config and the state shared by handlers.
@@ -68,17 +68,18 @@ type server struct {
 	store    herald.Store
 	ingester herald.EventIngester
 	tester   Tester
-	// requireHTTPS refuses webhook URLs that are not https://.
-	requireHTTPS bool
-	log          *slog.Logger
-	now          func() time.Time
-	tokens       *access.Tokens
-	ready        func(ctx context.Context) error
-	metrics      *metrics
+	log      *slog.Logger
+	now      func() time.Time
+	tokens   *access.Tokens
+	ready    func(ctx context.Context) error
+	metrics  *metrics
 
 	promHandler http.Handler
 
 	mux *http.ServeMux
+
+	// requireHTTPS refuses webhook URLs that are not https://.
+	requireHTTPS bool
 }
 
 // New returns the API handler. It returns an error when cfg.Store is nil or
@@ -91,13 +92,14 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, errors.New("httpapi: Config.TokenTTL must not be negative")
 	}
 	s := &server{
-		store:        cfg.Store,
-		ingester:     cmp.Or[herald.EventIngester](cfg.Ingester, cfg.Store),
-		tester:       cfg.Tester,
-		log:          cfg.Logger,
+		store:    cfg.Store,
+		ingester: cmp.Or[herald.EventIngester](cfg.Ingester, cfg.Store),
+		tester:   cfg.Tester,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		ready:    cfg.Ready,
+
 		requireHTTPS: cfg.RequireHTTPSDestinations,
-		now:          cfg.Now,
-		ready:        cfg.Ready,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

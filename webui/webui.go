@@ -70,15 +70,15 @@ type Config struct {
 type ui struct {
 	store  herald.Store
 	tester Tester
+	log    *slog.Logger
+	now    func() time.Time
+	tokens *access.Tokens
+	pages  map[string]*pageTemplate
+	mux    *http.ServeMux
+
 	// secureCookies and requireHTTPS are Config's SecureCookies and
 	// RequireHTTPSDestinations.
-	secureCookies bool
-	requireHTTPS  bool
-	log           *slog.Logger
-	now           func() time.Time
-	tokens        *access.Tokens
-	pages         map[string]*pageTemplate
-	mux           *http.ServeMux
+	secureCookies, requireHTTPS bool
 }
 
 // New returns the UI handler, to be mounted at Prefix. It returns an error

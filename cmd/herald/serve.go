@@ -238,12 +238,13 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		return fail(err)
 	}
 	handler, err := httpapi.New(httpapi.Config{
-		Store:                    store,
-		Ingester:                 engine,
-		Tester:                   engine,
-		Logger:                   logger,
-		Gatherer:                 reg,
-		Registerer:               reg,
+		Store:      store,
+		Ingester:   engine,
+		Tester:     engine,
+		Logger:     logger,
+		Gatherer:   reg,
+		Registerer: reg,
+
 		RequireHTTPSDestinations: cfg.RequireHTTPSDestinations,
 	})
 	if err != nil {
