@@ -2,7 +2,12 @@ package herald
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -186,6 +191,13 @@ type Webhook struct {
 	QueryParameters []NameValue   `json:"queryParameters"`
 	Payload         PayloadConfig `json:"payload"`
 	TimeoutSeconds  int           `json:"timeoutSeconds"`
+	// ClientCertificate is the certificate chain (PEM) Herald presents to a
+	// receiver that asks for a TLS client certificate (mutual TLS); "" for
+	// none. It is set together with ClientKey.
+	ClientCertificate string `json:"clientCertificate"`
+	// ClientKey is ClientCertificate's private key (PEM): a credential. It
+	// is write-only: the JSON form carries only hasClientKey.
+	ClientKey PrivateKeyPEM `json:"-"`
 
 	Active bool `json:"active"`
 	// DeactivatedReason says why an inactive webhook was deactivated
@@ -196,6 +208,45 @@ type Webhook struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
+
+// MarshalJSON writes w with "hasClientKey" in place of its client key,
+// which never leaves Herald.
+func (w Webhook) MarshalJSON() ([]byte, error) {
+	type plain Webhook // without this method
+	return json.Marshal(struct {
+		plain
+		HasClientKey bool `json:"hasClientKey"`
+	}{plain(w), w.ClientKey != ""})
+}
+
+// PrivateKeyPEM is a private key in PEM form: a credential. It prints,
+// logs and marshals as "[redacted]", so no log line or answer can carry
+// it by accident; string(k) is the key.
+type PrivateKeyPEM string
+
+// String returns "[redacted]", or "" for no key.
+func (k PrivateKeyPEM) String() string {
+	if k == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString returns what String does, for %#v.
+func (k PrivateKeyPEM) GoString() string { return k.String() }
+
+// LogValue returns what String does, for log/slog.
+func (k PrivateKeyPEM) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// MarshalJSON writes what String does.
+func (k PrivateKeyPEM) MarshalJSON() ([]byte, error) { return json.Marshal(k.String()) }
+
+// Limits of a webhook's client certificate and key, in bytes: a chain of a
+// few certificates, and one key.
+const (
+	maxClientCertificate = 64 << 10
+	maxClientKey         = 16 << 10
+)
 
 // Default and limit of a webhook's request timeout.
 const (
@@ -211,6 +262,10 @@ type WebhookUpdate struct {
 	QueryParameters *[]NameValue   `json:"queryParameters"`
 	Payload         *PayloadUpdate `json:"payload"`
 	TimeoutSeconds  *int           `json:"timeoutSeconds"`
+	// ClientCertificate and ClientKey set the TLS client certificate and
+	// its key (PEM) together; "" clears them.
+	ClientCertificate *string `json:"clientCertificate"`
+	ClientKey         *string `json:"clientKey"`
 }
 
 // Apply merges u into w.
@@ -227,6 +282,12 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 	if u.TimeoutSeconds != nil {
 		w.TimeoutSeconds = *u.TimeoutSeconds
 	}
+	if u.ClientCertificate != nil {
+		w.ClientCertificate = pemText(*u.ClientCertificate)
+	}
+	if u.ClientKey != nil {
+		w.ClientKey = PrivateKeyPEM(pemText(*u.ClientKey))
+	}
 	if p := u.Payload; p != nil {
 		if p.Format != nil {
 			w.Payload.Format = *p.Format
@@ -238,6 +299,32 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 			w.Payload.CustomFields = *p.CustomFields
 		}
 	}
+}
+
+// pemText is s as a PEM file has it: no white space around it, one
+// newline at the end; "" stays "".
+func pemText(s string) string {
+	if s = strings.TrimSpace(s); s != "" {
+		s += "\n"
+	}
+	return s
+}
+
+// RequireHTTPS returns an EINVALID error naming url when u sets a URL that
+// is not https://: what a server started with --require-https-destinations
+// accepts. Clearing the URL is allowed.
+func (u WebhookUpdate) RequireHTTPS() error {
+	if u.URL == nil {
+		return nil
+	}
+	raw := strings.TrimSpace(*u.URL)
+	if raw == "" {
+		return nil
+	}
+	if v, err := url.Parse(raw); err == nil && strings.EqualFold(v.Scheme, "https") {
+		return nil
+	}
+	return FieldErrorf("url", "url must start with https://: this Herald sends only over HTTPS (it is started with --require-https-destinations), so %q would never be delivered.", raw)
 }
 
 // reservedHeaders are set by Herald on every request and cannot be configured.
@@ -290,6 +377,49 @@ func (w *Webhook) Validate() error {
 	}
 	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > MaxTimeoutSeconds {
 		return FieldErrorf("timeoutSeconds", "timeoutSeconds must be between 1 and %d; it is %d.", MaxTimeoutSeconds, w.TimeoutSeconds)
+	}
+	return validateClientPair(w.ClientCertificate, w.ClientKey)
+}
+
+// validateClientPair returns an EINVALID error naming clientCertificate or
+// clientKey unless both are empty, or cert is a PEM chain of certificates
+// (and nothing else: a key pasted there would be shown by every GET) and
+// key is the matching private key.
+func validateClientPair(cert string, key PrivateKeyPEM) error {
+	switch {
+	case cert == "" && key == "":
+		return nil
+	case len(cert) > maxClientCertificate:
+		return FieldErrorf("clientCertificate", "clientCertificate is %d bytes long; the limit is %d KiB.", len(cert), maxClientCertificate>>10)
+	case len(key) > maxClientKey:
+		return FieldErrorf("clientKey", "clientKey is %d bytes long; the limit is %d KiB.", len(key), maxClientKey>>10)
+	case cert == "":
+		return FieldErrorf("clientCertificate", "clientCertificate is required with clientKey: the PEM certificate (-----BEGIN CERTIFICATE-----) that goes with the key.")
+	case key == "":
+		return FieldErrorf("clientKey", "clientKey is required with clientCertificate: the PEM private key of the certificate (-----BEGIN PRIVATE KEY-----).")
+	}
+	rest := []byte(cert)
+	for n := 0; ; n++ {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			if n == 0 || strings.TrimSpace(string(rest)) != "" {
+				return FieldErrorf("clientCertificate", "clientCertificate must be one or more PEM certificates (-----BEGIN CERTIFICATE-----) and nothing else.")
+			}
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return FieldErrorf("clientCertificate", "clientCertificate holds a %s block; it must hold only certificates (put the private key in clientKey, which is never shown again).", b.Type)
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return FieldErrorf("clientCertificate", "clientCertificate's certificate %d does not parse: %v.", n+1, err)
+		}
+	}
+	if _, err := tls.X509KeyPair([]byte(cert), []byte(key)); err != nil {
+		if b, _ := pem.Decode([]byte(key)); b == nil || !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			return FieldErrorf("clientKey", "clientKey must be a PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC PRIVATE KEY).")
+		}
+		return FieldErrorf("clientKey", "clientKey does not go with clientCertificate: %v.", strings.TrimPrefix(err.Error(), "tls: "))
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/netguard"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -47,10 +49,17 @@ type Config struct {
 	Now func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// AllowPrivateDestinations lets requests go to loopback, private,
-	// link-local and other non-public addresses. Off by default: webhook
-	// URLs are written by tenants, and Herald must not reach its own network.
-	AllowPrivateDestinations bool
+	// Destinations says which addresses requests may go to. The zero
+	// Policy allows public addresses only: webhook URLs are written by
+	// tenants, and Herald must not reach its own network.
+	Destinations netguard.Policy
+	// RequireHTTPS refuses to send to a URL that is not https://: such a
+	// delivery's attempt fails with an error that says so, also for a URL
+	// stored before it was set. Off by default.
+	RequireHTTPS bool
+	// RootCAs are the certificate authorities receivers' certificates are
+	// checked against. Defaults to the system's roots.
+	RootCAs *x509.CertPool
 
 	// Concurrency is how many requests this node sends at once. Defaults to 64.
 	// The engine claims ahead of its senders: it keeps up to 64 times as
@@ -245,7 +254,7 @@ func New(cfg Config) (*Engine, error) {
 		store:   cfg.Store,
 		log:     cfg.Logger.With("owner", cfg.Owner),
 		policy:  retryPolicy{schedule: cfg.Schedule, window: cfg.RetryWindow, jitter: cfg.Jitter},
-		sender:  &sender{client: newClient(cfg.AllowPrivateDestinations, cfg.Concurrency), now: cfg.Now},
+		sender:  newSender(cfg.Destinations, cfg.RootCAs, cfg.RequireHTTPS, cfg.Concurrency, cfg.FastWebhookInFlight, cfg.Now),
 		metrics: m,
 		wake:    make(chan struct{}, 1),
 		w:       writer{kick: make(chan struct{}, 1)},
@@ -295,7 +304,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.log.Info("delivery engine started", "concurrency", e.cfg.Concurrency,
 		"perWebhookInFlight", e.cfg.PerWebhookInFlight, "fastWebhookInFlight", e.cfg.FastWebhookInFlight, "leaseBeyondTimeout", e.cfg.Lease,
-		"allowPrivateDestinations", e.cfg.AllowPrivateDestinations)
+		"allowPrivateDestinations", e.cfg.Destinations.AllowPrivate, "allowDestinations", e.cfg.Destinations.Allow,
+		"requireHTTPS", e.cfg.RequireHTTPS)
 
 	// Requests outlive ctx during the drain; they get their own context,
 	// cancelled when the drain times out.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -217,12 +218,12 @@ func TestRefusesLoopbackByDefault(t *testing.T) {
 	rc := newReceiver(t, nil)
 	db, hooks := mustStore(t, hook{name: "wh-local", url: rc.URL})
 	cfg := testConfig(t, db)
-	cfg.AllowPrivateDestinations = false
+	cfg.Destinations = netguard.Policy{}
 	e, _ := mustRun(t, cfg)
 
 	mustCreateEvents(t, e, 1)
 	d := waitStatus(t, db, "wh-local", 1, 10*time.Second, herald.StatusRetrying)[0]
-	want := "destination 127.0.0.1 is a loopback address; Herald refuses non-public destinations unless started with --allow-private-destinations"
+	want := "destination 127.0.0.1 is a loopback address; Herald refuses non-public destinations unless started with --allow-destination <CIDR> naming its range or --allow-private-destinations"
 	if a := d.Attempts[0]; a.Error != want || a.StatusCode != 0 {
 		t.Errorf("attempt = %+v, want error %q", a, want)
 	}

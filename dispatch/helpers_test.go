@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,12 +105,12 @@ func mustSetup(tb testing.TB, db *sqlstore.DB, hooks ...hook) map[string]webhook
 // loopback destinations allowed, quick polls and drains.
 func testConfig(tb testing.TB, db *sqlstore.DB) dispatch.Config {
 	return dispatch.Config{
-		Store:                    db,
-		Logger:                   testLogger(tb),
-		AllowPrivateDestinations: true,
-		PollInterval:             50 * time.Millisecond,
-		DrainTimeout:             time.Second,
-		Registerer:               prometheus.NewRegistry(),
+		Store:        db,
+		Logger:       testLogger(tb),
+		Destinations: netguard.Policy{AllowPrivate: true},
+		PollInterval: 50 * time.Millisecond,
+		DrainTimeout: time.Second,
+		Registerer:   prometheus.NewRegistry(),
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -26,10 +29,20 @@ import (
 // connection instead of our bandwidth.
 const maxDiscard = 64 << 10
 
-// newClient returns the HTTP client every webhook request goes through.
-func newClient(allowPrivate bool, maxConnsPerHost int) *http.Client {
-	d := netguard.NewDialer(allowPrivate)
+// newClient returns an HTTP client for webhook requests: through the
+// destination guard, trusting rootCAs (nil: the system's roots), keeping
+// up to maxIdlePerHost idle connections per receiver, and presenting cert
+// to a receiver that asks for a client certificate (nil: none).
+func newClient(policy netguard.Policy, rootCAs *x509.CertPool, maxIdlePerHost int, cert *tls.Certificate) *http.Client {
+	d := netguard.NewDialer(policy)
 	d.KeepAlive = 30 * time.Second
+	tlsConfig := &tls.Config{RootCAs: rootCAs}
+	if cert != nil {
+		// Always this certificate, even when the receiver's list of
+		// acceptable CAs does not name its issuer: the receiver decides,
+		// and its refusal says more than a handshake without one.
+		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
 	return &http.Client{
 		Transport: &http.Transport{
 			// Never a proxy, whatever HTTP_PROXY says: the proxy would dial
@@ -37,9 +50,10 @@ func newClient(allowPrivate bool, maxConnsPerHost int) *http.Client {
 			// the proxy's address.
 			Proxy:                  nil,
 			DialContext:            d.DialContext,
+			TLSClientConfig:        tlsConfig,
 			ForceAttemptHTTP2:      true,
-			MaxIdleConns:           4 * maxConnsPerHost,
-			MaxIdleConnsPerHost:    maxConnsPerHost,
+			MaxIdleConns:           4 * maxIdlePerHost,
+			MaxIdleConnsPerHost:    maxIdlePerHost,
 			IdleConnTimeout:        90 * time.Second,
 			TLSHandshakeTimeout:    10 * time.Second,
 			ExpectContinueTimeout:  time.Second,
@@ -51,10 +65,105 @@ func newClient(allowPrivate bool, maxConnsPerHost int) *http.Client {
 	}
 }
 
+// maxCertClients bounds the clients kept for webhooks with a client
+// certificate; past it, the one used longest ago is dropped (and made
+// again when its webhook sends next).
+const maxCertClients = 256
+
 // sender makes webhook requests and turns what happens into an Attempt.
+// Any number of goroutines use it at once.
 type sender struct {
+	// client sends for webhooks without a client certificate; they share
+	// its connections.
 	client *http.Client
-	now    func() time.Time
+	// newCertClient makes the client of a webhook with a client
+	// certificate.
+	newCertClient func(*tls.Certificate) *http.Client
+	// requireHTTPS refuses to send to a URL that is not https://.
+	requireHTTPS bool
+	now          func() time.Time
+
+	mu sync.Mutex
+	// certClients holds, by webhook ID, the client presenting that
+	// webhook's certificate. A client (and its connections) is never
+	// shared between webhooks or certificates: a connection opened with
+	// one webhook's certificate is authenticated as that webhook.
+	certClients map[string]*certClient
+	uses        uint64 // a clock for least recently used, under mu
+}
+
+// certClient is the client for one webhook's certificate and key.
+type certClient struct {
+	sum    [sha256.Size]byte // of the certificate and key it was made for
+	client *http.Client      // nil when the pair did not load
+	err    error             // why the pair did not load
+	used   uint64
+}
+
+func newSender(policy netguard.Policy, rootCAs *x509.CertPool, requireHTTPS bool, maxIdlePerHost, maxIdlePerWebhook int, now func() time.Time) *sender {
+	return &sender{
+		client: newClient(policy, rootCAs, maxIdlePerHost, nil),
+		newCertClient: func(cert *tls.Certificate) *http.Client {
+			return newClient(policy, rootCAs, maxIdlePerWebhook, cert)
+		},
+		requireHTTPS: requireHTTPS,
+		now:          now,
+		certClients:  map[string]*certClient{},
+	}
+}
+
+// clientFor returns the client to send w's requests with: the shared one,
+// or one that presents w's client certificate. Its error says, in words
+// for the admin, why w's certificate and key could not be used.
+func (s *sender) clientFor(w *herald.Webhook) (*http.Client, error) {
+	if w.ClientCertificate == "" && w.ClientKey == "" {
+		return s.client, nil
+	}
+	h := sha256.New()
+	h.Write([]byte(w.ClientCertificate))
+	h.Write([]byte{0})
+	h.Write([]byte(w.ClientKey)) // a credential: only hashed here, to tell pairs apart
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uses++
+	c := s.certClients[w.ID]
+	if c != nil && c.sum == sum {
+		c.used = s.uses
+		return c.client, c.err
+	}
+	if c != nil && c.client != nil { // the webhook's pair changed
+		c.client.CloseIdleConnections()
+	}
+	if c == nil && len(s.certClients) >= maxCertClients {
+		s.evictLocked()
+	}
+	c = &certClient{sum: sum, used: s.uses}
+	pair, err := tls.X509KeyPair([]byte(w.ClientCertificate), []byte(w.ClientKey))
+	if err != nil {
+		c.err = fmt.Errorf("the webhook's client certificate and key could not be loaded (%v); set them again", err)
+	} else {
+		c.client = s.newCertClient(&pair)
+	}
+	s.certClients[w.ID] = c
+	return c.client, c.err
+}
+
+// evictLocked drops the client used longest ago. Requests in flight on
+// it finish; its idle connections are closed.
+func (s *sender) evictLocked() {
+	var oldest string
+	for id, c := range s.certClients {
+		if oldest == "" || c.used < s.certClients[oldest].used {
+			oldest = id
+		}
+	}
+	if c := s.certClients[oldest]; c != nil && c.client != nil {
+		c.client.CloseIdleConnections()
+	}
+	delete(s.certClients, oldest)
 }
 
 // send POSTs ev to w, signed with secrets, as attempt n. It returns the
@@ -79,6 +188,17 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 		return ""
 	}
 	target, err := requestURL(w.URL, w.QueryParameters)
+	if err != nil {
+		a.Error = err.Error()
+		return ""
+	}
+	if s.requireHTTPS {
+		if u, err := url.Parse(target); err != nil || u.Scheme != "https" {
+			a.Error = fmt.Sprintf("the webhook URL is %s, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", schemeOf(target))
+			return ""
+		}
+	}
+	client, err := s.clientFor(w)
 	if err != nil {
 		a.Error = err.Error()
 		return ""
@@ -109,9 +229,9 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	h.Set(signature.HeaderTimestamp, fmt.Sprint(a.StartedAt.Unix()))
 	h.Set(signature.HeaderSignature, sig)
 
-	resp, err := s.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		a.Error = describe(err, timeout)
+		a.Error = describe(err, timeout, client != s.client)
 		return ""
 	}
 	defer resp.Body.Close()
@@ -161,15 +281,25 @@ func requestURL(raw string, params []herald.NameValue) (string, error) {
 	return u.String(), nil
 }
 
+// schemeOf returns the scheme part of raw ("http://"), for messages.
+func schemeOf(raw string) string {
+	if scheme, _, ok := strings.Cut(raw, "://"); ok {
+		return strings.ToLower(scheme) + "://"
+	}
+	return "not an https:// URL"
+}
+
 // describe turns a failed request into what a receiver's developer needs to
 // read: "connection refused", not "Post \"http://...\": dial tcp ...".
-func describe(err error, timeout time.Duration) string {
+// hasCert says whether the request offered a client certificate.
+func describe(err error, timeout time.Duration, hasCert bool) string {
 	var (
 		blocked *netguard.BlockedError
 		dnsErr  *net.DNSError
 		certErr *tls.CertificateVerificationError
 		recErr  tls.RecordHeaderError
 		netErr  net.Error
+		opErr   *net.OpError
 		urlErr  *url.Error
 	)
 	switch {
@@ -190,6 +320,13 @@ func describe(err error, timeout time.Duration) string {
 		return fmt.Sprintf("could not resolve host name %s: %s", dnsErr.Name, dnsErr.Err)
 	case errors.As(err, &certErr):
 		return "the receiver's TLS certificate was not accepted: " + certErr.Err.Error()
+	case errors.As(err, &opErr) && opErr.Op == "remote error" && strings.Contains(opErr.Err.Error(), "certificate"):
+		// A TLS alert from the receiver about a certificate is about ours:
+		// it checks the client's, never its own.
+		if !hasCert {
+			return fmt.Sprintf("the receiver asks for a TLS client certificate and this webhook has none (%s); set clientCertificate and clientKey on the webhook", opErr.Err)
+		}
+		return fmt.Sprintf("the receiver refused this webhook's TLS client certificate (%s)", opErr.Err)
 	case errors.As(err, &recErr):
 		return "the receiver did not answer with TLS (an https:// URL pointing at a plain-HTTP server?)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

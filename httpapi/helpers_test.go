@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
 	"github.com/heraldhooks/herald/httpapi"
+	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -67,10 +68,10 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 	store := storetest.NewSQLite(t)
 	reg := prometheus.NewRegistry()
 	eng, err := dispatch.New(dispatch.Config{
-		Store:                    store,
-		AllowPrivateDestinations: true,
-		Registerer:               prometheus.NewRegistry(),
-		Logger:                   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Store:        store,
+		Destinations: netguard.Policy{AllowPrivate: true},
+		Registerer:   prometheus.NewRegistry(),
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,9 @@ type Config struct {
 	// http_request_duration_seconds). Defaults to
 	// prometheus.DefaultRegisterer.
 	Registerer prometheus.Registerer
+	// RequireHTTPSDestinations refuses (400, naming url) a webhook URL that
+	// is not https://, as the sender refuses to send to one. Off by default.
+	RequireHTTPSDestinations bool
 }
 
 // server holds the filled-in Config and the state shared by handlers.
@@ -78,6 +81,9 @@ type server struct {
 	promHandler http.Handler
 
 	mux *http.ServeMux
+
+	// requireHTTPS refuses webhook URLs that are not https://.
+	requireHTTPS bool
 }
 
 // New returns the API handler. It returns an error when cfg.Store is nil or
@@ -99,6 +105,8 @@ func New(cfg Config) (http.Handler, error) {
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		ready:    cfg.Ready,
+
+		requireHTTPS: cfg.RequireHTTPSDestinations,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

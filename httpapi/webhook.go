@@ -34,11 +34,17 @@ func (s *server) getWebhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 // updateWebhook merges the body into the webhook's admin settings: absent
-// fields, also inside payload, keep their values.
+// fields, also inside payload, keep their values. With
+// RequireHTTPSDestinations a new url must be https://.
 func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 	var upd herald.WebhookUpdate
 	if err := decodeJSON(w, r, &upd, bodyRequired); err != nil {
 		return err
+	}
+	if s.requireHTTPS {
+		if err := upd.RequireHTTPS(); err != nil {
+			return err
+		}
 	}
 	before, err := s.store.GetWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"))
 	if err != nil {

@@ -13,21 +13,45 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 )
 
-// BlockedError is returned by the dialer when a destination is not public.
+// BlockedError is returned by the dialer when its Policy refuses a
+// destination. It is data, so the caller can word the refusal its own way;
+// Error gives the sentence an admin reads on the attempt.
 type BlockedError struct {
+	// Addr is the address refused, IPv4-mapped IPv6 unmapped.
 	Addr netip.Addr
-	// Kind says what the address is ("loopback", "private", ...).
+	// Kind says what the address is ("loopback", "private", "cloud
+	// metadata"...).
 	Kind string
+	// Allowed is the Policy's Allow list, for the message: the ranges the
+	// address is outside of.
+	Allowed []netip.Prefix
+	// Metadata is set when Addr is a cloud metadata address, which only an
+	// Allow entry naming exactly that address opens.
+	Metadata bool
 }
 
-// Error explains the refusal and how to allow it.
+// Error names the rule that refused the destination and says how to allow
+// it.
 func (e *BlockedError) Error() string {
-	return fmt.Sprintf("destination %s is a %s address; Herald refuses non-public destinations unless started with --allow-private-destinations", e.Addr, e.Kind)
+	if e.Metadata {
+		return fmt.Sprintf("destination %s is a cloud metadata address (%s); Herald refuses it even with --allow-private-destinations or an --allow-destination range that holds it, unless started with --allow-destination %s naming exactly this address",
+			e.Addr, e.Kind, netip.PrefixFrom(e.Addr, e.Addr.BitLen()))
+	}
+	if len(e.Allowed) == 0 {
+		return fmt.Sprintf("destination %s is a %s address; Herald refuses non-public destinations unless started with --allow-destination <CIDR> naming its range or --allow-private-destinations", e.Addr, e.Kind)
+	}
+	ranges := make([]string, len(e.Allowed))
+	for i, p := range e.Allowed {
+		ranges[i] = p.String()
+	}
+	return fmt.Sprintf("destination %s is a %s address outside the allowed ranges (%s); Herald refuses other non-public destinations unless started with an --allow-destination CIDR that holds it or --allow-private-destinations",
+		e.Addr, e.Kind, strings.Join(ranges, ", "))
 }
 
 // special lists the non-public ranges with what they are. Order matters only
@@ -73,9 +97,8 @@ func Classify(a netip.Addr) string {
 		return "invalid"
 	}
 	a = a.Unmap()
-	if a.Is6() && netip.MustParsePrefix("64:ff9b::/96").Contains(a) {
-		b := a.As16()
-		return Classify(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
+	if v4, ok := nat64(a); ok {
+		return Classify(v4)
 	}
 	for _, s := range special {
 		if s.prefix.Contains(a) {
@@ -88,38 +111,137 @@ func Classify(a netip.Addr) string {
 	return ""
 }
 
+// nat64 returns the IPv4 address a well-known-prefix NAT64 address
+// (64:ff9b::/96) translates to.
+func nat64(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() || !netip.MustParsePrefix("64:ff9b::/96").Contains(a) {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+}
+
 // IsPublic reports whether a is a public unicast address Herald may send to
 // by default.
 func IsPublic(a netip.Addr) bool { return Classify(a) == "" }
 
-// Control returns a net.Dialer Control function that refuses to connect to
-// non-public addresses with a *BlockedError, unless allowPrivate is set.
-// It sees the address after name resolution, just before connect.
-func Control(allowPrivate bool) func(network, address string, c syscall.RawConn) error {
-	return func(network, address string, _ syscall.RawConn) error {
-		if allowPrivate {
+// metadata are the cloud metadata services' addresses: they hand out the
+// credentials of the machine Herald runs on, so no broad rule opens them.
+var metadata = []netip.Addr{
+	netip.MustParseAddr("169.254.169.254"), // AWS, GCP, Azure, OpenStack, ...
+	netip.MustParseAddr("fd00:ec2::254"),   // AWS over IPv6
+}
+
+// IsMetadata reports whether a is a cloud metadata service's address,
+// also spelled as IPv4-mapped IPv6 or reached through NAT64.
+func IsMetadata(a netip.Addr) bool {
+	a = a.Unmap()
+	if v4, ok := nat64(a); ok {
+		a = v4
+	}
+	return slices.Contains(metadata, a)
+}
+
+// Policy says which destinations Herald may connect to. Public unicast
+// addresses are always allowed; the zero Policy allows nothing else.
+type Policy struct {
+	// Allow opens these ranges even though they are not public. A cloud
+	// metadata address is opened only by an entry that is exactly that
+	// address (a /32 or /128), never by a broader range holding it.
+	// IPv4-mapped IPv6 prefixes (::ffff:10.0.0.0/104) are read as the IPv4
+	// prefix they carry.
+	Allow []netip.Prefix
+	// AllowPrivate opens every non-public address except the cloud
+	// metadata addresses: local development, tests, the demo.
+	AllowPrivate bool
+}
+
+// Check returns nil when p lets Herald connect to a, or a *BlockedError
+// naming the rule that refuses it. It is pure data: nothing is dialed.
+// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
+func (p Policy) Check(a netip.Addr) error {
+	a = a.Unmap()
+	kind := Classify(a)
+	if kind == "" {
+		return nil
+	}
+	if IsMetadata(a) {
+		for _, pre := range p.Allow {
+			pre = unmapPrefix(pre)
+			if pre.IsSingleIP() && pre.Addr() == a {
+				return nil
+			}
+		}
+		return &BlockedError{Addr: a, Kind: kind, Allowed: p.Allow, Metadata: true}
+	}
+	for _, pre := range p.Allow {
+		if unmapPrefix(pre).Contains(a) {
 			return nil
 		}
+	}
+	if p.AllowPrivate {
+		return nil
+	}
+	return &BlockedError{Addr: a, Kind: kind, Allowed: p.Allow}
+}
+
+// unmapPrefix turns an IPv4-mapped IPv6 prefix (::ffff:a.b.c.d/n, n >= 96)
+// into the IPv4 prefix it stands for, since Check judges unmapped
+// addresses; any other prefix is returned masked.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked()
+	}
+	return p.Masked()
+}
+
+// ParsePrefix reads an --allow-destination value: a CIDR range
+// ("10.20.0.0/16", "fd12::/64") or a single address, which stands for
+// itself (/32 or /128). It refuses a CIDR with bits set beyond its prefix
+// length ("10.20.0.1/16"), which is almost always a typo for something
+// else.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR range such as 10.20.0.0/16 nor an IP address", s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR range such as 10.20.0.0/16 or fd12::/64", s)
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%q has address bits set beyond its /%d; write the range as %s, or the single address as %s",
+			s, p.Bits(), m, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
+	}
+	return p, nil
+}
+
+// Control returns a net.Dialer Control function that refuses, with a
+// *BlockedError, to connect where p does not allow. It sees the address
+// after name resolution, just before connect.
+func Control(p Policy) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
 			return fmt.Errorf("netguard: cannot judge destination %q: %w", address, err)
 		}
-		if kind := Classify(ap.Addr()); kind != "" {
-			return &BlockedError{Addr: ap.Addr().Unmap(), Kind: kind}
-		}
-		return nil
+		return p.Check(ap.Addr())
 	}
 }
 
-// Dialer dials only public addresses, unless AllowPrivate is set.
+// Dialer dials only where its Policy allows.
 type Dialer struct {
 	net.Dialer
 }
 
-// NewDialer returns a Dialer whose Control applies Control(allowPrivate).
-func NewDialer(allowPrivate bool) *Dialer {
+// NewDialer returns a Dialer whose Control applies Control(p).
+func NewDialer(p Policy) *Dialer {
 	d := &Dialer{}
-	d.Control = Control(allowPrivate)
+	d.Control = Control(p)
 	return d
 }
 

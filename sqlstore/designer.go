@@ -322,19 +322,19 @@ func (db *DB) instanceNames(ctx context.Context, q q, tenant string) ([]string, 
 }
 
 // insertWebhook materialises a published designer webhook in an instance:
-// inactive, without URL, with the default payload and a fresh secret.
+// inactive, without URL or client certificate (client_key, a credential,
+// starts empty), with the default payload and a fresh secret.
 func (db *DB) insertWebhook(ctx context.Context, q q, tenant, instance string, dw *herald.DesignerWebhook, version int, now time.Time) error {
 	id := herald.NewID("wh", now)
 	triggers, _ := json.Marshal(dw.Triggers)
 	payload, _ := json.Marshal(herald.PayloadConfig{Format: herald.FormatWelkin,
 		PredefinedFields: herald.DefaultPredefinedFields, CustomFields: []herald.NameValue{}})
 	if _, err := q.exec(ctx, `INSERT INTO webhooks (id, tenant, instance, name, title, triggers, version, url, headers,
-		query_parameters, payload, timeout_seconds, active, deactivated_reason, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)`,
+		query_parameters, payload, timeout_seconds, active, deactivated_reason, client_certificate, client_key, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', '', ?, ?, ?)`,
 		id, tenant, instance, dw.Name, dw.Title, string(triggers), version,
 		db.seal("", "webhooks", "url", id), db.seal("[]", "webhooks", "headers", id), db.seal("[]", "webhooks", "query_parameters", id),
-		string(payload),
-		herald.DefaultTimeoutSeconds, ms(now), ms(now)); err != nil {
+		string(payload), herald.DefaultTimeoutSeconds, db.seal("", "webhooks", "client_key", id), ms(now), ms(now)); err != nil {
 		if isUnique(err) {
 			return herald.Errorf(herald.ECONFLICT, "webhook %q already exists in instance %q of tenant %q.", dw.Name, instance, tenant)
 		}

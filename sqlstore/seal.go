@@ -14,8 +14,8 @@ import (
 // Secrets at rest. Every credential Herald keeps is sealed here, on its way
 // into the database, and opened here on its way out, so no other code can
 // forget: webhook signing secrets, webhook URLs (which may carry a token in
-// their path or user info), header values and query parameter values (the
-// whole lists are sealed). Each value is bound to its table, column and row
+// their path), header values and query parameter values (the whole lists
+// are sealed), and the private keys of webhooks' TLS client certificates. Each value is bound to its table, column and row
 // (the context string), so a sealed value copied into another row does not
 // open there.
 //
@@ -148,7 +148,7 @@ type sealedTable struct {
 }
 
 var sealedTables = []sealedTable{
-	{name: "webhooks", key: []string{"id"}, columns: []string{"url", "headers", "query_parameters"},
+	{name: "webhooks", key: []string{"id"}, columns: []string{"url", "headers", "query_parameters", "client_key"},
 		context: func(k []string) string { return k[0] }},
 	{name: "webhook_secrets", key: []string{"webhook_id", "secret"}, columns: []string{"secret"},
 		context: func(k []string) string { return k[0] }},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/keyring"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
@@ -63,21 +64,31 @@ const (
 	urlSecret    = "url-token-789"
 )
 
+// keyBody is part of the base64 body of a PEM key, past the header every
+// key of its kind shares: what must not be found in the database.
+func keyBody(pemKey []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(pemKey)), "\n")
+	return strings.Join(lines[1:len(lines)-1], "")[48:88]
+}
+
 // setupSecrets makes webhook "wh" of acme/live with a secret header, a
-// secret query parameter and a token in its URL, and returns its signing
-// secret.
-func setupSecrets(t *testing.T, db *sqlstore.DB) string {
+// secret query parameter, a token in its URL and a TLS client certificate,
+// and returns its signing secret and client key.
+func setupSecrets(t *testing.T, db *sqlstore.DB) (string, []byte) {
 	t.Helper()
 	ctx := context.Background()
 	setup(t, db)
 	u := "https://example.com/hooks/" + urlSecret
+	pair := heraldtest.NewCA(t).Issue(t, "herald-client")
+	cert, key := string(pair.CertPEM), string(pair.KeyPEM)
 	_, err := db.UpdateWebhook(ctx, "acme", "live", "wh", herald.WebhookUpdate{URL: &u,
-		Headers:         &[]herald.NameValue{{Name: "Authorization", Value: "Bearer " + headerSecret}},
-		QueryParameters: &[]herald.NameValue{{Name: "key", Value: querySecret}}})
+		Headers:           &[]herald.NameValue{{Name: "Authorization", Value: "Bearer " + headerSecret}},
+		QueryParameters:   &[]herald.NameValue{{Name: "key", Value: querySecret}},
+		ClientCertificate: &cert, ClientKey: &key})
 	must(t, err)
 	secrets, err := db.WebhookSecrets(ctx, "acme", "live", "wh")
 	must(t, err)
-	return secrets[0].Secret
+	return secrets[0].Secret, pair.KeyPEM
 }
 
 // rawText returns every row of the tables holding secrets as text, as an
@@ -118,12 +129,12 @@ func TestSecretsSealedAtRest(t *testing.T) {
 			t.Parallel()
 			tg := target(t)
 			db := openWith(t, tg.dsn, storetest.Keys)
-			secret := setupSecrets(t, db)
+			secret, clientKey := setupSecrets(t, db)
 			_, err := db.RotateWebhookSecret(context.Background(), "acme", "live", "wh", time.Hour)
 			must(t, err)
 
 			stored := rawText(t, tg.raw)
-			for _, s := range []string{secret, strings.TrimPrefix(secret, "whsec_"), headerSecret, querySecret, urlSecret, "whsec_"} {
+			for _, s := range []string{secret, strings.TrimPrefix(secret, "whsec_"), headerSecret, querySecret, urlSecret, "whsec_", keyBody(clientKey), "PRIVATE KEY"} {
 				if strings.Contains(stored, s) {
 					t.Errorf("the database holds %q in the clear", s)
 				}
@@ -135,7 +146,8 @@ func TestSecretsSealedAtRest(t *testing.T) {
 			// The store opens them again.
 			w, err := db.GetWebhook(context.Background(), "acme", "live", "wh")
 			must(t, err)
-			if w.Headers[0].Value != "Bearer "+headerSecret || w.QueryParameters[0].Value != querySecret || !strings.HasSuffix(w.URL, urlSecret) {
+			if w.Headers[0].Value != "Bearer "+headerSecret || w.QueryParameters[0].Value != querySecret || !strings.HasSuffix(w.URL, urlSecret) ||
+				string(w.ClientKey) != string(clientKey) {
 				t.Fatalf("webhook read back as %+v", w)
 			}
 			secrets, err := db.WebhookSecrets(context.Background(), "acme", "live", "wh")
@@ -187,7 +199,7 @@ func TestRewrap(t *testing.T) {
 			a, b := keyring.Generate(), keyring.Generate()
 			db, err := sqlstore.Open(context.Background(), tg.dsn, sqlstore.Config{Keys: ring(t, a)})
 			must(t, err)
-			secret := setupSecrets(t, db)
+			secret, _ := setupSecrets(t, db)
 			db.Close()
 
 			db, err = sqlstore.Open(context.Background(), tg.dsn, sqlstore.Config{Keys: ring(t, b, a)})

@@ -12,19 +12,24 @@ import (
 	"github.com/heraldhooks/herald"
 )
 
+// webhookCols are the columns scanWebhook reads. url, headers,
+// query_parameters and client_key (the private key of the webhook's TLS
+// client certificate) are sealed (seal.go): scanWebhook opens them,
+// UpdateWebhook and insertWebhook seal them.
 const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
-	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at`
+	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at,
+	client_certificate, client_key`
 
 // scanWebhook reads a row of webhookCols, opening its sealed columns.
 func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
 	var w herald.Webhook
-	var triggers, headers, params, payload string
+	var triggers, headers, params, payload, clientKey string
 	var active int
 	var deactivated sql.NullInt64
 	var created, updated int64
 	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
 		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
-		&created, &updated); err != nil {
+		&created, &updated, &w.ClientCertificate, &clientKey); err != nil {
 		return nil, err
 	}
 	var err error
@@ -37,6 +42,10 @@ func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, e
 	if params, err = db.open(params, "webhooks", "query_parameters", w.ID); err != nil {
 		return nil, err
 	}
+	if clientKey, err = db.open(clientKey, "webhooks", "client_key", w.ID); err != nil {
+		return nil, err
+	}
+	w.ClientKey = herald.PrivateKeyPEM(clientKey)
 	for _, f := range []struct {
 		name string
 		text string
@@ -126,9 +135,11 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		w.Payload.PredefinedFields = nonNil(w.Payload.PredefinedFields)
 		w.Payload.CustomFields = nonNil(w.Payload.CustomFields)
 		payload, _ := json.Marshal(w.Payload)
-		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?, updated_at = ? WHERE id = ?`,
+		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?,
+			client_certificate = ?, client_key = ?, updated_at = ? WHERE id = ?`,
 			db.seal(w.URL, "webhooks", "url", w.ID), db.seal(string(headers), "webhooks", "headers", w.ID),
-			db.seal(string(params), "webhooks", "query_parameters", w.ID), string(payload), w.TimeoutSeconds, ms(w.UpdatedAt), w.ID)
+			db.seal(string(params), "webhooks", "query_parameters", w.ID), string(payload), w.TimeoutSeconds,
+			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), ms(w.UpdatedAt), w.ID)
 		return err
 	})
 	if err != nil {

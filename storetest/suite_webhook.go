@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest"
 )
 
 func init() {
@@ -58,6 +59,45 @@ func init() {
 		e.wantCode(err, herald.EUNPROCESSABLE)
 		if got, _ := e.S.GetWebhook(e.Ctx, "acme", "live", "wh"); got.URL != "https://example.com/x" {
 			e.Errorf("refused update was stored: url %q", got.URL)
+		}
+	})
+
+	// The client certificate and its key are stored, read back (the key
+	// only by Go code: it is write-only in the API), carried by claimed
+	// jobs for the sender, and cleared with empty strings.
+	register("WebhookClientCertificate", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		cert, key := clientPair(e)
+		w, err := e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{ClientCertificate: &cert, ClientKey: &key})
+		e.must(err)
+		if w.ClientCertificate != cert || string(w.ClientKey) != key {
+			e.Errorf("UpdateWebhook did not return the pair it stored")
+		}
+		got, err := e.S.GetWebhook(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		if got.ClientCertificate != cert || string(got.ClientKey) != key {
+			e.Errorf("GetWebhook after setting the pair: certificate %t, key %t", got.ClientCertificate == cert, string(got.ClientKey) == key)
+		}
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		jobs := e.claim("n1", 10, 10)
+		if len(jobs) != 1 || jobs[0].Webhook.ClientCertificate != cert || string(jobs[0].Webhook.ClientKey) != key {
+			e.Errorf("claimed %d jobs; want one whose webhook carries the pair", len(jobs))
+		}
+
+		// A key that does not go with the certificate is refused and not stored.
+		_, otherKey := clientPair(e)
+		_, err = e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{ClientKey: &otherKey})
+		e.wantCode(err, herald.EINVALID, "clientKey")
+		if got, _ := e.S.GetWebhook(e.Ctx, "acme", "live", "wh"); string(got.ClientKey) != key {
+			e.Errorf("the refused key was stored")
+		}
+
+		w, err = e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{ClientCertificate: ptr(""), ClientKey: ptr("")})
+		e.must(err)
+		got, err = e.S.GetWebhook(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		if w.ClientCertificate != "" || w.ClientKey != "" || got.ClientCertificate != "" || got.ClientKey != "" {
+			e.Errorf("clearing the pair left certificate %q, key set %t", got.ClientCertificate, got.ClientKey != "")
 		}
 	})
 
@@ -274,4 +314,10 @@ func (e *env) webhookID(tenant, instance, name string) string {
 	w, err := e.S.GetWebhook(e.Ctx, tenant, instance, name)
 	e.must(err)
 	return w.ID
+}
+
+// clientPair returns a fresh client certificate and its key, in PEM.
+func clientPair(e *env) (cert, key string) {
+	p := heraldtest.NewCA(e).Issue(e, "herald-client")
+	return string(p.CertPEM), string(p.KeyPEM)
 }

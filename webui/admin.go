@@ -50,15 +50,19 @@ func (u *ui) webhooks(w http.ResponseWriter, r *http.Request) error {
 // settingsForm is the admin settings form: what is stored, or what was
 // posted when it was refused.
 type settingsForm struct {
-	URL          string
-	Headers      []herald.NameValue
-	Query        []herald.NameValue
-	Format       string
-	Fields       []string
-	Custom       []herald.NameValue
-	Timeout      string
-	ErrorSection string // "url", "headers", "query", "format", "fields", "custom", "timeout"
-	Error        string
+	URL     string
+	Headers []herald.NameValue
+	Query   []herald.NameValue
+	Format  string
+	Fields  []string
+	Custom  []herald.NameValue
+	Timeout string
+	// ClientCertificate is the TLS client certificate (PEM). The key is
+	// never shown: HasClientKey says whether one is stored.
+	ClientCertificate string
+	HasClientKey      bool
+	ErrorSection      string // "url", "headers", "query", "format", "fields", "custom", "timeout", "tls"
+	Error             string
 	// Posted is true when the values are the refused ones just posted.
 	Posted bool
 }
@@ -91,7 +95,8 @@ func blankRows(nv []herald.NameValue, n int) []herald.NameValue {
 
 func formOf(wh *herald.Webhook) settingsForm {
 	return settingsForm{URL: wh.URL, Headers: wh.Headers, Query: wh.QueryParameters, Format: wh.Payload.Format,
-		Fields: wh.Payload.PredefinedFields, Custom: wh.Payload.CustomFields, Timeout: strconv.Itoa(wh.TimeoutSeconds)}
+		Fields: wh.Payload.PredefinedFields, Custom: wh.Payload.CustomFields, Timeout: strconv.Itoa(wh.TimeoutSeconds),
+		ClientCertificate: wh.ClientCertificate, HasClientKey: wh.ClientKey != ""}
 }
 
 // webhookPage renders the webhook page with d filled in from the store
@@ -105,7 +110,10 @@ func (u *ui) webhookPage(w http.ResponseWriter, r *http.Request, status int, d w
 	d.Webhook, d.AllFields, d.Now = wh, herald.PredefinedFields, u.now()
 	if !d.Form.Posted {
 		d.Form = formOf(wh)
+	} else if _, ok := r.PostForm["client_certificate"]; !ok {
+		d.Form.ClientCertificate = wh.ClientCertificate
 	}
+	d.Form.HasClientKey = wh.ClientKey != ""
 	d.Form.Headers, d.Form.Query, d.Form.Custom = blankRows(d.Form.Headers, 2), blankRows(d.Form.Query, 2), blankRows(d.Form.Custom, 2)
 	if access.Can(state(r).principal, access.ReadEvents, tenant) {
 		all, err := u.store.WebhookStats(r.Context(), tenant, instance, u.now().Add(-statsWindow))
@@ -165,6 +173,8 @@ func sectionOfField(field string) string {
 		return "format"
 	case field == "timeoutSeconds":
 		return "timeout"
+	case field == "clientCertificate", field == "clientKey":
+		return "tls"
 	default:
 		return "url"
 	}
@@ -185,13 +195,26 @@ func (u *ui) webhookUpdate(w http.ResponseWriter, r *http.Request) error {
 	}
 	var err error
 	timeout, convErr := strconv.Atoi(f.Timeout)
+	upd := herald.WebhookUpdate{
+		URL: &f.URL, Headers: &f.Headers, QueryParameters: &f.Query, TimeoutSeconds: &timeout,
+		Payload: &herald.PayloadUpdate{Format: &f.Format, PredefinedFields: &f.Fields, CustomFields: &f.Custom},
+	}
+	if _, ok := r.PostForm["client_certificate"]; ok {
+		// An empty certificate removes the pair; an empty key keeps the
+		// stored one (it is never sent to the browser).
+		f.ClientCertificate = strings.TrimSpace(r.PostForm.Get("client_certificate"))
+		upd.ClientCertificate = &f.ClientCertificate
+		if key := r.PostForm.Get("client_key"); f.ClientCertificate == "" || strings.TrimSpace(key) != "" {
+			upd.ClientKey = &key
+		}
+	}
 	if convErr != nil {
 		err = herald.FieldErrorf("timeoutSeconds", "The timeout must be a whole number of seconds, from 1 to %d; %q is not.", herald.MaxTimeoutSeconds, f.Timeout)
-	} else {
-		_, err = u.store.UpdateWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), herald.WebhookUpdate{
-			URL: &f.URL, Headers: &f.Headers, QueryParameters: &f.Query, TimeoutSeconds: &timeout,
-			Payload: &herald.PayloadUpdate{Format: &f.Format, PredefinedFields: &f.Fields, CustomFields: &f.Custom},
-		})
+	} else if u.requireHTTPS {
+		err = upd.RequireHTTPS()
+	}
+	if err == nil {
+		_, err = u.store.UpdateWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), upd)
 	}
 	if err != nil {
 		var field string

@@ -97,6 +97,14 @@ func (u *ui) endpoint(rt route) http.Handler {
 	})
 }
 
+// setCookie sets c, Secure when the request came over TLS or the UI is
+// served as https:// by a proxy in front (Config.SecureCookies): a
+// browser then never sends the cookie over plain HTTP.
+func (u *ui) setCookie(w http.ResponseWriter, r *http.Request, c *http.Cookie) {
+	c.Secure = r.TLS != nil || u.secureCookies
+	http.SetCookie(w, c)
+}
+
 // toSignin sends a visitor without a (valid) session to the sign-in page,
 // which brings them back here afterwards.
 func (u *ui) toSignin(w http.ResponseWriter, r *http.Request) {
@@ -160,8 +168,8 @@ func (u *ui) startPreSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := base64.RawURLEncoding.EncodeToString(b)
-	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: v, Path: Prefix, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 3600})
+	u.setCookie(w, r, &http.Cookie{Name: preCookie, Value: v, Path: Prefix, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	csrf, err := u.tokens.MAC(r.Context(), "webui-csrf.p."+v)
 	if err != nil {
 		return err
@@ -196,9 +204,9 @@ func (u *ui) signin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: Prefix, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil, Expires: exp})
-	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: "", Path: Prefix, MaxAge: -1})
+	u.setCookie(w, r, &http.Cookie{Name: sessionCookie, Value: tok, Path: Prefix, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Expires: exp})
+	u.setCookie(w, r, &http.Cookie{Name: preCookie, Value: "", Path: Prefix, MaxAge: -1})
 	u.log.InfoContext(r.Context(), "web ui sign-in", "client", c.Name)
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 	return nil
@@ -207,8 +215,8 @@ func (u *ui) signin(w http.ResponseWriter, r *http.Request) error {
 // signout ends the session in this browser. Tokens are self-contained, so
 // the cookie's token stays valid until it expires; it is gone from here.
 func (u *ui) signout(w http.ResponseWriter, r *http.Request) error {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: Prefix, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil, MaxAge: -1, Expires: time.Unix(1, 0)})
+	u.setCookie(w, r, &http.Cookie{Name: sessionCookie, Value: "", Path: Prefix, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: -1, Expires: time.Unix(1, 0)})
 	http.Redirect(w, r, "/ui/signin?out=1", http.StatusSeeOther)
 	return nil
 }

@@ -60,6 +60,14 @@ type Config struct {
 	// SessionTTL is how long a sign-in lasts. Defaults to 1h, like an API
 	// token (a session is one).
 	SessionTTL time.Duration
+	// SecureCookies marks every cookie Secure, also on requests that came
+	// in over plain HTTP: for a UI that a TLS proxy serves as https://
+	// (--public-url). Cookies set on requests made over TLS are Secure
+	// anyway. Off by default.
+	SecureCookies bool
+	// RequireHTTPSDestinations refuses a webhook URL that is not https://,
+	// as the sender refuses to send to one. Off by default.
+	RequireHTTPSDestinations bool
 }
 
 // ui holds the filled-in Config and what handlers share.
@@ -71,6 +79,10 @@ type ui struct {
 	tokens *access.Tokens
 	pages  map[string]*pageTemplate
 	mux    *http.ServeMux
+
+	// secureCookies and requireHTTPS are Config's SecureCookies and
+	// RequireHTTPSDestinations.
+	secureCookies, requireHTTPS bool
 }
 
 // New returns the UI handler, to be mounted at Prefix. It returns an error
@@ -82,7 +94,8 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Keys == nil {
 		return nil, errors.New("webui: Config.Keys is required")
 	}
-	u := &ui{store: cfg.Store, tester: cfg.Tester, log: cfg.Logger, now: cfg.Now}
+	u := &ui{store: cfg.Store, tester: cfg.Tester, log: cfg.Logger, now: cfg.Now,
+		secureCookies: cfg.SecureCookies, requireHTTPS: cfg.RequireHTTPSDestinations}
 	if u.log == nil {
 		u.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

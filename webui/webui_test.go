@@ -29,10 +29,14 @@ type env struct {
 	srv   *httptest.Server
 }
 
-func mustEnv(t *testing.T) *env {
+func mustEnv(t *testing.T, opts ...func(*webui.Config)) *env {
 	t.Helper()
 	store := storetest.NewSQLite(t)
-	h, err := webui.New(webui.Config{Store: store, Keys: storetest.Keys})
+	cfg := webui.Config{Store: store, Keys: storetest.Keys}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := webui.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

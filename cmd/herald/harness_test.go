@@ -75,7 +75,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var listeningRE = regexp.MustCompile(`listening on (http://\S+)`)
+var listeningRE = regexp.MustCompile(`listening on (https?://\S+)`)
 
 // startHerald runs the binary with serve and args, on a free loopback port,
 // and returns once it listens. It is killed at the end of the test.
@@ -212,9 +212,13 @@ type receiver struct {
 	arrived  chan string
 }
 
-func newReceiver(t testing.TB) *receiver {
+func newReceiver(t testing.TB) *receiver { return newReceiverOn(t, "127.0.0.1") }
+
+// newReceiverOn is newReceiver on another loopback address, such as
+// 127.0.0.2.
+func newReceiverOn(t testing.TB, host string) *receiver {
 	r := &receiver{t: t, perEvent: map[string]int{}, bodies: map[string]map[string]any{}, arrived: make(chan string, 100000)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -23,6 +24,7 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
 	"github.com/heraldhooks/herald/httpapi"
+	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/webui"
 )
@@ -56,6 +58,20 @@ type serveConfig struct {
 	// CPUProfile, when set, is a file the CPU profile of the whole run is
 	// written to at shutdown (herald bench uses it).
 	CPUProfile string
+
+	// TLSCert and TLSKey are the PEM files to serve HTTPS with, both or
+	// neither; reloaded on SIGHUP.
+	TLSCert, TLSKey string
+	// PublicURL is where people reach Herald, when a proxy in front
+	// serves it; https:// makes cookies Secure and adds HSTS.
+	PublicURL string
+	// AllowDestinations are non-public ranges webhooks may send to.
+	AllowDestinations []netip.Prefix
+	// RequireHTTPSDestinations refuses webhook URLs that are not https://.
+	RequireHTTPSDestinations bool
+	// DestinationCAFile is a PEM bundle trusted beside the system's roots
+	// for receivers' certificates.
+	DestinationCAFile string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
@@ -65,7 +81,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Listen, "listen", envOr("HERALD_LISTEN", "127.0.0.1:8080"), "address to serve the API on (env HERALD_LISTEN)")
 	fs.StringVar(&c.Database, "database", envOr("HERALD_DATABASE", DefaultDatabase), "sqlite:<file> or postgres://... (env HERALD_DATABASE)")
-	fs.BoolVar(&c.AllowPrivate, "allow-private-destinations", envBool("HERALD_ALLOW_PRIVATE_DESTINATIONS"), "allow webhook URLs that resolve to loopback, private or link-local addresses: local development and tests only (env HERALD_ALLOW_PRIVATE_DESTINATIONS)")
+	fs.BoolVar(&c.AllowPrivate, "allow-private-destinations", envBool("HERALD_ALLOW_PRIVATE_DESTINATIONS"), "allow webhook URLs that resolve to loopback, private or link-local addresses, except cloud metadata ones: local development and tests only; prefer --allow-destination (env HERALD_ALLOW_PRIVATE_DESTINATIONS)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", envOr("HERALD_MASTER_KEY_FILE", ""), "file holding the master key (base64 of 32 bytes; several, newest first, while rotating); or set HERALD_MASTER_KEY. On SQLite, defaults to master.key beside the database, created on first start (env HERALD_MASTER_KEY_FILE)")
 	fs.StringVar(&c.NodeID, "node-id", envOr("HERALD_NODE_ID", ""), "this node's name on claimed deliveries; defaults to host-pid (env HERALD_NODE_ID)")
 	fs.DurationVar(&c.Retention, "retention", env.duration("HERALD_RETENTION", 30*24*time.Hour), "how long delivered deliveries and their attempts are kept (env HERALD_RETENTION)")
@@ -77,6 +93,13 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogFormat, "log-format", envOr("HERALD_LOG_FORMAT", "text"), "text or json (env HERALD_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error (env HERALD_LOG_LEVEL)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of this run to the file at shutdown, for go tool pprof")
+	fs.StringVar(&c.TLSCert, "tls-cert", envOr("HERALD_TLS_CERT", ""), "serve HTTPS only, with this PEM certificate (chain); needs --tls-key; SIGHUP reloads both files (env HERALD_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", envOr("HERALD_TLS_KEY", ""), "the PEM private key of --tls-cert (env HERALD_TLS_KEY)")
+	fs.StringVar(&c.PublicURL, "public-url", envOr("HERALD_PUBLIC_URL", ""), "the URL people reach Herald at, such as https://herald.example.com behind a TLS proxy: https:// makes the web UI's cookies Secure and adds HSTS (env HERALD_PUBLIC_URL)")
+	c.AllowDestinations = env.prefixes("HERALD_ALLOW_DESTINATIONS")
+	fs.Var(&prefixesFlag{list: &c.AllowDestinations}, "allow-destination", "let webhooks send to this non-public CIDR range, such as 10.20.0.0/16 or 127.0.0.1/32; repeatable (env HERALD_ALLOW_DESTINATIONS, comma-separated)")
+	fs.BoolVar(&c.RequireHTTPSDestinations, "require-https-destinations", envBool("HERALD_REQUIRE_HTTPS_DESTINATIONS"), "accept and send to https:// webhook URLs only (env HERALD_REQUIRE_HTTPS_DESTINATIONS)")
+	fs.StringVar(&c.DestinationCAFile, "destination-ca-file", envOr("HERALD_DESTINATION_CA_FILE", ""), "PEM bundle of certificate authorities trusted beside the system's for receivers' certificates, for a private PKI (env HERALD_DESTINATION_CA_FILE)")
 	if env.err != nil {
 		return c, env.err
 	}
@@ -95,6 +118,12 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
 		return c, fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", redactDSN(c.Database))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, errors.New("--tls-cert and --tls-key go together: give both (the certificate and its private key) to serve HTTPS, or neither")
+	}
+	if err := checkPublicURL(c.PublicURL, c.TLSCert != ""); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -150,6 +179,14 @@ type server struct {
 // startServer opens the store, starts the engine, the maintainer and the
 // HTTP API, and returns once the API is listening.
 func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry) (*server, error) {
+	cert, err := loadServingCert(cfg.TLSCert, cfg.TLSKey, logger)
+	if err != nil {
+		return nil, err
+	}
+	rootCAs, err := loadDestinationCAs(cfg.DestinationCAFile)
+	if err != nil {
+		return nil, err
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	keys, createdKey, err := loadKeys(cfg.Database, cfg.MasterKeyFile)
 	if err != nil {
@@ -196,16 +233,18 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	engine, err := dispatch.New(dispatch.Config{
-		Store:                    store,
-		Owner:                    cfg.NodeID,
-		Logger:                   logger,
-		AllowPrivateDestinations: cfg.AllowPrivate,
-		Concurrency:              cfg.Concurrency,
-		Writers:                  writers(store.Dialect()),
-		PerWebhookInFlight:       cfg.PerWebhookInFlight,
-		FastWebhookInFlight:      cfg.FastWebhookInFlight,
-		Wake:                     store.Subscribe(runCtx),
-		Registerer:               reg,
+		Store:               store,
+		Owner:               cfg.NodeID,
+		Logger:              logger,
+		Destinations:        netguard.Policy{Allow: cfg.AllowDestinations, AllowPrivate: cfg.AllowPrivate},
+		RequireHTTPS:        cfg.RequireHTTPSDestinations,
+		RootCAs:             rootCAs,
+		Concurrency:         cfg.Concurrency,
+		Writers:             writers(store.Dialect()),
+		PerWebhookInFlight:  cfg.PerWebhookInFlight,
+		FastWebhookInFlight: cfg.FastWebhookInFlight,
+		Wake:                store.Subscribe(runCtx),
+		Registerer:          reg,
 	})
 	if err != nil {
 		cancel()
@@ -232,12 +271,15 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		Logger:     logger,
 		Gatherer:   reg,
 		Registerer: reg,
+
+		RequireHTTPSDestinations: cfg.RequireHTTPSDestinations,
 	})
 	if err != nil {
 		cancel()
 		return fail(err)
 	}
-	pages, err := webui.New(webui.Config{Store: store, Keys: keys, Tester: engine, Logger: logger})
+	pages, err := webui.New(webui.Config{Store: store, Keys: keys, Tester: engine, Logger: logger,
+		SecureCookies: cfg.publicHTTPS(), RequireHTTPSDestinations: cfg.RequireHTTPSDestinations})
 	if err != nil {
 		cancel()
 		return fail(err)
@@ -247,15 +289,23 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		cancel()
 		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
 	}
+	root := withUI(handler, pages)
+	if cfg.publicHTTPS() {
+		root = withHSTS(root)
+	}
 	s := &server{
 		logger: logger, store: store, engine: engine, ln: ln, cancel: cancel,
 		http: &http.Server{
-			Handler:           withUI(handler, pages),
+			Handler:           root,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
+	}
+	if cert != nil {
+		s.http.TLSConfig = cert.tlsConfig()
+		cert.reloadOnSIGHUP(runCtx, &s.done)
 	}
 	s.done.Add(3)
 	go func() {
@@ -270,7 +320,12 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 	}()
 	go func() {
 		defer s.done.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if cert != nil {
+			// HTTPS only: a plain-HTTP request gets a 400 from net/http.
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.setErr(fmt.Errorf("http server: %w", err))
 		}
 	}()
@@ -292,8 +347,13 @@ func (s *server) setErr(err error) {
 	s.errOnce.Do(func() { s.err = err })
 }
 
-// URL returns the base URL the API listens on.
-func (s *server) URL() string { return "http://" + s.ln.Addr().String() }
+// URL returns the base URL the API listens on: https:// when it serves TLS.
+func (s *server) URL() string {
+	if s.http.TLSConfig != nil {
+		return "https://" + s.ln.Addr().String()
+	}
+	return "http://" + s.ln.Addr().String()
+}
 
 // Shutdown stops taking requests and lets those in progress finish (so
 // every 202 is committed), then lets the engine finish or release what is
