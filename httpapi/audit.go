@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -187,7 +189,28 @@ func webhookDiff(before, after *herald.Webhook) map[string]any {
 	}
 	addChange(d, "payload", before.Payload, after.Payload)
 	addChange(d, "timeoutSeconds", before.TimeoutSeconds, after.TimeoutSeconds)
+	addChange(d, "clientCertificate", certFingerprint(before.ClientCertificate), certFingerprint(after.ClientCertificate))
+	if before.ClientKey != after.ClientKey {
+		d["clientKey"] = change{redactedIfSet(string(before.ClientKey)), redactedIfSet(string(after.ClientKey))}
+	}
 	return d
+}
+
+// certFingerprint names a PEM certificate in the audit trail by the
+// SHA-256 of its text ("" for none).
+func certFingerprint(pemText string) string {
+	if pemText == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(pemText))
+	return "sha256:" + hex.EncodeToString(sum[:8])
+}
+
+func redactedIfSet(v string) string {
+	if v == "" {
+		return ""
+	}
+	return herald.Redacted
 }
 
 // listAudit lists the audit entries of the tenant in the path, or, on
