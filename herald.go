@@ -15,7 +15,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 )
 
@@ -41,6 +43,51 @@ func ValidateName(field, name string) error {
 type NameValue struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+	// Secret marks a header's or query parameter's value as a credential:
+	// answers and pages show it masked (MaskValue). Unset when not given: a
+	// webhook update decides by the name (SecretByDefault). Custom payload
+	// fields are sent in the payload and cannot be secret.
+	Secret Flag `json:"secret,omitempty"`
+}
+
+// Flag is an optional boolean that stays comparable: FlagUnset (the zero
+// value, left out of JSON), FlagFalse or FlagTrue, true and false in JSON.
+type Flag uint8
+
+// Flag values.
+const (
+	FlagUnset Flag = iota
+	FlagFalse
+	FlagTrue
+)
+
+// FlagOf returns FlagTrue or FlagFalse.
+func FlagOf(b bool) Flag {
+	if b {
+		return FlagTrue
+	}
+	return FlagFalse
+}
+
+// MarshalJSON writes true or false (FlagUnset, which omitempty leaves out,
+// as false).
+func (f Flag) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.FormatBool(f == FlagTrue)), nil
+}
+
+// UnmarshalJSON reads true or false.
+func (f *Flag) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true":
+		*f = FlagTrue
+	case "false":
+		*f = FlagFalse
+	case "null":
+		*f = FlagUnset
+	default:
+		return fmt.Errorf("want true or false, got %s", b)
+	}
+	return nil
 }
 
 // Tenant is an organisation. It owns its designer, API clients and instances.

@@ -274,10 +274,10 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 		w.URL = strings.TrimSpace(*u.URL)
 	}
 	if u.Headers != nil {
-		w.Headers = *u.Headers
+		w.Headers = mergePairs(w.Headers, *u.Headers, true)
 	}
 	if u.QueryParameters != nil {
-		w.QueryParameters = *u.QueryParameters
+		w.QueryParameters = mergePairs(w.QueryParameters, *u.QueryParameters, false)
 	}
 	if u.TimeoutSeconds != nil {
 		w.TimeoutSeconds = *u.TimeoutSeconds
@@ -299,6 +299,108 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 			w.Payload.CustomFields = *p.CustomFields
 		}
 	}
+}
+
+// maskPrefix starts every masked value. Its characters are not allowed in
+// a header value, so a masked value is never taken for a real one.
+const maskPrefix = "••••"
+
+// MaskValue returns v as answers and pages show a secret value: the mask
+// and, for values long enough that it gives little away, the last four
+// characters ("••••-123"); "" stays "".
+func MaskValue(v string) string {
+	switch {
+	case v == "":
+		return ""
+	case len(v) >= 12:
+		return maskPrefix + v[len(v)-4:]
+	}
+	return maskPrefix
+}
+
+// IsMasked reports whether v has the form of a masked value.
+func IsMasked(v string) bool { return strings.HasPrefix(v, maskPrefix) }
+
+// secretWords mark a header or query parameter name as holding a credential.
+var secretWords = []string{"token", "secret", "key", "password", "auth", "cookie", "signature", "credential"}
+
+// SecretByDefault reports whether a header or query parameter of this name
+// is secret when the update does not say: Authorization, Cookie, X-Api-Key
+// and every name containing token, secret, key, password (and a few more
+// words that name credentials).
+func SecretByDefault(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range secretWords {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsSecret reports whether nv's value is secret: as marked, or by its name.
+func (nv NameValue) IsSecret() bool {
+	if nv.Secret != FlagUnset {
+		return nv.Secret == FlagTrue
+	}
+	return SecretByDefault(nv.Name)
+}
+
+// Masked returns a copy of w for showing: the value of every secret header
+// and query parameter masked. Only an admin's explicit reveal shows one.
+func (w *Webhook) Masked() *Webhook {
+	c := *w
+	c.Headers = maskPairs(w.Headers)
+	c.QueryParameters = maskPairs(w.QueryParameters)
+	return &c
+}
+
+func maskPairs(list []NameValue) []NameValue {
+	if list == nil {
+		return nil
+	}
+	out := make([]NameValue, len(list))
+	for i, nv := range list {
+		secret := nv.IsSecret()
+		out[i] = NameValue{Name: nv.Name, Value: nv.Value, Secret: FlagOf(secret)}
+		if secret {
+			out[i].Value = MaskValue(nv.Value)
+		}
+	}
+	return out
+}
+
+// mergePairs returns the new list of headers or query parameters: each
+// item's secret flag decided (when not given: as the stored item of that
+// name had it, else by its name), and a masked
+// value that is the mask of the stored value of the same name replaced by
+// the stored value, so a form or a GET-modify-PATCH that sends back what
+// it was shown keeps the secret.
+func mergePairs(stored, next []NameValue, fold bool) []NameValue {
+	out := make([]NameValue, len(next))
+	for i, nv := range next {
+		if nv.Secret == FlagUnset {
+			// A form that does not say keeps what the API marked.
+			for _, old := range stored {
+				if old.Name == nv.Name || (fold && strings.EqualFold(old.Name, nv.Name)) {
+					nv.Secret = old.Secret
+					break
+				}
+			}
+		}
+		nv.Secret = FlagOf(nv.IsSecret())
+		if IsMasked(nv.Value) {
+			for _, old := range stored {
+				same := old.Name == nv.Name || (fold && strings.EqualFold(old.Name, nv.Name))
+				if same && old.IsSecret() && MaskValue(old.Value) == nv.Value {
+					nv.Value = old.Value
+					break
+				}
+			}
+		}
+		out[i] = nv
+	}
+	return out
 }
 
 // pemText is s as a PEM file has it: no white space around it, one
@@ -350,10 +452,16 @@ func (w *Webhook) Validate() error {
 		if strings.ContainsAny(h.Value, "\r\n\x00") {
 			return FieldErrorf(fmt.Sprintf("headers[%d].value", i), "headers[%d].value must not contain line breaks or NUL.", i)
 		}
+		if IsMasked(h.Value) {
+			return errMasked(fmt.Sprintf("headers[%d].value", i))
+		}
 	}
 	for i, q := range w.QueryParameters {
 		if q.Name == "" {
 			return FieldErrorf(fmt.Sprintf("queryParameters[%d].name", i), "queryParameters[%d].name is required.", i)
+		}
+		if IsMasked(q.Value) {
+			return errMasked(fmt.Sprintf("queryParameters[%d].value", i))
 		}
 	}
 	switch w.Payload.Format {
@@ -374,11 +482,19 @@ func (w *Webhook) Validate() error {
 		if reservedPayloadKey(c.Name) {
 			return FieldErrorf(field, "%s %q would overwrite a predefined payload field; choose another name.", field, c.Name)
 		}
+		if c.Secret != FlagUnset {
+			return FieldErrorf(fmt.Sprintf("payload.customFields[%d].secret", i), "payload.customFields[%d].secret cannot be set: custom fields are sent in every payload, so they are not secret; put credentials in a header.", i)
+		}
 	}
 	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > MaxTimeoutSeconds {
 		return FieldErrorf("timeoutSeconds", "timeoutSeconds must be between 1 and %d; it is %d.", MaxTimeoutSeconds, w.TimeoutSeconds)
 	}
 	return validateClientPair(w.ClientCertificate, w.ClientKey)
+}
+
+// errMasked is the error for a masked value that masks no stored value.
+func errMasked(field string) error {
+	return FieldErrorf(field, "%s is a masked value (as answers show secrets) that does not match the stored value of that name; send the real value, or send back exactly what GET showed to keep the stored one.", field)
 }
 
 // validateClientPair returns an EINVALID error naming clientCertificate or

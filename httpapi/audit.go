@@ -28,16 +28,18 @@ var auditActions = map[string]string{
 	"DELETE /v1/tenants/{tenant}/designer/webhooks/{name}": "designer.webhook.delete",
 	"POST /v1/tenants/{tenant}/designer/publish":           "designer.publish",
 
-	"PATCH " + instPath + "/webhooks/{name}":              "webhook.update",
-	"POST " + instPath + "/webhooks/{name}/activate":      "webhook.activate",
-	"POST " + instPath + "/webhooks/{name}/deactivate":    "webhook.deactivate",
-	"POST " + instPath + "/webhooks/{name}/test":          "webhook.test",
-	"GET " + instPath + "/webhooks/{name}/secret":         "webhook.secret.reveal",
-	"POST " + instPath + "/webhooks/{name}/secret/rotate": "webhook.secret.rotate",
-	"POST " + instPath + "/webhooks/{name}/recover":       "webhook.recover",
-	"GET " + instPath + "/events/{id}":                    "event.read",
-	"GET " + instPath + "/deliveries/{id}":                "delivery.read",
-	"POST " + instPath + "/deliveries/{id}/resend":        "delivery.resend",
+	"PATCH " + instPath + "/webhooks/{name}":                       "webhook.update",
+	"POST " + instPath + "/webhooks/{name}/activate":               "webhook.activate",
+	"POST " + instPath + "/webhooks/{name}/deactivate":             "webhook.deactivate",
+	"POST " + instPath + "/webhooks/{name}/test":                   "webhook.test",
+	"GET " + instPath + "/webhooks/{name}/secret":                  "webhook.secret.reveal",
+	"GET " + instPath + "/webhooks/{name}/headers/{item}":          "webhook.header.reveal",
+	"GET " + instPath + "/webhooks/{name}/query-parameters/{item}": "webhook.query-parameter.reveal",
+	"POST " + instPath + "/webhooks/{name}/secret/rotate":          "webhook.secret.rotate",
+	"POST " + instPath + "/webhooks/{name}/recover":                "webhook.recover",
+	"GET " + instPath + "/events/{id}":                             "event.read",
+	"GET " + instPath + "/deliveries/{id}":                         "delivery.read",
+	"POST " + instPath + "/deliveries/{id}/resend":                 "delivery.resend",
 }
 
 // notAudited lists the routes that change nothing worth a record: token

@@ -19,7 +19,9 @@ func TestEveryChangeIsAudited(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"GET " + "/v1/tenants/{tenant}/instances/{instance}/events/{id}", "GET /v1/tenants/{tenant}/instances/{instance}/deliveries/{id}",
-		"GET /v1/tenants/{tenant}/instances/{instance}/webhooks/{name}/secret"} {
+		"GET /v1/tenants/{tenant}/instances/{instance}/webhooks/{name}/secret",
+		"GET /v1/tenants/{tenant}/instances/{instance}/webhooks/{name}/headers/{item}",
+		"GET /v1/tenants/{tenant}/instances/{instance}/webhooks/{name}/query-parameters/{item}"} {
 		if action, _ := httpapi.AuditAction(p); action == "" {
 			t.Errorf("route %s reads health data or a secret but is not audited", p)
 		}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -22,7 +23,11 @@ func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"webhooks": nonNil(list)})
+	masked := make([]*herald.Webhook, len(list))
+	for i, wh := range list {
+		masked[i] = wh.Masked()
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"webhooks": masked})
 }
 
 func (s *server) getWebhook(w http.ResponseWriter, r *http.Request) error {
@@ -30,7 +35,7 @@ func (s *server) getWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wh)
+	return writeJSON(w, http.StatusOK, wh.Masked())
 }
 
 // updateWebhook merges the body into the webhook's admin settings: absent
@@ -55,7 +60,7 @@ func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	noteAudit(r, "", webhookDiff(before, wh))
-	return writeJSON(w, http.StatusOK, wh)
+	return writeJSON(w, http.StatusOK, wh.Masked())
 }
 
 func (s *server) activateWebhook(w http.ResponseWriter, r *http.Request) error {
@@ -66,7 +71,7 @@ func (s *server) activateWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wh)
+	return writeJSON(w, http.StatusOK, wh.Masked())
 }
 
 func (s *server) deactivateWebhook(w http.ResponseWriter, r *http.Request) error {
@@ -78,7 +83,7 @@ func (s *server) deactivateWebhook(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wh)
+	return writeJSON(w, http.StatusOK, wh.Masked())
 }
 
 // testWebhook sends the placeholder event to the webhook now, whether or not
@@ -109,6 +114,28 @@ func (s *server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	noteAudit(r, "", map[string]any{"statusCode": a.StatusCode})
 	return writeJSON(w, http.StatusOK, map[string]any{"attempt": a})
+}
+
+// revealValue returns the value of one header or query parameter of a
+// webhook in full: what answers show masked. It is audited.
+func (s *server) revealValue(w http.ResponseWriter, r *http.Request) error {
+	wh, err := s.store.GetWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	list, kind, fold := wh.Headers, "header", true
+	if strings.Contains(r.Pattern, "/query-parameters/") {
+		list, kind, fold = wh.QueryParameters, "query parameter", false
+	}
+	want := r.PathValue("item")
+	for _, nv := range list {
+		if nv.Name == want || (fold && strings.EqualFold(nv.Name, want)) {
+			noteAudit(r, "webhook "+wh.Name+" "+kind+" "+nv.Name, nil)
+			w.Header().Set("Cache-Control", "no-store")
+			return writeJSON(w, http.StatusOK, map[string]string{"name": nv.Name, "value": nv.Value})
+		}
+	}
+	return herald.Errorf(herald.ENOTFOUND, "Webhook %q has no %s %q.", wh.Name, kind, want)
 }
 
 // webhookSecret returns the current signing secret.

@@ -14,7 +14,7 @@ import (
 func init() {
 	register("ClaimReturnsFullJobs", func(e *env) {
 		hooks := e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
-		headers := []herald.NameValue{{Name: "X-Key", Value: "v"}}
+		headers := []herald.NameValue{{Name: "X-Key", Value: "v", Secret: herald.FlagTrue}}
 		_, err := e.S.UpdateWebhook(e.Ctx, "acme", "live", "wh", herald.WebhookUpdate{Headers: &headers})
 		e.must(err)
 		ev := event("acme", "live", "PATIENT_CREATED")

@@ -107,6 +107,9 @@ func (u *ui) webhookPage(w http.ResponseWriter, r *http.Request, status int, d w
 	if err != nil {
 		return err
 	}
+	// Secret header and query parameter values are shown masked; the form
+	// sends the mask back, which keeps the stored value.
+	wh = wh.Masked()
 	d.Webhook, d.AllFields, d.Now = wh, herald.PredefinedFields, u.now()
 	if !d.Form.Posted {
 		d.Form = formOf(wh)

@@ -136,7 +136,7 @@ type deliveryData struct {
 // requestHeaders rebuilds the headers of an attempt's request: Herald's
 // own, exactly as sent, and the webhook's configured headers as they are
 // set now. Configured values are shown only to roles that may read the
-// webhook's settings; they can be credentials.
+// webhook's settings, and secret ones masked even then.
 func requestHeaders(a herald.Attempt, eventID string, wh *herald.Webhook, showValues bool) []requestHeader {
 	out := []requestHeader{
 		{Name: "Content-Type", Value: "application/json"},
@@ -168,7 +168,7 @@ func (u *ui) deliveryPage(w http.ResponseWriter, r *http.Request, status int, d 
 		return err
 	}
 	if wh, err := u.store.GetWebhook(r.Context(), tenant, instance, dl.Webhook); err == nil {
-		d.Webhook = wh
+		d.Webhook = wh.Masked()
 	} else if herald.ErrorCode(err) != herald.ENOTFOUND {
 		return err
 	}
