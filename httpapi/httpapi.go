@@ -197,6 +197,7 @@ func (s *server) routes() []route {
 		{"GET " + inst + "/deliveries", permReadEvents, s.listDeliveries},
 		{"GET " + inst + "/deliveries/{id}", permReadEvents, s.getDelivery},
 		{"POST " + inst + "/deliveries/{id}/resend", permAdmin, s.resendDelivery},
+		{"POST " + inst + "/patients/{patientId}/purge", permAdmin, s.purgePatient},
 	}
 }
 
