@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/keyring"
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
@@ -53,6 +53,9 @@ type DB struct {
 	cfg Config
 	pg  bool
 	dsn string
+	// dsnSecrets are the passwords in dsn, masked in every error and log
+	// line the store passes on (redactErr).
+	dsnSecrets []string
 
 	// write takes every transaction and write; read serves plain reads.
 	// On PostgreSQL they are the same pool. On SQLite write has a single
@@ -92,7 +95,13 @@ var _ herald.Store = (*DB)(nil)
 // "postgres://" or "postgresql://" URL. Several nodes may open the same
 // PostgreSQL database at once: migrations run under an advisory lock.
 // A database that does not answer is EUNAVAILABLE; a malformed dsn EINVALID.
+// No error it returns holds a password of dsn.
 func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
+	db, err := open(ctx, dsn, cfg)
+	return db, redactErr(err, dsnSecrets(dsn))
+}
+
+func open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if cfg.Keys == nil {
 		return nil, herald.Errorf(herald.EINVALID, "sqlstore: Config.Keys is required: Herald seals the secrets it keeps under a master key.")
 	}
@@ -101,7 +110,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	cfg.MaxConns = cmp.Or(cfg.MaxConns, 16)
-	db := &DB{cfg: cfg, dsn: dsn, subs: map[chan struct{}]struct{}{}, closed: make(chan struct{})}
+	db := &DB{cfg: cfg, dsn: dsn, dsnSecrets: dsnSecrets(dsn), subs: map[chan struct{}]struct{}{}, closed: make(chan struct{})}
 
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
@@ -110,16 +119,19 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 		}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		db.pg = true
+		if _, err := pgx.ParseConfig(dsn); err != nil {
+			return nil, herald.Errorf(herald.EINVALID, "database %s is not a valid PostgreSQL URL: %s.", RedactDSN(dsn), strings.TrimSuffix(invalidDSN(err), "."))
+		}
 		w, err := sql.Open("pgx", dsn)
 		if err != nil {
-			return nil, herald.Errorf(herald.EINVALID, "database %s is not a valid PostgreSQL URL: %v.", redact(dsn), err)
+			return nil, herald.Errorf(herald.EINVALID, "database %s is not a valid PostgreSQL URL: %v.", RedactDSN(dsn), err)
 		}
 		w.SetMaxOpenConns(cfg.MaxConns)
 		w.SetMaxIdleConns(cfg.MaxConns)
 		w.SetConnMaxIdleTime(5 * time.Minute)
 		db.write, db.read = w, w
 	default:
-		return nil, herald.Errorf(herald.EINVALID, "database %q is not known: use sqlite:<path> or postgres://user@host:5432/db.", redact(dsn))
+		return nil, herald.Errorf(herald.EINVALID, "database %q is not known: use sqlite:<path> or postgres://user@host:5432/db.", RedactDSN(dsn))
 	}
 
 	if err := db.migrate(ctx); err != nil {
@@ -253,14 +265,6 @@ func (db *DB) checkpoint(c *sql.DB) {
 			}
 		}
 	}
-}
-
-// redact hides the password of a database URL in messages.
-func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil {
-		return u.Redacted()
-	}
-	return dsn
 }
 
 // Dialect returns "sqlite" or "postgres".
@@ -431,7 +435,7 @@ func (db *DB) tx(ctx context.Context, fn func(q q) error) error {
 		if err == nil || attempt == 3 || !retryable(err) {
 			return err
 		}
-		db.cfg.Logger.Debug("retrying transaction", "err", err, "attempt", attempt)
+		db.cfg.Logger.Debug("retrying transaction", "err", redactErr(err, db.dsnSecrets), "attempt", attempt)
 	}
 }
 

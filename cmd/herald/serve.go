@@ -94,7 +94,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
 	}
 	if !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
-		return c, fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", redactDSN(c.Database))
+		return c, fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", sqlstore.RedactDSN(c.Database))
 	}
 	return c, nil
 }
@@ -124,7 +124,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "herald %s listening on %s (database %s)\n", herald.Version, srv.URL(), redactDSN(cfg.Database))
+	fmt.Fprintf(stdout, "herald %s listening on %s (database %s)\n", herald.Version, srv.URL(), sqlstore.RedactDSN(cfg.Database))
 	if cfg.AdminSecret == "" {
 		fmt.Fprintln(stdout, "note: HERALD_ADMIN_SECRET is not set, so no admin API client was created; set it to use the API")
 	}
@@ -160,7 +160,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 	}
 	store, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Config{Logger: logger, Keys: keys})
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", redactDSN(cfg.Database), err)
+		return nil, fmt.Errorf("open database %s: %w", sqlstore.RedactDSN(cfg.Database), err)
 	}
 	fail := func(err error) (*server, error) {
 		store.Close()
@@ -365,22 +365,6 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
-}
-
-// redactDSN hides a PostgreSQL password in logs and messages.
-func redactDSN(dsn string) string {
-	scheme, rest, ok := strings.Cut(dsn, "://")
-	if !ok {
-		return dsn
-	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return dsn
-	}
-	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
-		return scheme + "://" + user + ":xxxxx@" + host
-	}
-	return dsn
 }
 
 // envReader reads typed environment variables and keeps the first error,
