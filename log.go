@@ -12,12 +12,18 @@ import (
 // copied further and read by more people than the database.
 
 // LogValue implements slog.LogValuer: in a log an Error is its code and the
-// field at fault, never its message, which may quote what the request
-// carried. The caller still gets the message in the response.
+// field at fault, not its message, which may quote what the request
+// carried; the caller still gets the message in the response. Only the
+// messages of EUNAVAILABLE and EINTERNAL errors are logged: Herald writes
+// them about itself ("database unavailable: connection refused."), from
+// nothing a request sent.
 func (e *Error) LogValue() slog.Value {
 	attrs := []slog.Attr{slog.String("code", e.Code)}
 	if e.Field != "" && !e.UnknownField {
 		attrs = append(attrs, slog.String("field", e.Field))
+	}
+	if e.Code == EUNAVAILABLE || e.Code == EINTERNAL {
+		attrs = append(attrs, slog.String("message", e.Message))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -69,6 +69,11 @@ type Store interface {
 	Maintenance
 	// Ping reports whether the database answers; EUNAVAILABLE when not.
 	Ping(ctx context.Context) error
+	// Ready reports whether the store can commit a write now; EUNAVAILABLE
+	// when it cannot (the database is down or read-only, its disk full).
+	// It writes at most about once a second and answers with the last
+	// result in between, so a readiness probe may call it at any rate.
+	Ready(ctx context.Context) error
 	// Close releases the database.
 	Close() error
 }

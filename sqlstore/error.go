@@ -92,11 +92,15 @@ func unavailable(err error) bool {
 		return true
 	case errors.As(err, &pe):
 		// Class 08 is connection exceptions; 57P0x are the server shutting
-		// down or not yet accepting connections; 53300 too many clients.
-		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == "53300"
+		// down or not yet accepting connections; class 53 insufficient
+		// resources (a full disk, too many clients); 25006 a read-only
+		// database or standby.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "53") ||
+			pe.Code == "25006"
 	case errors.As(err, &se):
 		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN:
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+			sqlite3.SQLITE_READONLY:
 			return true
 		}
 	}
