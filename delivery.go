@@ -207,7 +207,10 @@ type DeliveryQueue interface {
 	ClaimDeliveries(ctx context.Context, r ClaimRequest) ([]*Job, error)
 	// RecordAttempts stores the attempts and new states of claimed
 	// deliveries in one transaction. A result for a delivery that is no
-	// longer SENT (cancelled meanwhile) keeps its attempt but not its status.
+	// longer SENT (cancelled meanwhile) keeps its attempt but not its
+	// status; a result for a delivery that no longer exists (purged
+	// meanwhile) is dropped, and neither fails the others nor brings the
+	// delivery back.
 	RecordAttempts(ctx context.Context, results []AttemptResult) error
 	// ReleaseDeliveries makes the owner's SENT deliveries due again at once:
 	// on graceful shutdown, and at start for the single SQLite node, which

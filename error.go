@@ -21,12 +21,18 @@ const (
 
 // Error is Herald's application error: a code from the list above and a
 // message that is safe to show to the caller and tells them what to fix.
+// The message may quote the request, so it goes to the caller and not into
+// logs: an Error logs as its code and field (LogValue).
 type Error struct {
 	Code    string
 	Message string
 	// Field names the request field at fault, when there is one
 	// ("url", "triggers[1].eventSubtype").
 	Field string
+	// UnknownField is true when Field is a name the request used that
+	// Herald does not know (an unknown JSON field or query parameter): it
+	// came from the request, so logs leave it out (see LogValue).
+	UnknownField bool
 }
 
 // Error implements the error interface.

@@ -129,6 +129,35 @@ type EventService interface {
 	GetEvent(ctx context.Context, tenant, instance, id string) (*Event, error)
 }
 
+// PurgeCounts says how much a purge deleted.
+type PurgeCounts struct {
+	Events     int `json:"events"`
+	Deliveries int `json:"deliveries"`
+	Attempts   int `json:"attempts"`
+}
+
+// Add adds o's counts to c.
+func (c *PurgeCounts) Add(o PurgeCounts) {
+	c.Events += o.Events
+	c.Deliveries += o.Deliveries
+	c.Attempts += o.Attempts
+}
+
+// ErasureService erases a patient's health data on request, before
+// retention would.
+type ErasureService interface {
+	// PurgePatient deletes every event of an instance whose patientId is
+	// patientID, with all their deliveries and attempts, whatever their
+	// status: what was still owed is never sent again, and a result of an
+	// attempt in flight that arrives afterwards is dropped (see
+	// DeliveryQueue.RecordAttempts). Returns how many of each went; an
+	// unknown patient deletes nothing and is no error. ENOTFOUND for an
+	// unknown tenant or instance. The work is done in transactions of a
+	// few hundred events: after an error part of it may be done, and
+	// calling again finishes it.
+	PurgePatient(ctx context.Context, tenant, instance, patientID string) (PurgeCounts, error)
+}
+
 // EventCatalog lists the event entities and their subtypes. It is data:
 // catalog.json, embedded at build time.
 type EventCatalog struct {

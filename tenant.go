@@ -38,10 +38,15 @@ type TenantService interface {
 
 // Maintenance is the housekeeping one leader runs.
 type Maintenance interface {
-	// PurgeDelivered deletes up to limit DELIVERED deliveries (with their
-	// attempts) last updated before before, and events left with no
-	// delivery older than before. Returns how many deliveries went.
-	PurgeDelivered(ctx context.Context, before time.Time, limit int) (int, error)
+	// PurgeFinished deletes, past retention, up to limit deliveries in a
+	// final state (DELIVERED, FAILED, CANCELLED) last updated before before,
+	// with their attempts; up to limit events created before before that
+	// have no delivery left; and the attempt counts of minutes before
+	// before. A delivery still owed (PENDING, SENT, RETRYING) is never
+	// purged, and so neither is its event. Returns how many of each went;
+	// a caller with a backlog calls again while Deliveries or Events
+	// reaches limit.
+	PurgeFinished(ctx context.Context, before time.Time, limit int) (PurgeCounts, error)
 	// PurgeExpiredSecrets deletes rotated-out secrets past their grace.
 	PurgeExpiredSecrets(ctx context.Context, now time.Time) (int, error)
 	// DeactivateFailing deactivates active webhooks that had attempts since
@@ -57,6 +62,7 @@ type Store interface {
 	DesignerService
 	WebhookService
 	EventService
+	ErasureService
 	DeliveryService
 	InsightService
 	DeliveryQueue
@@ -64,6 +70,11 @@ type Store interface {
 	AuditService
 	// Ping reports whether the database answers; EUNAVAILABLE when not.
 	Ping(ctx context.Context) error
+	// Ready reports whether the store can commit a write now; EUNAVAILABLE
+	// when it cannot (the database is down or read-only, its disk full).
+	// It writes at most about once a second and answers with the last
+	// result in between, so a readiness probe may call it at any rate.
+	Ready(ctx context.Context) error
 	// Close releases the database.
 	Close() error
 }

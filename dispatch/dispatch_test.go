@@ -905,6 +905,75 @@ func TestMaintainerRunsWhenLeader(t *testing.T) {
 	}
 }
 
+// TestMaintainerPurgesEveryFinalState: past retention, deliveries that
+// ended (DELIVERED, FAILED, CANCELLED) go with their attempts and events; a
+// delivery still owed stays, however old, and so does its event.
+func TestMaintainerPurgesEveryFinalState(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock(storetest.Epoch)
+	db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	hooks := mustSetup(t, db, hook{name: "wh", url: "https://receiver.example/wh"}, hook{name: "gone", url: "https://receiver.example/gone"})
+	var events []*herald.Event
+	for range 3 {
+		events = append(events, &herald.Event{TenantName: tenant, InstanceName: instance, Entity: "PATIENT", Subtype: "PATIENT_CREATED"})
+	}
+	if _, err := db.CreateEvents(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(exclude string) map[string]*herald.Job { // by event id
+		now := clock.Now()
+		jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute),
+			Limit: 10, PerWebhook: 10, ExcludeWebhooks: []string{hooks[exclude].ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*herald.Job{}
+		for _, j := range jobs {
+			out[j.Delivery.EventID] = j
+		}
+		return out
+	}
+	wh, gone := claim("gone"), claim("wh")
+	result := func(j *herald.Job, status string) herald.AttemptResult {
+		return herald.AttemptResult{DeliveryID: j.Delivery.ID, Attempt: herald.Attempt{StartedAt: clock.Now(), StatusCode: 503},
+			Status: status, NextAttemptAt: clock.Now().Add(40 * 24 * time.Hour)}
+	}
+	failed, retrying, delivered := wh[events[0].ID], wh[events[1].ID], wh[events[2].ID]
+	err := db.RecordAttempts(ctx, []herald.AttemptResult{result(failed, herald.StatusFailed), result(retrying, herald.StatusRetrying),
+		result(delivered, herald.StatusDelivered), result(gone[events[0].ID], herald.StatusRetrying)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DeactivateWebhook(ctx, tenant, instance, "gone", "retired"); err != nil { // its three are CANCELLED
+		t.Fatal(err)
+	}
+
+	clock.Advance(31 * 24 * time.Hour)
+	m, err := dispatch.NewMaintainer(dispatch.MaintainerConfig{Store: db, Now: clock.Now, Logger: testLogger(t),
+		PurgeBatch: 2, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := m.RunOnce(ctx)
+	if run.Err != nil || run.PurgedDeliveries != 5 || run.PurgedAttempts != 3 || run.PurgedEvents != 2 {
+		t.Errorf("run = %+v; want 5 deliveries (FAILED, DELIVERED, 3 CANCELLED), 3 attempts, 2 events", run)
+	}
+	if got := statuses(deliveries(t, db, "")); len(got) != 1 || got[herald.StatusRetrying] != 1 {
+		t.Errorf("left after retention: %v, want the RETRYING one", got)
+	}
+	if d, err := db.GetDelivery(ctx, tenant, instance, retrying.Delivery.ID); err != nil || len(d.Attempts) != 1 {
+		t.Errorf("the RETRYING delivery: %+v, %v; want it with its attempt", d, err)
+	}
+	if _, err := db.GetEvent(ctx, tenant, instance, events[1].ID); err != nil {
+		t.Errorf("the RETRYING delivery's event: %v", err)
+	}
+	for _, ev := range []*herald.Event{events[0], events[2]} {
+		if _, err := db.GetEvent(ctx, tenant, instance, ev.ID); herald.ErrorCode(err) != herald.ENOTFOUND {
+			t.Errorf("event of finished deliveries after retention: %v, want not found", err)
+		}
+	}
+}
+
 func TestNewRejectsBadConfig(t *testing.T) {
 	db, _ := mustStore(t)
 	for name, mod := range map[string]func(*dispatch.Config){

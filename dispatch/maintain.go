@@ -28,14 +28,17 @@ type MaintainerConfig struct {
 	// Interval is the time between runs; the first run is at start.
 	// Defaults to 1m.
 	Interval time.Duration
-	// Retention is how long DELIVERED deliveries are kept. Defaults to 30 days.
+	// Retention is how long deliveries in a final state (DELIVERED,
+	// FAILED, CANCELLED) are kept after their last change, with their
+	// attempts and events, and the attempt counts of the stats. Defaults
+	// to 30 days.
 	Retention time.Duration
 	// FailingFor is how long an active webhook may fail every attempt
 	// before it is deactivated. Defaults to 5 days.
 	FailingFor time.Duration
-	// PurgeBatch is how many deliveries one purge statement deletes, so a
-	// large backlog never holds the database in one long transaction.
-	// Defaults to 500.
+	// PurgeBatch is how many deliveries, and how many events, one purge
+	// call deletes; a run calls again while there are more. Defaults to
+	// 500.
 	PurgeBatch int
 	// Registerer receives the maintainer's metrics. Defaults to
 	// prometheus.DefaultRegisterer.
@@ -50,8 +53,12 @@ type MaintenanceRun struct {
 	At time.Time
 	// Leader is false when another node holds the lead; nothing was done.
 	Leader bool
-	// PurgedDeliveries counts deleted DELIVERED deliveries past retention.
+	// PurgedDeliveries, PurgedAttempts and PurgedEvents count what went
+	// past retention: deliveries in a final state, their attempts, and
+	// the events left without a delivery.
 	PurgedDeliveries int
+	PurgedAttempts   int
+	PurgedEvents     int
 	// PurgedSecrets counts deleted rotated-out secrets past their grace.
 	PurgedSecrets int
 	// Deactivated lists the webhooks deactivated for failing too long, as
@@ -62,7 +69,7 @@ type MaintenanceRun struct {
 }
 
 // Maintainer runs the housekeeping one node of a deployment must do: purge
-// delivered deliveries past retention and expired secrets, and deactivate
+// finished deliveries and events past retention and expired secrets, and deactivate
 // webhooks that have failed for days. Every node runs one; only the leader
 // acts.
 type Maintainer struct {
@@ -104,7 +111,7 @@ func NewMaintainer(cfg MaintainerConfig) (*Maintainer, error) {
 		}, []string{"role"}),
 		purged: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_maintenance_purged_deliveries_total",
-			Help: "DELIVERED deliveries deleted after the retention period.",
+			Help: "Deliveries in a final state (DELIVERED, FAILED, CANCELLED) deleted after the retention period.",
 		}),
 		deactivate: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_maintenance_deactivated_webhooks_total",
@@ -147,8 +154,8 @@ func (m *Maintainer) RunOnce(ctx context.Context) MaintenanceRun {
 	case !run.Leader:
 		role = "follower"
 	default:
-		m.log.Info("maintenance done", "purgedDeliveries", run.PurgedDeliveries,
-			"purgedSecrets", run.PurgedSecrets, "deactivatedWebhooks", run.Deactivated)
+		m.log.Info("maintenance done", "purgedDeliveries", run.PurgedDeliveries, "purgedAttempts", run.PurgedAttempts,
+			"purgedEvents", run.PurgedEvents, "purgedSecrets", run.PurgedSecrets, "deactivatedWebhooks", run.Deactivated)
 	}
 	m.runs.WithLabelValues(role).Inc()
 	if m.cfg.OnRun != nil {
@@ -173,14 +180,16 @@ func (m *Maintainer) runOnce(ctx context.Context) MaintenanceRun {
 
 	before := now.Add(-m.cfg.Retention)
 	for {
-		n, err := m.cfg.Store.PurgeDelivered(ctx, before, m.cfg.PurgeBatch)
-		run.PurgedDeliveries += n
-		m.purged.Add(float64(n))
+		c, err := m.cfg.Store.PurgeFinished(ctx, before, m.cfg.PurgeBatch)
+		run.PurgedDeliveries += c.Deliveries
+		run.PurgedAttempts += c.Attempts
+		run.PurgedEvents += c.Events
+		m.purged.Add(float64(c.Deliveries))
 		if err != nil {
-			run.Err = fmt.Errorf("purge delivered deliveries: %w", err)
+			run.Err = fmt.Errorf("purge finished deliveries: %w", err)
 			return run
 		}
-		if n < m.cfg.PurgeBatch {
+		if c.Deliveries < m.cfg.PurgeBatch && c.Events < m.cfg.PurgeBatch {
 			break
 		}
 	}

@@ -40,6 +40,7 @@ var auditActions = map[string]string{
 	"GET " + instPath + "/events/{id}":                             "event.read",
 	"GET " + instPath + "/deliveries/{id}":                         "delivery.read",
 	"POST " + instPath + "/deliveries/{id}/resend":                 "delivery.resend",
+	"POST " + instPath + "/patients/{patientId}/purge":             "patient.purge",
 }
 
 // notAudited lists the routes that change nothing worth a record: token

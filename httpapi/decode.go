@@ -140,7 +140,7 @@ func jsonError(err error, v any, prefix string) error {
 		} else {
 			msg += "."
 		}
-		return herald.FieldErrorf(prefix+name, "%s", msg)
+		return &herald.Error{Code: herald.EINVALID, Field: prefix + name, UnknownField: true, Message: msg}
 	}
 	return herald.Errorf(herald.EINVALID, "The request body could not be decoded: %v.", err)
 }

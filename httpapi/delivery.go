@@ -30,7 +30,9 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	for name, vs := range q {
 		if !slices.Contains(deliveryParams, name) {
-			return herald.FieldErrorf(name, "Unknown query parameter %q; use %s.", name, strings.Join(deliveryParams, ", "))
+			err := herald.FieldErrorf(name, "Unknown query parameter %q; use %s.", name, strings.Join(deliveryParams, ", "))
+			err.UnknownField = true
+			return err
 		}
 		if len(vs) > 1 {
 			return herald.FieldErrorf(name, "Query parameter %s is given %d times; give it once.", name, len(vs))

@@ -75,7 +75,7 @@ func (s *server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		body.Error.Code = herald.EINTERNAL
 		body.Error.Message = "Internal error. Quote request id " + w.Header().Get("X-Request-Id") + " when reporting it."
 		s.log.ErrorContext(r.Context(), "internal error",
-			"request_id", w.Header().Get("X-Request-Id"), "method", r.Method, "path", r.URL.Path, "err", err)
+			"request_id", w.Header().Get("X-Request-Id"), "method", r.Method, "path", herald.LogPath(r.URL.Path), "err", err)
 	}
 	if info := reqInfoFrom(r.Context()); info != nil {
 		info.err = err

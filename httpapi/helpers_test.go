@@ -331,3 +331,16 @@ func withLog(b *logBuffer) envOption {
 		c.Logger = slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 }
+
+// String returns everything logged so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// jsonOf returns v as JSON, for messages.
+func jsonOf(v any) string {
+	j, _ := json.Marshal(v)
+	return string(j)
+}

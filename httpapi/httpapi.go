@@ -53,7 +53,7 @@ type Config struct {
 	// TokenTTL is how long a bearer token is valid. Defaults to 1h.
 	TokenTTL time.Duration
 	// Ready reports whether this node can serve, for /readyz. Defaults to
-	// Store.Ping.
+	// Store.Ready: whether the store can commit a write.
 	Ready func(ctx context.Context) error
 	// Gatherer is what /metrics exposes. Defaults to
 	// prometheus.DefaultGatherer.
@@ -116,7 +116,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s.tokens = access.NewTokens(cfg.Keys, s.now, cmp.Or(cfg.TokenTTL, time.Hour))
 	if s.ready == nil {
-		s.ready = cfg.Store.Ping
+		s.ready = cfg.Store.Ready
 	}
 	m, err := newMetrics(cmp.Or[prometheus.Registerer](cfg.Registerer, prometheus.DefaultRegisterer))
 	if err != nil {
@@ -210,6 +210,7 @@ func (s *server) routes() []route {
 		{"GET /v1/tenants/{tenant}/audit", permAdmin, s.listAudit},
 		{"GET /v1/audit", permPlatform, s.listAudit},
 		{"POST " + inst + "/deliveries/{id}/resend", permAdmin, s.resendDelivery},
+		{"POST " + inst + "/patients/{patientId}/purge", permAdmin, s.purgePatient},
 	}
 }
 

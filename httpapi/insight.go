@@ -23,7 +23,9 @@ const (
 func checkParams(q url.Values, allowed ...string) error {
 	for name, vs := range q {
 		if !slices.Contains(allowed, name) {
-			return herald.FieldErrorf(name, "Unknown query parameter %q; use %s.", name, strings.Join(allowed, ", "))
+			err := herald.FieldErrorf(name, "Unknown query parameter %q; use %s.", name, strings.Join(allowed, ", "))
+			err.UnknownField = true
+			return err
 		}
 		if len(vs) > 1 {
 			return herald.FieldErrorf(name, "Query parameter %s is given %d times; give it once.", name, len(vs))

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -76,8 +77,9 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
-// middleware wraps the mux with, from the outside in: request id, access
-// log, metrics, panic recovery, and JSON 404/405 for unknown routes.
+// middleware wraps the mux with, from the outside in: request id,
+// Cache-Control: no-store on /v1, access log, metrics, panic recovery, and
+// JSON 404/405 for unknown routes.
 func (s *server) middleware(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -86,6 +88,12 @@ func (s *server) middleware(mux *http.ServeMux) http.Handler {
 			id = herald.NewID("req", start)
 		}
 		w.Header().Set("X-Request-Id", id)
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			// Any /v1 answer may hold health data (events, deliveries and
+			// their attempts, stats) or a credential: no cache may keep
+			// it. A handler may still say otherwise.
+			w.Header().Set("Cache-Control", "no-store")
+		}
 		info := &reqInfo{requestID: id}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
 		rw := &responseWriter{ResponseWriter: w, r: r}
@@ -96,7 +104,7 @@ func (s *server) middleware(mux *http.ServeMux) http.Handler {
 					panic(v)
 				}
 				s.log.ErrorContext(r.Context(), "panic serving request", "request_id", id,
-					"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+					"method", r.Method, "path", herald.LogPath(r.URL.Path), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if rw.status == 0 {
 					s.renderError(rw, r, fmt.Errorf("panic: %v", v))
 				}
@@ -122,7 +130,7 @@ func (s *server) middleware(mux *http.ServeMux) http.Handler {
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("route", route),
-				slog.String("path", r.URL.Path),
+				slog.String("path", herald.LogPath(r.URL.Path)),
 				slog.Int("status", status),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.Int64("bytes", rw.written),
@@ -130,8 +138,11 @@ func (s *server) middleware(mux *http.ServeMux) http.Handler {
 			if info.client != "" {
 				attrs = append(attrs, slog.String("client", info.client))
 			}
-			if info.err != nil && status < 500 {
-				attrs = append(attrs, slog.String("error", herald.ErrorMessage(info.err)))
+			// The error's code and field, never its message: it may
+			// quote what the request carried (herald.Error.LogValue).
+			var he *herald.Error
+			if status < 500 && errors.As(info.err, &he) {
+				attrs = append(attrs, slog.Any("error", he))
 			}
 			s.log.LogAttrs(r.Context(), level, "http request", attrs...)
 		}()
@@ -164,10 +175,11 @@ func (w *responseWriter) WriteHeader(code int) {
 	if w.r.Pattern == "" && !w.replaced && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
 		w.replaced = true
 		var err error
+		path := herald.LogPath(w.r.URL.Path) // no need to send a huge path back
 		if code == http.StatusNotFound {
-			err = herald.Errorf(herald.ENOTFOUND, "There is no %s %s in the Herald API; see GET /openapi.json for the routes.", w.r.Method, w.r.URL.Path)
+			err = herald.Errorf(herald.ENOTFOUND, "There is no %s %s in the Herald API; see GET /openapi.json for the routes.", w.r.Method, path)
 		} else {
-			err = herald.Errorf(codeMethodNotAllowed, "%s %s is not allowed; this path accepts %s.", w.r.Method, w.r.URL.Path, w.Header().Get("Allow"))
+			err = herald.Errorf(codeMethodNotAllowed, "%s %s is not allowed; this path accepts %s.", w.r.Method, path, w.Header().Get("Allow"))
 		}
 		w.Header().Del("X-Content-Type-Options")
 		body := errorBody{Error: errorDetail{Code: herald.ErrorCode(err), Message: herald.ErrorMessage(err)}}

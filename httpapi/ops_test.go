@@ -57,7 +57,7 @@ func TestReadyzFails(t *testing.T) {
 	e.must(200, req{method: "GET", path: "/healthz"})
 }
 
-// TestReadyzOnClosedStore checks the default readiness check, Store.Ping,
+// TestReadyzOnClosedStore checks the default readiness check, Store.Ready,
 // against a store that went away.
 func TestReadyzOnClosedStore(t *testing.T) {
 	e := mustEnv(t)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"syscall"
 
@@ -20,17 +21,37 @@ import (
 // wrap turns a driver error into what Herald's callers act on: application
 // errors pass through, an unreachable database becomes EUNAVAILABLE (the API
 // answers 503), and anything else gets op as context.
+// No password of the database URL survives in what it returns.
 func (db *DB) wrap(op string, err error) error {
 	var he *herald.Error
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &he):
-		return err
 	case unavailable(err):
-		return &herald.Error{Code: herald.EUNAVAILABLE, Message: fmt.Sprintf("database unavailable: %s.", strings.TrimSuffix(cause(err), "."))}
+		err = &herald.Error{Code: herald.EUNAVAILABLE, Message: fmt.Sprintf("database unavailable: %s.", strings.TrimSuffix(cause(err), "."))}
+	default:
+		err = fmt.Errorf("%s: %w", op, err)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return redactErr(err, db.dsnSecrets)
+}
+
+// invalidDSN is why pgx cannot parse a database URL, without the URL,
+// which its message quotes (with the password masked as well as pgx can).
+func invalidDSN(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		if u := errors.Unwrap(pe); u != nil {
+			var ue *url.Error
+			if errors.As(u, &ue) {
+				return ue.Err.Error()
+			}
+			return u.Error()
+		}
+		_, msg, _ := strings.Cut(pe.Error(), "`: ")
+		return msg
+	}
+	return err.Error()
 }
 
 // cause is a short account of why the database is unavailable, free of the
@@ -71,11 +92,15 @@ func unavailable(err error) bool {
 		return true
 	case errors.As(err, &pe):
 		// Class 08 is connection exceptions; 57P0x are the server shutting
-		// down or not yet accepting connections; 53300 too many clients.
-		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == "53300"
+		// down or not yet accepting connections; class 53 insufficient
+		// resources (a full disk, too many clients); 25006 a read-only
+		// database or standby.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "53") ||
+			pe.Code == "25006"
 	case errors.As(err, &se):
 		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN:
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+			sqlite3.SQLITE_READONLY:
 			return true
 		}
 	}

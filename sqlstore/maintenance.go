@@ -8,57 +8,141 @@ import (
 	"github.com/heraldhooks/herald"
 )
 
-// purgeBatch is how many deliveries one purge transaction deletes, so that
-// retention never holds the write lock for long.
+// purgeBatch is how many deliveries, or a patient's events, one purge
+// transaction deletes, so that a purge never holds the write lock for long.
 const purgeBatch = 500
 
-// PurgeDelivered deletes up to limit DELIVERED deliveries last updated before
-// before, with their attempts, in transactions of a few hundred, then up to
-// limit events created before before that have no delivery left. Returns how
-// many deliveries went.
-func (db *DB) PurgeDelivered(ctx context.Context, before time.Time, limit int) (int, error) {
+// finalStatuses is the SQL list of the statuses a delivery ends in; only
+// those are purged after retention.
+const finalStatuses = `('DELIVERED', 'FAILED', 'CANCELLED')`
+
+// PurgeFinished deletes up to limit deliveries in a final state last
+// updated before before, with their attempts, in transactions of a few
+// hundred; then up to limit events created before before that have no
+// delivery left, and the attempt counts of the minutes before before.
+func (db *DB) PurgeFinished(ctx context.Context, before time.Time, limit int) (herald.PurgeCounts, error) {
+	var out herald.PurgeCounts
 	if limit <= 0 {
 		limit = 10 * purgeBatch
 	}
 	w := q{db, db.write}
 	// Deliveries updated before the cut were created before it too, so the
 	// primary key bounds the scan to old rows.
-	ids, err := queryStrings(ctx, w, `SELECT id FROM deliveries WHERE id < ? AND status = 'DELIVERED' AND updated_at < ? ORDER BY id LIMIT ?`,
+	ids, err := queryStrings(ctx, w, `SELECT id FROM deliveries WHERE id < ? AND status IN `+finalStatuses+` AND updated_at < ? ORDER BY id LIMIT ?`,
 		idFloor("dlv", before), ms(before), limit)
 	if err != nil {
-		return 0, db.wrap("purge delivered", err)
+		return out, db.wrap("purge finished deliveries", err)
 	}
-	purged := 0
 	for chunk := range slices.Chunk(ids, purgeBatch) {
+		var c herald.PurgeCounts
 		err := db.tx(ctx, func(q q) error {
-			in := `(` + placeholders(len(chunk)) + `)`
-			if _, err := q.exec(ctx, `DELETE FROM attempts WHERE delivery_id IN `+in, anys(chunk)...); err != nil {
-				return err
-			}
-			// Re-check the status: a resend may have revived a row since.
-			res, err := q.exec(ctx, `DELETE FROM deliveries WHERE status = 'DELIVERED' AND id IN `+in, anys(chunk)...)
+			in, args := inList(db, chunk)
+			// Take again only those still final and old, and lock them: a
+			// resend may have revived one since, and a result being
+			// recorded for one cancelled in flight adds its attempt before
+			// it lets go of the row.
+			keep, err := queryStrings(ctx, q, `SELECT id FROM deliveries WHERE id IN (`+in+`) AND status IN `+finalStatuses+
+				` AND updated_at < ? ORDER BY id`+db.forUpdate(), append(args, ms(before))...)
 			if err != nil {
 				return err
 			}
-			n, err := res.RowsAffected()
-			purged += int(n)
+			c, err = db.deleteDeliveries(ctx, q, keep)
 			return err
 		})
+		out.Add(c)
 		if err != nil {
-			return purged, db.wrap("purge delivered", err)
+			return out, db.wrap("purge finished deliveries", err)
 		}
 	}
-	_, err = w.exec(ctx, `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < ?
+	res, err := w.exec(ctx, `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < ?
 		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) ORDER BY e.id LIMIT ?)`, idFloor("evt", before), limit)
 	if err != nil {
-		return purged, db.wrap("purge events", err)
+		return out, db.wrap("purge events", err)
+	}
+	n, err := res.RowsAffected()
+	out.Events = int(n)
+	if err != nil {
+		return out, db.wrap("purge events", err)
 	}
 	// The attempt counts of the stats and the timeline go with the same
 	// retention; after the first run each run deletes about an interval's.
 	if _, err := w.exec(ctx, `DELETE FROM attempt_counts WHERE minute < ?`, ms(before)/60000); err != nil {
-		return purged, db.wrap("purge attempt counts", err)
+		return out, db.wrap("purge attempt counts", err)
 	}
-	return purged, nil
+	return out, nil
+}
+
+// PurgePatient deletes the instance's events about patientID with their
+// deliveries and attempts, a few hundred events per transaction.
+func (db *DB) PurgePatient(ctx context.Context, tenant, instance, patientID string) (herald.PurgeCounts, error) {
+	var out herald.PurgeCounts
+	if err := db.missing(ctx, db.reader(), tenant, instance); err != nil {
+		return out, db.wrap("purge patient", err)
+	}
+	for {
+		var c herald.PurgeCounts
+		err := db.tx(ctx, func(q q) error {
+			c = herald.PurgeCounts{}
+			events, err := queryStrings(ctx, q, `SELECT id FROM events WHERE tenant = ? AND instance = ? AND patient_id = ?
+				ORDER BY id LIMIT ?`+db.forUpdate(), tenant, instance, patientID, purgeBatch)
+			if err != nil || len(events) == 0 {
+				return err
+			}
+			in, args := inList(db, events)
+			// Lock the deliveries before deleting their attempts: on
+			// PostgreSQL a result being recorded holds its delivery's row
+			// until its attempt is in, and this then sees that attempt.
+			// What was owed is deleted with the rest; a result arriving
+			// later finds no delivery and is dropped.
+			dels, err := queryStrings(ctx, q, `SELECT id FROM deliveries WHERE event_id IN (`+in+`) ORDER BY id`+db.forUpdate(), args...)
+			if err != nil {
+				return err
+			}
+			if c, err = db.deleteDeliveries(ctx, q, dels); err != nil {
+				return err
+			}
+			res, err := q.exec(ctx, `DELETE FROM events WHERE id IN (`+in+`)`, args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			c.Events = int(n)
+			return err
+		})
+		out.Add(c)
+		if err != nil {
+			return out, db.wrap("purge patient", err)
+		}
+		if c.Events < purgeBatch {
+			return out, nil
+		}
+	}
+}
+
+// deleteDeliveries deletes the deliveries ids, locked by the caller's
+// transaction, with their attempts, and counts both.
+func (db *DB) deleteDeliveries(ctx context.Context, q q, ids []string) (herald.PurgeCounts, error) {
+	var c herald.PurgeCounts
+	for chunk := range slices.Chunk(ids, purgeBatch) {
+		in, args := inList(db, chunk)
+		res, err := q.exec(ctx, `DELETE FROM attempts WHERE delivery_id IN (`+in+`)`, args...)
+		if err != nil {
+			return c, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return c, err
+		}
+		c.Attempts += int(n)
+		if res, err = q.exec(ctx, `DELETE FROM deliveries WHERE id IN (`+in+`)`, args...); err != nil {
+			return c, err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return c, err
+		}
+		c.Deliveries += int(n)
+	}
+	return c, nil
 }
 
 // PurgeExpiredSecrets deletes rotated-out secrets whose grace ended at or

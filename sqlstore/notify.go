@@ -91,7 +91,7 @@ func (db *DB) startListener() *listener {
 			if ctx.Err() != nil {
 				return
 			}
-			db.cfg.Logger.Warn("wake-up listener lost its connection; reconnecting", "err", err, "in", backoff)
+			db.cfg.Logger.Warn("wake-up listener lost its connection; reconnecting", "err", redactErr(err, db.dsnSecrets), "in", backoff)
 			select {
 			case <-ctx.Done():
 				return

@@ -16,10 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/keyring"
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
@@ -57,6 +59,9 @@ type DB struct {
 	cfg Config
 	pg  bool
 	dsn string
+	// dsnSecrets are the passwords in dsn, masked in every error and log
+	// line the store passes on (redactErr).
+	dsnSecrets []string
 
 	// write takes every transaction and write; read serves plain reads.
 	// On PostgreSQL they are the same pool. On SQLite write has a single
@@ -78,7 +83,11 @@ type DB struct {
 	subs   map[chan struct{}]struct{}
 	listen *listener // PostgreSQL LISTEN connection, started by the first Subscribe
 
-	lead leader
+	lead  leader
+	ready readiness
+	// checkpointErr is the error of the SQLite checkpointer's last run, nil
+	// after a run that succeeded (see Ready).
+	checkpointErr atomic.Pointer[error]
 
 	// lockFile holds an exclusive flock on "<sqlite file>.lock" while the
 	// store is open: SQLite serves one node, and a second process on the
@@ -96,7 +105,13 @@ var _ herald.Store = (*DB)(nil)
 // "postgres://" or "postgresql://" URL. Several nodes may open the same
 // PostgreSQL database at once: migrations run under an advisory lock.
 // A database that does not answer is EUNAVAILABLE; a malformed dsn EINVALID.
+// No error it returns holds a password of dsn.
 func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
+	db, err := open(ctx, dsn, cfg)
+	return db, redactErr(err, dsnSecrets(dsn))
+}
+
+func open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if cfg.Keys == nil {
 		return nil, herald.Errorf(herald.EINVALID, "sqlstore: Config.Keys is required: Herald seals the secrets it keeps under a master key.")
 	}
@@ -105,7 +120,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	cfg.MaxConns = cmp.Or(cfg.MaxConns, 16)
-	db := &DB{cfg: cfg, dsn: dsn, subs: map[chan struct{}]struct{}{}, closed: make(chan struct{})}
+	db := &DB{cfg: cfg, dsn: dsn, dsnSecrets: dsnSecrets(dsn), subs: map[chan struct{}]struct{}{}, closed: make(chan struct{})}
 
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:") && cfg.ReadOnly:
@@ -118,16 +133,19 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 		}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		db.pg = true
+		if _, err := pgx.ParseConfig(dsn); err != nil {
+			return nil, herald.Errorf(herald.EINVALID, "database %s is not a valid PostgreSQL URL: %s.", RedactDSN(dsn), strings.TrimSuffix(invalidDSN(err), "."))
+		}
 		w, err := sql.Open("pgx", dsn)
 		if err != nil {
-			return nil, herald.Errorf(herald.EINVALID, "database %s is not a valid PostgreSQL URL: %v.", redact(dsn), err)
+			return nil, herald.Errorf(herald.EINVALID, "database %s is not a valid PostgreSQL URL: %v.", RedactDSN(dsn), err)
 		}
 		w.SetMaxOpenConns(cfg.MaxConns)
 		w.SetMaxIdleConns(cfg.MaxConns)
 		w.SetConnMaxIdleTime(5 * time.Minute)
 		db.write, db.read = w, w
 	default:
-		return nil, herald.Errorf(herald.EINVALID, "database %q is not known: use sqlite:<path> or postgres://user@host:5432/db.", redact(dsn))
+		return nil, herald.Errorf(herald.EINVALID, "database %q is not known: use sqlite:<path> or postgres://user@host:5432/db.", RedactDSN(dsn))
 	}
 
 	if cfg.ReadOnly {
@@ -155,11 +173,16 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 }
 
 // lockSQLite takes an exclusive, non-blocking flock on path+".lock", or
-// says that another process has the database open. The kernel drops the
-// lock when the process dies, kill -9 included, so a restart never finds
-// a stale lock.
+// says that another process has the database open. path is the resolved
+// path of the database (resolveSQLite), so a second name for the same
+// file, through a symlink, finds the same lock. The kernel drops the lock
+// when the process dies, kill -9 included, so a restart never finds a
+// stale lock.
 func (db *DB) lockSQLite(path string) error {
-	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o640)
+	if err := createPrivate(path + ".lock"); err != nil {
+		return fmt.Errorf("create lock file: %w", err)
+	}
+	f, err := os.OpenFile(path+".lock", os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("open lock file: %w", err)
 	}
@@ -174,6 +197,75 @@ func (db *DB) lockSQLite(path string) error {
 	return nil
 }
 
+// SQLite's files hold health data: the database, its -wal and -shm (SQLite
+// gives them the database file's mode) and the lock file are 0600, and a
+// directory Herald creates for them 0700, whatever the umask.
+const (
+	privateFile = 0o600
+	privateDir  = 0o700
+)
+
+// createPrivate creates the file path, mode 0600, unless it exists.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, privateFile)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	// The umask may have taken bits off, never added any; Chmod makes the
+	// mode exactly what it should be.
+	if err := f.Chmod(privateFile); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// mkdirPrivate creates dir and any missing parents, each mode 0700.
+func mkdirPrivate(dir string) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, privateDir); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := os.Chmod(d, privateDir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveSQLite returns the path the database file really has: symlinks
+// resolved, those of its directory when the file does not exist yet. Every
+// name of one database then leads to one lock file and one -wal file.
+func resolveSQLite(path string) (string, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err == nil {
+		return real, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return "", herald.Errorf(herald.EINVALID, "database %s is a symbolic link to a file that does not exist; point it at the database or remove it.", path)
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(path)), nil
+}
+
 func (db *DB) openSQLite(path string) error {
 	if path == "" {
 		return herald.Errorf(herald.EINVALID, "database \"sqlite:\" names no file; use sqlite:<path>, like sqlite:herald-data/herald.db.")
@@ -181,13 +273,22 @@ func (db *DB) openSQLite(path string) error {
 	if strings.ContainsAny(path, "?#") {
 		return herald.Errorf(herald.EINVALID, "database path %q must not contain ? or #.", path)
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("create database directory: %w", err)
-		}
+	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("create database directory: %w", err)
+	}
+	path, err := resolveSQLite(path)
+	if err != nil {
+		return fmt.Errorf("resolve database path: %w", err)
 	}
 	if err := db.lockSQLite(path); err != nil {
 		return err
+	}
+	if err := createPrivate(path); err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		db.cfg.Logger.Warn("the database file may be read by others than its owner, yet it holds health data: chmod 600 it and its -wal and -shm files",
+			"file", path, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
 	// synchronous=FULL: an event acknowledged with 202 must survive a
 	// power cut, not only a process crash.
@@ -280,17 +381,12 @@ func (db *DB) checkpoint(c *sql.DB) {
 			}
 			if err != nil {
 				db.cfg.Logger.Warn("sqlite checkpoint failed; retrying", "err", err)
+				db.checkpointErr.Store(&err)
+			} else {
+				db.checkpointErr.Store(nil)
 			}
 		}
 	}
-}
-
-// redact hides the password of a database URL in messages.
-func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil {
-		return u.Redacted()
-	}
-	return dsn
 }
 
 // Dialect returns "sqlite" or "postgres".
@@ -307,6 +403,69 @@ func (db *DB) Ping(ctx context.Context) error {
 		return db.wrap("ping", err)
 	}
 	return nil
+}
+
+// readyEvery is how often Ready writes to find out; calls in between get
+// the last answer.
+const readyEvery = time.Second
+
+// readiness is what Ready last found out. Its fields are guarded by mu.
+type readiness struct {
+	mu      sync.Mutex
+	probing bool      // a probe is under way; others get the last answer
+	at      time.Time // when the last probe ended
+	err     error
+}
+
+// Ready reports whether a write commits now: it writes a heartbeat row in
+// settings (a ping would pass on a full disk or a read-only database), at
+// most once every readyEvery, and on SQLite also fails while the last
+// checkpoint failed, since the database file cannot take what the WAL
+// holds. Calls in between, and calls while a probe is under way, get the
+// last answer. EUNAVAILABLE when the store cannot commit.
+func (db *DB) Ready(ctx context.Context) error {
+	r := &db.ready
+	r.mu.Lock()
+	// Real time, not cfg.Now: this paces work, and a test clock that stands
+	// still must not freeze the answer.
+	if r.probing || (!r.at.IsZero() && time.Since(r.at) < readyEvery) {
+		err := r.err
+		if r.at.IsZero() {
+			err = herald.Errorf(herald.EUNAVAILABLE, "database not checked yet.")
+		}
+		r.mu.Unlock()
+		return err
+	}
+	r.probing = true
+	r.mu.Unlock()
+
+	// The probe outlives a caller that gives up, so that its answer is
+	// about the database and not about the caller.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	beat := func() error {
+		_, err := q{db, db.write}.exec(pctx, `INSERT INTO settings (name, value) VALUES ('heartbeat', ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.FormatInt(time.Now().UnixMilli(), 10))
+		return err
+	}
+	err := beat()
+	if err != nil && unavailable(err) && pctx.Err() == nil {
+		// Once the database is back, the first statement may still meet a
+		// pooled connection that broke while it was gone; the second gets a
+		// new one.
+		err = beat()
+	}
+	if err == nil {
+		if p := db.checkpointErr.Load(); p != nil {
+			err = fmt.Errorf("checkpoint: %w", *p)
+		}
+	}
+	err = db.wrap("ready", err)
+
+	r.mu.Lock()
+	r.probing, r.at, r.err = false, time.Now(), err
+	r.mu.Unlock()
+	return err
 }
 
 // Close stops the wake-up listener, gives up leadership and closes the
@@ -461,7 +620,7 @@ func (db *DB) tx(ctx context.Context, fn func(q q) error) error {
 		if err == nil || attempt == 3 || !retryable(err) {
 			return err
 		}
-		db.cfg.Logger.Debug("retrying transaction", "err", err, "attempt", attempt)
+		db.cfg.Logger.Debug("retrying transaction", "err", redactErr(err, db.dsnSecrets), "attempt", attempt)
 	}
 }
 

@@ -28,6 +28,9 @@ func (u *ui) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		h := w.Header()
+		// Pages show events, deliveries and attempts: health data no
+		// cache may keep. Static assets say otherwise (staticHandler).
+		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
@@ -35,7 +38,7 @@ func (u *ui) secure(next http.Handler) http.Handler {
 		rw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(rw, r)
 		if !strings.HasPrefix(r.URL.Path, "/ui/static/") {
-			u.log.InfoContext(r.Context(), "ui request", "method", r.Method, "path", r.URL.Path,
+			u.log.InfoContext(r.Context(), "ui request", "method", r.Method, "path", herald.LogPath(r.URL.Path),
 				"status", cmpOr(rw.status, 200), "duration_ms", time.Since(start).Milliseconds())
 		}
 	})
@@ -169,7 +172,6 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name, ti
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 	return nil
@@ -276,7 +278,7 @@ func (u *ui) renderError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		id := herald.NewID("req", u.now())
 		d.Message = "Internal error. Quote " + id + " when reporting it."
-		u.log.ErrorContext(r.Context(), "ui internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		u.log.ErrorContext(r.Context(), "ui internal error", "request_id", id, "method", r.Method, "path", herald.LogPath(r.URL.Path), "err", err)
 	}
 	if rerr := u.render(w, r, status, "error", d.Heading, d); rerr != nil {
 		u.log.ErrorContext(r.Context(), "ui render error page", "err", rerr)
@@ -285,7 +287,7 @@ func (u *ui) renderError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (u *ui) notFound(w http.ResponseWriter, r *http.Request) error {
-	return herald.Errorf(herald.ENOTFOUND, "There is no page at %s. Use the navigation above, or start from the home page.", r.URL.Path)
+	return herald.Errorf(herald.ENOTFOUND, "There is no page at %s. Use the navigation above, or start from the home page.", herald.LogPath(r.URL.Path))
 }
 
 // when formats a time for people: UTC, to the second.

@@ -207,3 +207,32 @@ func TestSettingsErrorsKeepTheForm(t *testing.T) {
 		t.Fatalf("a refused form changed the URL to %q", wh.URL)
 	}
 }
+
+// TestPagesAreNotCached: every UI answer but the static assets says no
+// cache may keep it; pages show events, deliveries and attempts.
+func TestPagesAreNotCached(t *testing.T) {
+	e := mustEnv(t)
+	res, err := e.store.CreateEvents(context.Background(), []*herald.Event{{TenantName: "acme", InstanceName: "sandbox",
+		Entity: "PATIENT", Subtype: "PATIENT_CREATED", PatientID: "pat-1", SourceID: "pat-1"}})
+	if err != nil || len(res) != 1 {
+		t.Fatal(res, err)
+	}
+	b := e.browser()
+	if _, h, _ := b.get("/ui/t/acme/i/sandbox/deliveries"); h.Get("Cache-Control") != "no-store" { // signed out: a redirect
+		t.Errorf("redirect to sign in: Cache-Control %q, want no-store", h.Get("Cache-Control"))
+	}
+	b.signIn("admin")
+	list, _, _ := e.store.ListDeliveries(context.Background(), herald.DeliveryFilter{Tenant: "acme", Instance: "sandbox"})
+	if len(list) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(list))
+	}
+	for _, p := range []string{"/ui/", "/ui/t/acme/i/sandbox/deliveries", "/ui/t/acme/i/sandbox/deliveries/" + list[0].ID,
+		"/ui/t/acme/i/sandbox/events?q=pat-1", "/ui/t/acme/i/sandbox/webhooks/wh", "/ui/t/acme/i/sandbox/deliveries/dlv_nope", "/ui/nowhere"} {
+		if status, h, _ := b.get(p); h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s (%d): Cache-Control %q, want no-store", p, status, h.Get("Cache-Control"))
+		}
+	}
+	if status, h, _ := b.get("/ui/static/style.css"); status != 200 || h.Get("Cache-Control") == "no-store" {
+		t.Errorf("static asset: %d, Cache-Control %q; want it cacheable", status, h.Get("Cache-Control"))
+	}
+}

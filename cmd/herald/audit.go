@@ -46,7 +46,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	store, err := sqlstore.Open(ctx, *database, sqlstore.Config{Keys: ring, ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", redactDSN(*database), err)
+		return fmt.Errorf("open database %s: %w", sqlstore.RedactDSN(*database), err)
 	}
 	defer store.Close()
 	start, err := store.AuditStart(ctx)

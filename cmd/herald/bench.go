@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald/keyring"
+	"github.com/heraldhooks/herald/sqlstore"
 )
 
 // benchConfig is everything `herald bench` is told by its flags.
@@ -102,7 +103,7 @@ func (c *benchConfig) validate(set map[string]bool) error {
 		c.Target = strings.TrimRight(c.Target, "/")
 	}
 	if c.Database != "" && !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
-		return fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", redactDSN(c.Database))
+		return fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", sqlstore.RedactDSN(c.Database))
 	}
 	if c.Nodes > 1 && !c.postgres() {
 		return errors.New("SQLite serves one node; use --database postgres://... for --nodes > 1")

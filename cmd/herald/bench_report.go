@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heraldhooks/herald/sqlstore"
 )
 
 // benchReport is what `herald bench` measured. Its JSON field names are
@@ -109,7 +111,7 @@ func newBenchReport(cfg benchConfig, m measured) *benchReport {
 		r.Batch = 1
 	}
 	if cfg.Target == "" {
-		r.Database = cmp.Or(redactDSN(cfg.Database), "sqlite (a new file in a temporary directory)")
+		r.Database = cmp.Or(sqlstore.RedactDSN(cfg.Database), "sqlite (a new file in a temporary directory)")
 	}
 	start := m.load.start
 	r.IngestSeconds = (time.Duration(m.load.lastAccept.Load()) - start).Seconds()

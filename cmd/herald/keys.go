@@ -169,7 +169,7 @@ func runRewrap(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	store, err := sqlstore.Open(ctx, *database, sqlstore.Config{Keys: ring})
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", redactDSN(*database), err)
+		return fmt.Errorf("open database %s: %w", sqlstore.RedactDSN(*database), err)
 	}
 	defer store.Close()
 	fmt.Fprintf(stdout, "re-sealing every secret under master key %s\n", ring.ID())

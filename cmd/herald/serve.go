@@ -84,7 +84,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.BoolVar(&c.AllowPrivate, "allow-private-destinations", envBool("HERALD_ALLOW_PRIVATE_DESTINATIONS"), "allow webhook URLs that resolve to loopback, private or link-local addresses, except cloud metadata ones: local development and tests only; prefer --allow-destination (env HERALD_ALLOW_PRIVATE_DESTINATIONS)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", envOr("HERALD_MASTER_KEY_FILE", ""), "file holding the master key (base64 of 32 bytes; several, newest first, while rotating); or set HERALD_MASTER_KEY. On SQLite, defaults to master.key beside the database, created on first start (env HERALD_MASTER_KEY_FILE)")
 	fs.StringVar(&c.NodeID, "node-id", envOr("HERALD_NODE_ID", ""), "this node's name on claimed deliveries; defaults to host-pid (env HERALD_NODE_ID)")
-	fs.DurationVar(&c.Retention, "retention", env.duration("HERALD_RETENTION", 30*24*time.Hour), "how long delivered deliveries and their attempts are kept (env HERALD_RETENTION)")
+	fs.DurationVar(&c.Retention, "retention", env.duration("HERALD_RETENTION", 30*24*time.Hour), "how long finished deliveries (delivered, failed, cancelled), their attempts and events are kept (env HERALD_RETENTION)")
 	fs.DurationVar(&c.FailingFor, "auto-disable-after", env.duration("HERALD_AUTO_DISABLE_AFTER", 5*24*time.Hour), "deactivate a webhook whose every attempt has failed for this long (env HERALD_AUTO_DISABLE_AFTER)")
 	fs.DurationVar(&c.MaintenanceInterval, "maintenance-interval", env.duration("HERALD_MAINTENANCE_INTERVAL", time.Minute), "how often the leader node runs retention and clean-up, and others check whether the leader is alive (env HERALD_MAINTENANCE_INTERVAL)")
 	fs.IntVar(&c.Concurrency, "concurrency", env.int("HERALD_CONCURRENCY", 64), "requests in flight to receivers on this node (env HERALD_CONCURRENCY)")
@@ -117,7 +117,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
 	}
 	if !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
-		return c, fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", redactDSN(c.Database))
+		return c, fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", sqlstore.RedactDSN(c.Database))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, errors.New("--tls-cert and --tls-key go together: give both (the certificate and its private key) to serve HTTPS, or neither")
@@ -153,7 +153,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "herald %s listening on %s (database %s)\n", herald.Version, srv.URL(), redactDSN(cfg.Database))
+	fmt.Fprintf(stdout, "herald %s listening on %s (database %s)\n", herald.Version, srv.URL(), sqlstore.RedactDSN(cfg.Database))
 	if cfg.AdminSecret == "" {
 		fmt.Fprintln(stdout, "note: HERALD_ADMIN_SECRET is not set, so no admin API client was created; set it to use the API")
 	}
@@ -197,7 +197,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 	}
 	store, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Config{Logger: logger, Keys: keys})
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", redactDSN(cfg.Database), err)
+		return nil, fmt.Errorf("open database %s: %w", sqlstore.RedactDSN(cfg.Database), err)
 	}
 	fail := func(err error) (*server, error) {
 		store.Close()
@@ -425,22 +425,6 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
-}
-
-// redactDSN hides a PostgreSQL password in logs and messages.
-func redactDSN(dsn string) string {
-	scheme, rest, ok := strings.Cut(dsn, "://")
-	if !ok {
-		return dsn
-	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return dsn
-	}
-	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
-		return scheme + "://" + user + ":xxxxx@" + host
-	}
-	return dsn
 }
 
 // envReader reads typed environment variables and keeps the first error,
