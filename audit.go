@@ -178,6 +178,10 @@ type AuditService interface {
 	// ListAudit returns entries matching f, newest first, and the cursor
 	// of the next page ("" on the last).
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEntry, string, error)
+	// AuditHead returns the last entry's sequence number and hash (the
+	// anchor when the trail is empty): what maintenance logs, so a copy
+	// kept elsewhere pins the chain.
+	AuditHead(ctx context.Context) (AuditAnchor, error)
 	// AuditStart returns the anchor the chain now starts from: the last
 	// entry retention deleted, zero when none was.
 	AuditStart(ctx context.Context) (AuditAnchor, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -1033,3 +1034,79 @@ func TestOverflowIsClaimedWithoutWaitingForThePoll(t *testing.T) {
 		t.Errorf("herald_queue_lag_seconds counted %d deliveries, want %d", lags, n+1)
 	}
 }
+
+// TestMaintainerAudit: maintenance records the webhooks it deactivates in
+// the audit trail as the system, purges entries past the audit retention
+// (apart from event retention), and logs the chain head.
+func TestMaintainerAudit(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock(storetest.Epoch)
+	db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	for i := range 3 {
+		if err := db.AppendAudit(ctx, &herald.AuditEntry{ActorType: herald.ActorAPIClient, Actor: "admin", Action: fmt.Sprintf("test.%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(7 * 365 * 24 * time.Hour) // past the audit retention
+	hooks := mustSetup(t, db, hook{name: "wh", url: "https://receiver.example/wh"})
+	// Every attempt fails for six days: the webhook is deactivated.
+	if _, err := db.CreateEvents(ctx, []*herald.Event{{TenantName: tenant, InstanceName: instance, Entity: "PATIENT", Subtype: "PATIENT_CREATED"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if i > 0 {
+			clock.Advance(6 * 24 * time.Hour)
+		}
+		now := clock.Now()
+		jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10, PerWebhook: 10})
+		if err != nil || len(jobs) != 1 || jobs[0].Webhook.ID != hooks["wh"].ID {
+			t.Fatalf("claim: %v %v", jobs, err)
+		}
+		if err := db.RecordAttempts(ctx, []herald.AttemptResult{{DeliveryID: jobs[0].Delivery.ID, Attempt: herald.Attempt{StartedAt: now, StatusCode: 500},
+			Status: herald.StatusRetrying, NextAttemptAt: now.Add(6 * 24 * time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	m, err := dispatch.NewMaintainer(dispatch.MaintainerConfig{Store: db, Audit: db, Now: clock.Now, Registerer: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := m.RunOnce(ctx)
+	if run.Err != nil || len(run.Deactivated) != 1 || run.PurgedAudit != 3 {
+		t.Fatalf("run = %+v; want the webhook deactivated and the 3 old audit entries purged", run)
+	}
+	entries, _, err := db.ListAudit(ctx, herald.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Action != "webhook.deactivate" || entries[0].ActorType != herald.ActorSystem ||
+		entries[0].Target != "webhook wh" || entries[0].Seq != 4 || !strings.Contains(string(entries[0].Diff), "failing since") {
+		t.Fatalf("audit after the run: %+v", entries)
+	}
+	head, err := db.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	logged := logs.String()
+	mu.Unlock()
+	if want := fmt.Sprintf("head=%d:%s", head.Seq, head.Hash); !strings.Contains(logged, "audit chain head") || !strings.Contains(logged, want) {
+		t.Fatalf("log does not give the chain head %s:\n%s", want, logged)
+	}
+	// The audit entries are kept by their own retention, not the events'.
+	clock.Advance(40 * 24 * time.Hour)
+	if run := m.RunOnce(ctx); run.Err != nil || run.PurgedAudit != 0 {
+		t.Fatalf("second run = %+v; want the recent entry kept", run)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,13 @@ type MaintainerConfig struct {
 	// FailingFor is how long an active webhook may fail every attempt
 	// before it is deactivated. Defaults to 5 days.
 	FailingFor time.Duration
+	// Audit is the audit trail: maintenance records the webhooks it
+	// deactivates there, purges entries past AuditRetention, and logs the
+	// chain head. Nil skips all three.
+	Audit herald.AuditService
+	// AuditRetention is how long audit entries are kept. Defaults to six
+	// years (HIPAA's retention of security documentation).
+	AuditRetention time.Duration
 	// PurgeBatch is how many deliveries, and how many events, one purge
 	// call deletes; a run calls again while there are more. Defaults to
 	// 500.
@@ -61,6 +69,8 @@ type MaintenanceRun struct {
 	PurgedEvents     int
 	// PurgedSecrets counts deleted rotated-out secrets past their grace.
 	PurgedSecrets int
+	// PurgedAudit counts audit entries deleted past the audit retention.
+	PurgedAudit int
 	// Deactivated lists the webhooks deactivated for failing too long, as
 	// tenant/instance/name.
 	Deactivated []string
@@ -99,7 +109,8 @@ func NewMaintainer(cfg MaintainerConfig) (*Maintainer, error) {
 	cfg.Retention = cmp.Or(cfg.Retention, 30*24*time.Hour)
 	cfg.FailingFor = cmp.Or(cfg.FailingFor, 5*24*time.Hour)
 	cfg.PurgeBatch = cmp.Or(cfg.PurgeBatch, 500)
-	if cfg.Interval < 0 || cfg.Retention < 0 || cfg.FailingFor < 0 || cfg.PurgeBatch < 0 {
+	cfg.AuditRetention = cmp.Or(cfg.AuditRetention, 6*365*24*time.Hour)
+	if cfg.Interval < 0 || cfg.Retention < 0 || cfg.FailingFor < 0 || cfg.PurgeBatch < 0 || cfg.AuditRetention < 0 {
 		return nil, errors.New("dispatch: MaintainerConfig durations and PurgeBatch must be positive")
 	}
 	m := &Maintainer{
@@ -208,10 +219,37 @@ func (m *Maintainer) runOnce(ctx context.Context) MaintenanceRun {
 		run.Deactivated = append(run.Deactivated, w.Tenant+"/"+w.Instance+"/"+w.Name)
 		m.log.Warn("webhook deactivated: every attempt failed", "tenant", w.Tenant, "instance", w.Instance,
 			"webhook", w.Name, "reason", reason)
+		if m.cfg.Audit != nil {
+			diff, _ := json.Marshal(map[string]string{"reason": reason})
+			if err := m.cfg.Audit.AppendAudit(ctx, &herald.AuditEntry{ActorType: herald.ActorSystem, Actor: "maintenance",
+				Tenant: w.Tenant, Instance: w.Instance, Action: "webhook.deactivate", Target: "webhook " + w.Name, Diff: diff}); err != nil && run.Err == nil {
+				run.Err = fmt.Errorf("audit a deactivation: %w", err)
+			}
+		}
 	}
 	m.deactivate.Add(float64(len(ws)))
 	if err != nil {
 		run.Err = fmt.Errorf("deactivate failing webhooks: %w", err)
+		return run
+	}
+	if run.Err != nil {
+		return run
+	}
+	if m.cfg.Audit != nil {
+		n, err := m.cfg.Audit.PurgeAudit(ctx, now.Add(-m.cfg.AuditRetention))
+		run.PurgedAudit = n
+		if err != nil {
+			run.Err = fmt.Errorf("purge audit entries: %w", err)
+			return run
+		}
+		head, err := m.cfg.Audit.AuditHead(ctx)
+		if err != nil {
+			run.Err = fmt.Errorf("read the audit chain head: %w", err)
+			return run
+		}
+		// Kept in a log elsewhere, the head pins the chain: herald audit
+		// verify --expect-head SEQ:HASH finds a rewrite before it.
+		m.log.Info("audit chain head", "head", fmt.Sprintf("%d:%s", head.Seq, head.Hash), "purged", n)
 	}
 	return run
 }

@@ -90,6 +90,18 @@ func (db *DB) auditAnchor(ctx context.Context, q q) (herald.AuditAnchor, error) 
 	return herald.AuditAnchor{Seq: seq, Hash: hash}, nil
 }
 
+// AuditHead returns the last entry's sequence number and hash, or the
+// anchor when the trail is empty.
+func (db *DB) AuditHead(ctx context.Context) (herald.AuditAnchor, error) {
+	r := db.reader()
+	var a herald.AuditAnchor
+	err := r.row(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&a.Seq, &a.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		a, err = db.auditAnchor(ctx, r)
+	}
+	return a, db.wrap("audit head", err)
+}
+
 // AuditStart returns the anchor the chain starts from: the last entry
 // retention deleted, zero when none was.
 func (db *DB) AuditStart(ctx context.Context) (herald.AuditAnchor, error) {

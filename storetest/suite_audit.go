@@ -41,6 +41,9 @@ func init() {
 		if v.Count != 5 {
 			e.Fatalf("verified %d entries, want 5", v.Count)
 		}
+		if head, err := e.S.AuditHead(e.Ctx); err != nil || head != v.Head() {
+			e.Fatalf("AuditHead = %+v, %v; want %+v", head, err, v.Head())
+		}
 
 		list, next, err := e.S.ListAudit(e.Ctx, herald.AuditFilter{Tenant: "acme"})
 		e.must(err)
@@ -120,6 +123,9 @@ func init() {
 		e.must(err)
 		a := &herald.AuditEntry{ActorType: herald.ActorSystem, Actor: "test", Action: "test.last"}
 		e.must(e.S.AppendAudit(e.Ctx, a))
+		if head, err := e.S.AuditHead(e.Ctx); err != nil || head.Seq != 7 {
+			e.Fatalf("AuditHead with every entry purged = %+v, %v; want the anchor, 7", head, err)
+		}
 		start, err = e.S.AuditStart(e.Ctx)
 		e.must(err)
 		if a.Seq != 8 || a.PrevHash != start.Hash {

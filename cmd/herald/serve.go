@@ -46,7 +46,9 @@ type serveConfig struct {
 	MasterKeyFile string
 	NodeID        string
 	Retention     time.Duration
-	FailingFor    time.Duration
+	// AuditRetention is how long audit entries are kept.
+	AuditRetention time.Duration
+	FailingFor     time.Duration
 	// MaintenanceInterval is how often the leader runs maintenance, and how
 	// often the other nodes try to become leader.
 	MaintenanceInterval time.Duration
@@ -85,6 +87,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", envOr("HERALD_MASTER_KEY_FILE", ""), "file holding the master key (base64 of 32 bytes; several, newest first, while rotating); or set HERALD_MASTER_KEY. On SQLite, defaults to master.key beside the database, created on first start (env HERALD_MASTER_KEY_FILE)")
 	fs.StringVar(&c.NodeID, "node-id", envOr("HERALD_NODE_ID", ""), "this node's name on claimed deliveries; defaults to host-pid (env HERALD_NODE_ID)")
 	fs.DurationVar(&c.Retention, "retention", env.duration("HERALD_RETENTION", 30*24*time.Hour), "how long finished deliveries (delivered, failed, cancelled), their attempts and events are kept (env HERALD_RETENTION)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", env.duration("HERALD_AUDIT_RETENTION", 6*365*24*time.Hour), "how long audit trail entries are kept, apart from events (env HERALD_AUDIT_RETENTION; default six years)")
 	fs.DurationVar(&c.FailingFor, "auto-disable-after", env.duration("HERALD_AUTO_DISABLE_AFTER", 5*24*time.Hour), "deactivate a webhook whose every attempt has failed for this long (env HERALD_AUTO_DISABLE_AFTER)")
 	fs.DurationVar(&c.MaintenanceInterval, "maintenance-interval", env.duration("HERALD_MAINTENANCE_INTERVAL", time.Minute), "how often the leader node runs retention and clean-up, and others check whether the leader is alive (env HERALD_MAINTENANCE_INTERVAL)")
 	fs.IntVar(&c.Concurrency, "concurrency", env.int("HERALD_CONCURRENCY", 64), "requests in flight to receivers on this node (env HERALD_CONCURRENCY)")
@@ -251,13 +254,15 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		return fail(err)
 	}
 	maint, err := dispatch.NewMaintainer(dispatch.MaintainerConfig{
-		Store:      store,
-		Lead:       leadLogger(store.TryLead, logger),
-		Logger:     logger,
-		Retention:  cfg.Retention,
-		FailingFor: cfg.FailingFor,
-		Interval:   cfg.MaintenanceInterval,
-		Registerer: reg,
+		Store:          store,
+		Lead:           leadLogger(store.TryLead, logger),
+		Logger:         logger,
+		Retention:      cfg.Retention,
+		FailingFor:     cfg.FailingFor,
+		Interval:       cfg.MaintenanceInterval,
+		Registerer:     reg,
+		Audit:          store,
+		AuditRetention: cfg.AuditRetention,
 	})
 	if err != nil {
 		cancel()
