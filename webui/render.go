@@ -245,6 +245,7 @@ var statusOf = map[string]int{
 	herald.ECONFLICT:      http.StatusConflict,
 	herald.ETOOLARGE:      http.StatusRequestEntityTooLarge,
 	herald.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	herald.ERATELIMITED:   http.StatusTooManyRequests,
 	herald.EUNAVAILABLE:   http.StatusServiceUnavailable,
 }
 
@@ -256,6 +257,7 @@ var headingOf = map[int]string{
 	http.StatusConflict:              "That clashes with what is there",
 	http.StatusRequestEntityTooLarge: "Too large",
 	http.StatusUnprocessableEntity:   "That cannot be done now",
+	http.StatusTooManyRequests:       "Too many requests",
 	http.StatusServiceUnavailable:    "Herald cannot reach its database",
 	http.StatusInternalServerError:   "Something went wrong",
 }
