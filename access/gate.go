@@ -276,10 +276,10 @@ func (g *Gate) Verify(ctx context.Context, token string) (*herald.Principal, err
 	if err != nil {
 		return nil, err
 	}
-	if !snap.knows(c.ClientID) && time.UnixMilli(c.Issued).After(snap.at.Add(-clockSkew)) {
+	if issued := time.UnixMilli(c.Issued); !snap.knows(c.ClientID) && issued.After(snap.at.Add(-clockSkew)) {
 		// The client may be newer than the snapshot: made after it was
 		// read, on this node or another.
-		if snap, err = g.state.newer(ctx); err != nil {
+		if snap, err = g.state.newer(ctx, issued); err != nil {
 			return nil, err
 		}
 	}

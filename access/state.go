@@ -119,23 +119,24 @@ func (s *state) invalidate() { s.dirty.Store(true) }
 // is older; if the database does not answer, the last snapshot as long as
 // it is no older than maxStale, and EUNAVAILABLE after that.
 func (s *state) current(ctx context.Context) (*snapshot, error) {
-	return s.get(ctx, false)
+	return s.get(ctx, time.Time{})
 }
 
-// newer is current, but re-reads a snapshot read more than minRefresh ago
-// even when it is younger than refresh.
-func (s *state) newer(ctx context.Context) (*snapshot, error) {
-	return s.get(ctx, true)
+// newer is current for a token issued at issued whose client the snapshot
+// does not know: it re-reads a snapshot that is not both later than issued
+// and younger than minRefresh.
+func (s *state) newer(ctx context.Context, issued time.Time) (*snapshot, error) {
+	return s.get(ctx, issued)
 }
 
-func (s *state) get(ctx context.Context, newer bool) (*snapshot, error) {
+func (s *state) get(ctx context.Context, after time.Time) (*snapshot, error) {
 	now := s.now()
 	fresh := func(snap *snapshot) bool {
-		if snap == nil || s.dirty.Load() {
+		switch {
+		case snap == nil || s.dirty.Load():
 			return false
-		}
-		if newer {
-			return now.Sub(snap.at) < minRefresh
+		case !after.IsZero():
+			return snap.at.After(after) && now.Sub(snap.at) < minRefresh
 		}
 		return now.Sub(snap.at) < s.refresh
 	}
