@@ -176,7 +176,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name, ti
 }
 
 func sectionOf(p string) string {
-	for _, s := range []string{"/designer", "/webhooks", "/deliveries", "/events"} {
+	for _, s := range []string{"/designer", "/webhooks", "/deliveries", "/events", "/api-clients"} {
 		if strings.Contains(p, s) {
 			return strings.TrimPrefix(s, "/")
 		}
@@ -195,6 +195,10 @@ var flashText = map[string]string{
 	"activated":   "Webhook activated: matching events are delivered from now on.",
 	"deactivated": "Webhook deactivated: its pending deliveries are cancelled and can be recovered later.",
 	"resent":      "Delivery queued again, due now.",
+
+	"client-disabled": "API client disabled: it gets no tokens, and the tokens it has stopped working.",
+	"client-enabled":  "API client enabled: it can get tokens again. Tokens from before it was disabled stay void.",
+	"client-deleted":  "API client deleted, and its tokens with it.",
 }
 
 // switchGroups lists the tenants and instances the principal may switch to.

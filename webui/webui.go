@@ -137,6 +137,13 @@ func (u *ui) routes() []route {
 		{"GET " + t + "/designer/changes", access.ReadConfig, u.changes},
 		{"POST " + t + "/designer/publish", access.Design, u.publish},
 		{"GET " + t + "/designer/versions", access.ReadConfig, u.versions},
+		{"GET " + t + "/api-clients", access.Admin, u.apiClients},
+		{"POST " + t + "/api-clients", access.Admin, u.apiClientCreate},
+		{"POST " + t + "/api-clients/{name}/rotate", access.Admin, u.apiClientRotate},
+		{"POST " + t + "/api-clients/{name}/disable", access.Admin, u.apiClientDisable},
+		{"POST " + t + "/api-clients/{name}/enable", access.Admin, u.apiClientEnable},
+		{"GET " + t + "/api-clients/{name}/delete", access.Admin, u.apiClientDeleteConfirm},
+		{"POST " + t + "/api-clients/{name}/delete", access.Admin, u.apiClientDelete},
 
 		{"GET " + i + "/{$}", access.Authenticated, u.instanceHome},
 		{"GET " + i + "/webhooks", access.ReadConfig, u.webhooks},

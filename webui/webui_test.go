@@ -31,10 +31,14 @@ type env struct {
 	secrets map[string]string // by client name
 }
 
-func mustEnv(t *testing.T) *env {
+func mustEnv(t *testing.T, opts ...func(*access.Config)) *env {
 	t.Helper()
 	store := storetest.NewSQLite(t)
-	gate, err := access.New(access.Config{Store: store, Keys: storetest.Keys})
+	cfg := access.Config{Store: store, Keys: storetest.Keys}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	gate, err := access.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
