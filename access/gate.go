@@ -98,15 +98,16 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.MaxStale < cfg.Refresh {
 		return nil, errors.New("access: Config.MaxStale must be at least Config.Refresh")
 	}
+	purge := &purger{store: cfg.Store, log: cfg.Logger, window: cfg.LimitWindow}
 	return &Gate{
 		store:  cfg.Store,
 		log:    cfg.Logger,
 		now:    cfg.Now,
 		tokens: newTokens(cfg.Keys, cfg.Now, cfg.TokenTTL),
 		state: &state{store: cfg.Store, now: cfg.Now, log: cfg.Logger, refresh: cfg.Refresh,
-			maxStale: cfg.MaxStale, window: cfg.LimitWindow},
+			maxStale: cfg.MaxStale, purge: purge},
 		limits: &limiter{store: cfg.Store, now: cfg.Now, log: cfg.Logger, perClient: cfg.LimitPerClient,
-			perAddress: cfg.LimitPerAddress, window: cfg.LimitWindow, blocked: map[string]time.Time{}},
+			perAddress: cfg.LimitPerAddress, window: cfg.LimitWindow, purge: purge, blocked: map[string]time.Time{}},
 	}, nil
 }
 

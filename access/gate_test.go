@@ -453,3 +453,35 @@ func TestAddressKey(t *testing.T) {
 		}
 	}
 }
+
+// TestOldRecordsArePurged: token requests alone (no token checks) purge
+// the counts of past windows and expired revocations, now and then.
+func TestOldRecordsArePurged(t *testing.T) {
+	e := mustEnv(t, Config{LimitWindow: time.Minute})
+	secret := e.create("acme", "a", herald.RoleViewer)
+	g := e.mustExchange(Credentials{Client: "a", Secret: secret})
+	e.mustExchange(Credentials{Client: "a", Secret: secret})
+	p, err := e.gate.Verify(e.ctx, g.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.gate.Revoke(e.ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Hour) // past the token's expiry, many windows on
+	e.mustExchange(Credentials{Client: "a", Secret: secret})
+	counts, err := e.store.CountAuthRequests(e.ctx, storetest.Epoch, "client:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[0] != 1 {
+		t.Fatalf("the first window still counts %d requests (with this look), want it purged", counts[0]-1)
+	}
+	ids, err := e.store.RevokedTokens(e.ctx, storetest.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 0 {
+		t.Fatalf("expired revocations were kept: %q", ids)
+	}
+}

@@ -27,6 +27,7 @@ type limiter struct {
 	perClient  int
 	perAddress int
 	window     time.Duration
+	purge      *purger
 
 	mu      sync.Mutex
 	blocked map[string]time.Time // key -> end of the window it is over its limit in
@@ -86,6 +87,7 @@ func (l *limiter) admit(ctx context.Context, client, remoteAddr string) error {
 	}
 	l.mu.Unlock()
 
+	l.purge.maybe(ctx, now)
 	start := windowStart(now, l.window)
 	counts, err := l.store.CountAuthRequests(ctx, start, keys[0].key, keys[1].key)
 	if err != nil {

@@ -75,10 +75,6 @@ func ofTenant(tenant string) string {
 	return " of tenant " + tenant
 }
 
-// purgeEvery is how often a node deletes expired revocations and old
-// request counts (each node does, lazily: the deletes are idempotent).
-const purgeEvery = 5 * time.Minute
-
 // clockSkew is how far apart the clocks of nodes may be for a token to be
 // taken as issued before a snapshot that was read on another node.
 const clockSkew = 5 * time.Second
@@ -99,16 +95,15 @@ type state struct {
 	log      *slog.Logger
 	refresh  time.Duration
 	maxStale time.Duration
-	window   time.Duration // of the request counts, for purging
+	purge    *purger
 
 	snap  atomic.Pointer[snapshot]
 	dirty atomic.Bool // set when this node changed something: re-read at next use
 
 	// mu is held by the goroutine refreshing; the fields below are its.
-	mu        sync.Mutex
-	lastTry   time.Time
-	lastErr   error
-	lastPurge time.Time
+	mu      sync.Mutex
+	lastTry time.Time
+	lastErr error
 }
 
 // invalidate makes the next check re-read the state: this node has just
@@ -155,7 +150,7 @@ func (s *state) get(ctx context.Context, after time.Time) (*snapshot, error) {
 		s.lastErr = err
 		if err == nil {
 			s.snap.Store(fresh)
-			s.purge(ctx, fresh.at)
+			s.purge.maybe(ctx, fresh.at)
 			return fresh, nil
 		}
 		s.log.WarnContext(ctx, "cannot read the state of API clients and revoked tokens", "err", err)
@@ -200,21 +195,35 @@ func (s *state) load(ctx context.Context) (*snapshot, error) {
 	return snap, nil
 }
 
-// purge deletes expired revocations and old request counts every
-// purgeEvery; a failure is logged and tried again next time.
-func (s *state) purge(ctx context.Context, now time.Time) {
-	if now.Sub(s.lastPurge) < purgeEvery {
+// purgeEvery is how often a node deletes expired revocations and old
+// request counts (each node does, lazily: the deletes are idempotent).
+const purgeEvery = 5 * time.Minute
+
+// purger deletes expired revocations and the request counts of past
+// windows, at most every purgeEvery, from whichever of the token checks
+// and the token requests comes first. It is safe for concurrent use.
+type purger struct {
+	store  Store
+	log    *slog.Logger
+	window time.Duration
+	last   atomic.Int64 // unix ms of the last purge
+}
+
+// maybe purges when the last purge is purgeEvery old; a failure is logged
+// and tried again next time.
+func (p *purger) maybe(ctx context.Context, now time.Time) {
+	last := p.last.Load()
+	if now.UnixMilli()-last < purgeEvery.Milliseconds() || !p.last.CompareAndSwap(last, now.UnixMilli()) {
 		return
 	}
-	s.lastPurge = now
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	n, err := s.store.PurgeAuthRecords(ctx, now, windowStart(now, s.window).Add(-s.window))
+	n, err := p.store.PurgeAuthRecords(ctx, now, windowStart(now, p.window).Add(-p.window))
 	if err != nil {
-		s.log.WarnContext(ctx, "cannot purge expired token revocations and request counts", "err", err)
+		p.log.WarnContext(ctx, "cannot purge expired token revocations and request counts", "err", err)
 		return
 	}
 	if n > 0 {
-		s.log.DebugContext(ctx, "purged expired token revocations and request counts", "rows", n)
+		p.log.DebugContext(ctx, "purged expired token revocations and request counts", "rows", n)
 	}
 }
