@@ -35,6 +35,9 @@ func (u *ui) apiClientsPage(w http.ResponseWriter, r *http.Request, status int, 
 		return err
 	}
 	d.Clients, d.Roles = list, tenantRoles
+	if d.Role == "" {
+		d.Role = string(herald.RoleViewer) // the least a new client can do
+	}
 	if p := state(r).principal; p != nil && p.Tenant == tenant {
 		d.Self = p.Client
 	}
