@@ -159,8 +159,12 @@ var ErrBadCredentials = herald.Errorf(herald.EUNAUTHORIZED, "The API client name
 // it is a valid name at all) and the address, never the secret.
 func (g *Gate) Exchange(ctx context.Context, cr Credentials) (*Grant, error) {
 	if herald.ValidateName("apiClient", cr.Client) != nil || (cr.Tenant != "" && herald.ValidateName("tenant", cr.Tenant) != nil) {
-		// No client has such a name: nothing to count or hash. The name is
-		// not logged: it may be a secret typed into the wrong field.
+		// No client has such a name: nothing to hash. It counts against the
+		// address only, and is not logged: it may be a secret typed into
+		// the wrong field.
+		if err := g.limits.admit(ctx, "", cr.Address); err != nil {
+			return nil, err
+		}
 		g.log.WarnContext(ctx, "token request refused: not a valid client or tenant name", "address", cr.Address)
 		return nil, ErrBadCredentials
 	}

@@ -382,8 +382,16 @@ func TestRateLimits(t *testing.T) {
 	e.mustExchange(Credentials{Client: "b", Secret: b})
 	_, err = e.exchange(Credentials{Client: "b", Secret: b})
 	wantCode(t, err, herald.ERATELIMITED, "from address 127.0.0.1: more than 6 in a minute")
-	// Another address is not.
+	// Another address is not; requests naming no valid client count
+	// against it too.
 	e.mustExchange(Credentials{Client: "c", Secret: c, Address: "127.0.0.2:5000"})
+	for range 5 {
+		if _, err := e.exchange(Credentials{Client: "Not A Name", Secret: "x", Address: "127.0.0.2:5000"}); err != ErrBadCredentials {
+			t.Fatalf("an invalid name under the address's limit: %v", err)
+		}
+	}
+	_, err = e.exchange(Credentials{Client: "Not A Name", Secret: "x", Address: "127.0.0.2:5000"})
+	wantCode(t, err, herald.ERATELIMITED, "from address 127.0.0.2")
 	// The next window starts afresh.
 	e.clock.Advance(50 * time.Second)
 	e.mustExchange(Credentials{Client: "a", Secret: a})

@@ -61,7 +61,8 @@ func addressKey(remoteAddr string) string {
 	return "address:" + ip.String()
 }
 
-// admit counts a token request for client from remoteAddr, and returns
+// admit counts a token request for client ("" when the request names no
+// valid client: only the address counts) from remoteAddr, and returns
 // ERATELIMITED (with RetryAfter) when either is over its limit in the
 // current window.
 func (l *limiter) admit(ctx context.Context, client, remoteAddr string) error {
@@ -71,9 +72,9 @@ func (l *limiter) admit(ctx context.Context, client, remoteAddr string) error {
 		limit     int
 	}
 	addr := addressKey(remoteAddr)
-	keys := []key{
-		{"client:" + client, fmt.Sprintf("for API client %q", client), l.perClient},
-		{addr, "from address " + addr[len("address:"):], l.perAddress},
+	keys := []key{{addr, "from address " + addr[len("address:"):], l.perAddress}}
+	if client != "" {
+		keys = append(keys, key{"client:" + client, fmt.Sprintf("for API client %q", client), l.perClient})
 	}
 	l.mu.Lock()
 	for _, k := range keys {
@@ -89,7 +90,11 @@ func (l *limiter) admit(ctx context.Context, client, remoteAddr string) error {
 
 	l.purge.maybe(ctx, now)
 	start := windowStart(now, l.window)
-	counts, err := l.store.CountAuthRequests(ctx, start, keys[0].key, keys[1].key)
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.key
+	}
+	counts, err := l.store.CountAuthRequests(ctx, start, names...)
 	if err != nil {
 		return err
 	}
