@@ -144,7 +144,10 @@ func (s *state) get(ctx context.Context, after time.Time) (*snapshot, error) {
 	if fresh(snap) {
 		return snap, nil // another request refreshed it meanwhile
 	}
-	if s.lastErr == nil || now.Sub(s.lastTry) >= retryFailedRefresh || s.dirty.Load() {
+	// After a failed read, the next waits retryFailedRefresh, even when
+	// this node changed something meanwhile: an outage must not make every
+	// request a query.
+	if s.lastErr == nil || now.Sub(s.lastTry) >= retryFailedRefresh {
 		s.lastTry = now
 		fresh, err := s.load(ctx)
 		s.lastErr = err
