@@ -63,27 +63,24 @@ type AuditEntry struct {
 // the store keeps them.
 func AuditHash(prev string, e *AuditEntry) string {
 	content := struct {
-		Prev        string          `json:"prev"`
-		Seq         int64           `json:"seq"`
-		At          int64           `json:"at"`
-		ActorType   string          `json:"actorType"`
-		Actor       string          `json:"actor"`
-		ActorTenant string          `json:"actorTenant"`
-		Role        Role            `json:"role"`
-		Source      string          `json:"source"`
-		Tenant      string          `json:"tenant"`
-		Instance    string          `json:"instance"`
-		Action      string          `json:"action"`
-		Target      string          `json:"target"`
-		Diff        json.RawMessage `json:"diff"`
+		Prev        string `json:"prev"`
+		Seq         int64  `json:"seq"`
+		At          int64  `json:"at"`
+		ActorType   string `json:"actorType"`
+		Actor       string `json:"actor"`
+		ActorTenant string `json:"actorTenant"`
+		Role        Role   `json:"role"`
+		Source      string `json:"source"`
+		Tenant      string `json:"tenant"`
+		Instance    string `json:"instance"`
+		Action      string `json:"action"`
+		Target      string `json:"target"`
+		Diff        string `json:"diff"` // as stored: an altered diff need not be JSON
 	}{prev, e.Seq, e.At.UnixMilli(), e.ActorType, e.Actor, e.ActorTenant, e.Role, e.Source,
-		e.Tenant, e.Instance, e.Action, e.Target, e.Diff}
-	if len(content.Diff) == 0 {
-		content.Diff = json.RawMessage("null")
-	}
+		e.Tenant, e.Instance, e.Action, e.Target, string(e.Diff)}
 	b, err := json.Marshal(content)
 	if err != nil {
-		panic("herald: audit entry does not encode: " + err.Error()) // Diff is not JSON
+		panic("herald: audit entry does not encode: " + err.Error()) // strings always do
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

@@ -3,6 +3,7 @@ package herald
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Application error codes. Every error a caller can act on carries one of
@@ -15,6 +16,7 @@ const (
 	ECONFLICT      = "conflict"      // the name is taken, or the state forbids it (409)
 	ETOOLARGE      = "too_large"     // the request body is over its limit (413)
 	EUNPROCESSABLE = "unprocessable" // well-formed, but cannot be done as things stand (422)
+	ERATELIMITED   = "rate_limited"  // too many requests of a kind; retry after Error.RetryAfter (429)
 	EUNAVAILABLE   = "unavailable"   // a dependency (the database) is down; retry later (503)
 	EINTERNAL      = "internal"      // a bug or an unexpected failure (500)
 )
@@ -33,6 +35,10 @@ type Error struct {
 	// Herald does not know (an unknown JSON field or query parameter): it
 	// came from the request, so logs leave it out (see LogValue).
 	UnknownField bool
+	// RetryAfter, when not zero, is how long the caller should wait
+	// before trying again (ERATELIMITED). The HTTP answer says it in a
+	// Retry-After header.
+	RetryAfter time.Duration
 }
 
 // Error implements the error interface.

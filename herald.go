@@ -10,11 +10,8 @@ package herald
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -130,41 +127,53 @@ func (r Role) Valid() bool {
 	return false
 }
 
-// APIClient is a named credential. Its secret is shown once, at creation;
-// only its SHA-256 is stored. Names are unique across the whole deployment,
-// because the token request names the client and not the tenant.
+// APIClient is a named credential of a tenant, or of the platform, with a
+// role. Its secret is shown once, when it is made; the store keeps only a
+// slow hash of it (package access makes and checks them). Names are unique
+// within a tenant; two tenants may each have a client of the same name.
 type APIClient struct {
-	Name       string    `json:"name"`
-	Tenant     string    `json:"tenant,omitempty"` // "" for a platform client
-	Role       Role      `json:"role"`
-	SecretHash string    `json:"-"`
-	CreatedAt  time.Time `json:"createdAt"`
+	// ID is made anew for every client. Tokens carry it, so a token ends
+	// with its client and never passes to a client made later under the
+	// same name.
+	ID     string `json:"-"`
+	Name   string `json:"name"`
+	Tenant string `json:"tenant,omitempty"` // "" for a platform client
+	Role   Role   `json:"role"`
+	// Disabled clients get no tokens, and the tokens they have do not work.
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"createdAt"`
+	// SecretRotatedAt is when the secret was last rotated; nil if never.
+	SecretRotatedAt *time.Time `json:"secretRotatedAt"`
+	// PreviousSecretExpiresAt is when the secret before the current one
+	// stops working, while it is in its grace period; nil otherwise.
+	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt"`
+
+	// Generation counts the client's secrets: 1 at creation, one more at
+	// every rotation. A token carries the generation of the secret it was
+	// issued for, so a rotation ends the tokens of the secrets it ends.
+	Generation int `json:"-"`
+	// SecretHash is the hash of the current secret, SecretID the lookup id
+	// embedded in it ("" for a secret without one).
+	SecretHash string `json:"-"`
+	SecretID   string `json:"-"`
+	// PreviousSecretHash and PreviousSecretID are the secret before the
+	// current one, set only while PreviousSecretExpiresAt is in the future.
+	PreviousSecretHash string `json:"-"`
+	PreviousSecretID   string `json:"-"`
+	// TokensValidFrom voids the tokens issued before it: it is set when a
+	// disabled client is enabled again. Nil when there is no such cut.
+	TokensValidFrom *time.Time `json:"-"`
 }
 
 // Principal is who is calling: the API client behind a bearer token.
 type Principal struct {
 	Client    string
+	ClientID  string // APIClient.ID
 	Tenant    string // "" for platform-admin
 	Role      Role
+	TokenID   string // the token's own id, by which it is revoked
+	IssuedAt  time.Time
 	ExpiresAt time.Time
-}
-
-// HashSecret returns the hex SHA-256 of an API client secret. Secrets are
-// 32 random bytes, so a fast hash is enough: there is nothing to brute-force.
-func HashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
-
-// SecretMatches reports, in constant time, whether secret hashes to hash.
-func SecretMatches(secret, hash string) bool {
-	return subtle.ConstantTimeCompare([]byte(HashSecret(secret)), []byte(hash)) == 1
-}
-
-// NewClientSecret returns a new API client secret: "hsk_" and 32 random bytes
-// in URL-safe base64.
-func NewClientSecret() string {
-	return "hsk_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
 }
 
 // NewSigningSecret returns a new webhook signing secret in the Standard

@@ -23,17 +23,65 @@ type TenantService interface {
 	// GetInstance returns an instance or ENOTFOUND.
 	GetInstance(ctx context.Context, tenant, name string) (*Instance, error)
 
-	// CreateAPIClient stores a client (SecretHash set). ECONFLICT if the
-	// name is taken anywhere in the deployment.
+	// CreateAPIClient stores a new client: Name, Tenant ("" for a platform
+	// client), Role, SecretHash and SecretID set by the caller; it fills in
+	// ID, CreatedAt and Generation 1. ECONFLICT if the tenant already has a
+	// client of that name (a client of that name in another tenant is no
+	// conflict, and the message names only this tenant); ENOTFOUND for an
+	// unknown tenant.
 	CreateAPIClient(ctx context.Context, c *APIClient) error
-	// UpsertAPIClient creates or replaces a client: the bootstrap admin,
-	// whose secret comes from HERALD_ADMIN_SECRET at every start.
-	UpsertAPIClient(ctx context.Context, c *APIClient) error
-	// GetAPIClient returns a client or ENOTFOUND.
-	GetAPIClient(ctx context.Context, name string) (*APIClient, error)
-	// ListAPIClients returns the clients of a tenant sorted by name;
-	// ENOTFOUND for an unknown tenant.
+	// GetAPIClient returns the client name of tenant ("" for a platform
+	// client). ENOTFOUND naming the tenant when it does not exist, or else
+	// naming the client.
+	GetAPIClient(ctx context.Context, tenant, name string) (*APIClient, error)
+	// ListAPIClients returns the clients of a tenant sorted by name; tenant
+	// "" lists the platform clients. ENOTFOUND for an unknown tenant.
 	ListAPIClients(ctx context.Context, tenant string) ([]*APIClient, error)
+	// APIClientsNamed returns every client called name, in any tenant and
+	// the platform, for the token exchange (a token request need not name
+	// the tenant). None is an empty list, not an error.
+	APIClientsNamed(ctx context.Context, name string) ([]*APIClient, error)
+	// APIClientStates returns every client, without secret hashes: what
+	// the access layer checks tokens against.
+	APIClientStates(ctx context.Context) ([]*APIClient, error)
+	// RotateAPIClientSecret gives a client a new secret (its hash and
+	// lookup id) and the next generation. The current secret stays valid
+	// for grace (not at all when grace is 0), replacing any earlier one
+	// still in its grace, which ends at once. Returns the client as
+	// rotated; ENOTFOUND as GetAPIClient.
+	RotateAPIClientSecret(ctx context.Context, tenant, name, hash, id string, grace time.Duration) (*APIClient, error)
+	// RehashAPIClientSecret replaces the client's current secret hash old
+	// with new, a stronger hash of the same secret; the generation stays.
+	// It reports false, changing nothing, when the hash is no longer old
+	// (the secret was rotated meanwhile). ENOTFOUND as GetAPIClient.
+	RehashAPIClientSecret(ctx context.Context, tenant, name, old, new string) (bool, error)
+	// SetAPIClientDisabled disables or enables a client and returns it.
+	// Enabling sets TokensValidFrom to now, so the tokens it had before it
+	// was disabled stay void. ENOTFOUND as GetAPIClient.
+	SetAPIClientDisabled(ctx context.Context, tenant, name string, disabled bool) (*APIClient, error)
+	// DeleteAPIClient deletes a client. ENOTFOUND as GetAPIClient.
+	DeleteAPIClient(ctx context.Context, tenant, name string) error
+}
+
+// AuthService keeps what the access layers of all nodes share beyond API
+// clients: revoked tokens, and the counts of token requests that rate
+// limits are taken from.
+type AuthService interface {
+	// RevokeToken records that the token id is revoked. expiresAt is when
+	// the token expires anyway, after which the record may go. Revoking a
+	// token twice is no error.
+	RevokeToken(ctx context.Context, id string, expiresAt time.Time) error
+	// RevokedTokens returns the ids of the revoked tokens that expire after
+	// now.
+	RevokedTokens(ctx context.Context, now time.Time) ([]string, error)
+	// CountAuthRequests adds one to the count of each key in the window
+	// that starts at window, and returns the counts after the addition, in
+	// the order of keys. The counts are shared by every node.
+	CountAuthRequests(ctx context.Context, window time.Time, keys ...string) ([]int, error)
+	// PurgeAuthRecords deletes the revoked tokens that expired at or
+	// before now and the counts of windows that started before
+	// windowsBefore. Returns how many rows went.
+	PurgeAuthRecords(ctx context.Context, now, windowsBefore time.Time) (int, error)
 }
 
 // Maintenance is the housekeeping one leader runs.
@@ -59,6 +107,7 @@ type Maintenance interface {
 // on SQLite and PostgreSQL and checked by the storetest conformance suite.
 type Store interface {
 	TenantService
+	AuthService
 	DesignerService
 	WebhookService
 	EventService

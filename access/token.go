@@ -1,8 +1,8 @@
 package access
 
 import (
-	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -13,14 +13,22 @@ import (
 	"github.com/heraldhooks/herald/keyring"
 )
 
-// Tokens are self-contained, so every node accepts them without a lookup:
-// "v2.<key id>.<base64url payload>.<base64url HMAC-SHA256>", the MAC taken
-// over everything before it with a key derived from the master key named by
-// the key ID. The signing key is never stored: a copy of the database gives
-// nothing to forge a token with. A token signed under a master key that was
-// rotated out of first place stays valid until it expires, as long as that
-// key is still in the ring.
-const tokenPrefix = "v2."
+// Tokens are self-contained, so every node checks their signature and
+// expiry without a lookup: "v3.<key id>.<base64url payload>.<base64url
+// HMAC-SHA256>", the MAC taken over everything before it with a key derived
+// from the master key named by the key ID. The signing key is never stored:
+// a copy of the database gives nothing to forge a token with. A token signed
+// under a master key that was rotated out of first place stays valid until
+// it expires, as long as that key is still in the ring.
+//
+// Whether the client behind a token still stands (not deleted, disabled or
+// rotated past the token's secret) and whether the token was revoked is
+// checked against the state the Gate keeps (state.go), not here.
+const tokenPrefix = "v3."
+
+// Tokens of earlier versions, which carry neither an id nor the client's
+// generation, and so could not be revoked.
+var oldTokenPrefixes = []string{"v1.", "v2."}
 
 // Derived-key purposes. Each use of the master key gets its own key.
 const (
@@ -30,15 +38,19 @@ const (
 
 // claims is the payload of a token.
 type claims struct {
-	Client  string      `json:"c"`
-	Tenant  string      `json:"t,omitempty"`
-	Role    herald.Role `json:"r"`
-	Expires int64       `json:"exp"` // unix seconds
+	ID       string      `json:"jti"` // random: what revocation names
+	ClientID string      `json:"cid"` // herald.APIClient.ID
+	Client   string      `json:"c"`
+	Tenant   string      `json:"t,omitempty"`
+	Role     herald.Role `json:"r"`
+	Gen      int         `json:"g"`   // the generation of the secret the token was issued for
+	Issued   int64       `json:"iat"` // unix milliseconds
+	Expires  int64       `json:"exp"` // unix seconds
 }
 
-// Tokens issues and verifies tokens with keys derived from a master key
-// ring. It is safe for concurrent use.
-type Tokens struct {
+// tokens signs and verifies tokens with keys derived from a master key
+// ring. It is immutable after newTokens, so safe for concurrent use.
+type tokens struct {
 	now func() time.Time
 	ttl time.Duration
 
@@ -48,20 +60,11 @@ type Tokens struct {
 	mac    []byte            // the key of MAC, from the newest master key
 }
 
-// NewTokens returns Tokens signing with keys derived from ring's newest
-// master key and verifying with those of every key in it, on the clock now
-// (nil: time.Now), whose tokens live for ttl.
-func NewTokens(ring *keyring.Ring, now func() time.Time, ttl time.Duration) *Tokens {
-	if now == nil {
-		now = time.Now
-	}
+func newTokens(ring *keyring.Ring, now func() time.Time, ttl time.Duration) *tokens {
 	kid, key := ring.Derived(tokenPurpose)
 	_, mac := ring.Derived(macPurpose)
-	return &Tokens{now: now, ttl: ttl, kid: kid, sign: key, verify: ring.DerivedAll(tokenPurpose), mac: mac}
+	return &tokens{now: now, ttl: ttl, kid: kid, sign: key, verify: ring.DerivedAll(tokenPurpose), mac: mac}
 }
-
-// TTL returns how long an issued token is valid.
-func (t *Tokens) TTL() time.Duration { return t.ttl }
 
 func sign(key []byte, msg string) string {
 	m := hmac.New(sha256.New, key)
@@ -69,33 +72,37 @@ func sign(key []byte, msg string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// MAC returns the base64url HMAC-SHA256 of msg under a key derived from the
-// master key, for values derived from a token that must not be forgeable (a
-// form's CSRF token). Callers should prefix msg with what it is for, so a
-// MAC for one purpose is never valid for another.
-func (t *Tokens) MAC(ctx context.Context, msg string) (string, error) {
-	return sign(t.mac, msg), nil
-}
-
-// Issue returns a token for c and when it expires.
-func (t *Tokens) Issue(ctx context.Context, c *herald.APIClient) (string, time.Time, error) {
-	exp := t.now().Add(t.ttl).Truncate(time.Second)
-	payload, err := json.Marshal(claims{Client: c.Name, Tenant: c.Tenant, Role: c.Role, Expires: exp.Unix()})
+// issue returns a token for c, whose secret of generation gen was shown,
+// issued at issued, and when it expires.
+func (t *tokens) issue(c *herald.APIClient, gen int, issued time.Time) (string, *claims, error) {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	cl := &claims{
+		ID: base64.RawURLEncoding.EncodeToString(id), ClientID: c.ID, Client: c.Name, Tenant: c.Tenant, Role: c.Role,
+		Gen: gen, Issued: issued.UnixMilli(), Expires: t.now().Add(t.ttl).Unix(),
+	}
+	payload, err := json.Marshal(cl)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", nil, err
 	}
 	msg := tokenPrefix + t.kid + "." + base64.RawURLEncoding.EncodeToString(payload)
-	return msg + "." + sign(t.sign, msg), exp, nil
+	return msg + "." + sign(t.sign, msg), cl, nil
 }
 
 var errMalformed = herald.Errorf(herald.EUNAUTHORIZED, "The bearer token is malformed; get a token from POST /v1/auth/token.")
 
-// Verify returns the principal a token stands for, or EUNAUTHORIZED saying
-// whether it is malformed, forged or expired.
-func (t *Tokens) Verify(ctx context.Context, token string) (*herald.Principal, error) {
+// parse returns the claims of a token whose signature is valid and which
+// has not expired, or EUNAUTHORIZED saying whether it is malformed, from an
+// earlier version, forged or expired.
+func (t *tokens) parse(token string) (*claims, error) {
 	msg, sig, ok := cutLast(token, ".")
 	rest, prefixed := strings.CutPrefix(msg, tokenPrefix)
 	if !ok || !prefixed {
+		for _, p := range oldTokenPrefixes {
+			if strings.HasPrefix(token, p) {
+				return nil, herald.Errorf(herald.EUNAUTHORIZED, "The bearer token was issued by an earlier version of Herald, whose tokens cannot be revoked and are no longer accepted; get a new one from POST /v1/auth/token.")
+			}
+		}
 		return nil, errMalformed
 	}
 	kid, body, ok := strings.Cut(rest, ".")
@@ -114,14 +121,20 @@ func (t *Tokens) Verify(ctx context.Context, token string) (*herald.Principal, e
 		return nil, errMalformed
 	}
 	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil || c.Client == "" || !c.Role.Valid() {
+	if err := json.Unmarshal(payload, &c); err != nil || c.ID == "" || c.ClientID == "" || c.Client == "" || !c.Role.Valid() || c.Gen < 1 {
 		return nil, errMalformed
 	}
 	exp := time.Unix(c.Expires, 0).UTC()
 	if !t.now().Before(exp) {
 		return nil, herald.Errorf(herald.EUNAUTHORIZED, "The bearer token expired at %s; get a new one from POST /v1/auth/token.", exp.Format(time.RFC3339))
 	}
-	return &herald.Principal{Client: c.Client, Tenant: c.Tenant, Role: c.Role, ExpiresAt: exp}, nil
+	return &c, nil
+}
+
+// principal is who the claims stand for.
+func (c *claims) principal() *herald.Principal {
+	return &herald.Principal{Client: c.Client, ClientID: c.ClientID, Tenant: c.Tenant, Role: c.Role, TokenID: c.ID,
+		IssuedAt: time.UnixMilli(c.Issued).UTC(), ExpiresAt: time.Unix(c.Expires, 0).UTC()}
 }
 
 func cutLast(s, sep string) (before, after string, found bool) {
@@ -129,30 +142,4 @@ func cutLast(s, sep string) (before, after string, found bool) {
 		return s[:i], s[i+len(sep):], true
 	}
 	return s, "", false
-}
-
-// ClientStore finds API clients; herald.TenantService implements it.
-type ClientStore interface {
-	GetAPIClient(ctx context.Context, name string) (*herald.APIClient, error)
-}
-
-// ErrBadCredentials is the EUNAUTHORIZED error of CheckClient: it does not
-// say whether the name or the secret was wrong.
-var ErrBadCredentials = herald.Errorf(herald.EUNAUTHORIZED, "The API client name or secret is wrong.")
-
-// CheckClient returns the API client named name when secret is its secret,
-// and ErrBadCredentials otherwise, doing the same work for an unknown name
-// as for a wrong secret.
-func CheckClient(ctx context.Context, clients ClientStore, name, secret string) (*herald.APIClient, error) {
-	c, err := clients.GetAPIClient(ctx, name)
-	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		herald.SecretMatches(secret, "") // same work as a known client
-		return nil, ErrBadCredentials
-	} else if err != nil {
-		return nil, err
-	}
-	if !herald.SecretMatches(secret, c.SecretHash) {
-		return nil, ErrBadCredentials
-	}
-	return c, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -19,9 +20,14 @@ import (
 // something, reveals a secret or reads health data. A test checks that
 // every route but plain reads has one, so a new route cannot be forgotten.
 var auditActions = map[string]string{
-	"POST /v1/tenants":                      "tenant.create",
-	"POST /v1/tenants/{tenant}/instances":   "instance.create",
-	"POST /v1/tenants/{tenant}/api-clients": "api-client.create",
+	"POST /v1/tenants":                                     "tenant.create",
+	"POST /v1/tenants/{tenant}/instances":                  "instance.create",
+	"POST /v1/tenants/{tenant}/api-clients":                "api-client.create",
+	"POST /v1/tenants/{tenant}/api-clients/{name}/rotate":  "api-client.rotate",
+	"POST /v1/tenants/{tenant}/api-clients/{name}/disable": "api-client.disable",
+	"POST /v1/tenants/{tenant}/api-clients/{name}/enable":  "api-client.enable",
+	"DELETE /v1/tenants/{tenant}/api-clients/{name}":       "api-client.delete",
+	"POST /v1/auth/revoke":                                 "auth.revoke",
 
 	"POST /v1/tenants/{tenant}/designer/webhooks":          "designer.webhook.create",
 	"PATCH /v1/tenants/{tenant}/designer/webhooks/{name}":  "designer.webhook.update",
@@ -43,9 +49,10 @@ var auditActions = map[string]string{
 	"POST " + instPath + "/patients/{patientId}/purge":             "patient.purge",
 }
 
-// notAudited lists the routes that change nothing worth a record: token
-// exchange is audited by its handler (it knows the client), events are
-// the data itself (and have their own log, the deliveries).
+// notAudited lists the routes left out on purpose: token exchange is
+// audited by access.Gate (success, failure and lockout, for the API and
+// the web UI alike); events are the data itself (and have their own
+// record, the deliveries).
 var notAudited = map[string]bool{
 	"POST /v1/auth/token":          true,
 	"POST " + instPath + "/events": true,
@@ -131,6 +138,8 @@ func auditTarget(r *http.Request) string {
 	switch {
 	case r.PathValue("id") != "":
 		return r.PathValue("id")
+	case strings.Contains(r.Pattern, "/api-clients/"):
+		return "api-client " + r.PathValue("name")
 	case r.PathValue("name") != "":
 		return "webhook " + r.PathValue("name")
 	}

@@ -65,11 +65,11 @@ func TestAuditTrailRecordsWhoDidWhat(t *testing.T) {
 		actions = append(actions, page.Entries[i].Action)
 	}
 	want := []string{"instance.create", "designer.webhook.create", "designer.publish", "webhook.update", "webhook.activate",
-		"webhook.update", "webhook.secret.reveal", "event.read", "api-client.create", "api-client.create"}
+		"webhook.update", "webhook.secret.reveal", "event.read", "api-client.create", "auth.sign-in", "api-client.create", "auth.sign-in"}
 	if strings.Join(actions, " ") != strings.Join(want, " ") {
 		t.Fatalf("actions oldest first:\n got %v\nwant %v", actions, want)
 	}
-	upd := page.Entries[4] // the second webhook.update, newest first
+	upd := page.Entries[6] // the second webhook.update, newest first
 	if upd.Action != "webhook.update" || upd.Actor != "admin" || upd.ActorType != herald.ActorAPIClient || upd.Role != herald.RolePlatformAdmin ||
 		upd.Source != "127.0.0.1" || upd.Tenant != "acme" || upd.Instance != "sandbox" || upd.Target != "webhook wh-patient-sync" {
 		t.Fatalf("webhook.update entry: %+v", upd)
@@ -84,8 +84,11 @@ func TestAuditTrailRecordsWhoDidWhat(t *testing.T) {
 	if h, _ := json.Marshal(diff["headers"].New); string(h) != `[{"name":"Authorization","value":"[redacted]"}]` {
 		t.Errorf("headers diff %s", h)
 	}
-	if page.Entries[2].Target != ev.EventID {
-		t.Errorf("event.read target %q, want %s", page.Entries[2].Target, ev.EventID)
+	if page.Entries[4].Target != ev.EventID {
+		t.Errorf("event.read target %q, want %s", page.Entries[4].Target, ev.EventID)
+	}
+	if in := page.Entries[0]; in.Actor != "acme-admin" || in.Role != herald.RoleAdmin || in.Source != "127.0.0.1" || in.Target != "api-client acme-admin" {
+		t.Errorf("sign-in entry: %+v", in)
 	}
 
 	// The platform trail holds the tenant's and the platform's entries.
@@ -102,6 +105,16 @@ func TestAuditTrailRecordsWhoDidWhat(t *testing.T) {
 	e.must(200, req{method: "GET", path: "/v1/tenants/acme/audit?limit=3&cursor=" + paged.NextCursor, token: e.admin}).json(t, &paged)
 	if paged.Entries[0].Seq != page.Entries[3].Seq {
 		t.Fatalf("page 2 starts at %d, want %d", paged.Entries[0].Seq, page.Entries[3].Seq)
+	}
+
+	// A wrong secret, then the client locked out: both on record, the
+	// secret tried nowhere.
+	e.must(401, req{method: "POST", path: "/v1/auth/token", body: map[string]string{"apiClient": "acme-viewer", "secret": "hsk_wrong-guess-777"}})
+	var failed auditPage
+	e.must(200, req{method: "GET", path: "/v1/audit?action=auth.sign-in.failed", token: e.admin}).json(t, &failed)
+	if len(failed.Entries) != 1 || failed.Entries[0].Actor != "acme-viewer" || failed.Entries[0].Source != "127.0.0.1" ||
+		strings.Contains(string(failed.Entries[0].Diff), "wrong-guess") {
+		t.Fatalf("failed sign-in entries: %+v", failed.Entries)
 	}
 	if ae := e.must(400, req{method: "GET", path: "/v1/tenants/acme/audit?from=yesterday", token: e.admin}).apiError(t); ae.Field != "from" {
 		t.Errorf("bad from: %+v", ae)

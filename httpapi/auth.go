@@ -41,7 +41,7 @@ func (s *server) authorize(r *http.Request, p access.Perm) (*http.Request, error
 	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return r, herald.Errorf(herald.EUNAUTHORIZED, "The Authorization header must be \"Bearer <token>\"; get a token from POST /v1/auth/token.")
 	}
-	pr, err := s.tokens.Verify(r.Context(), strings.TrimSpace(token))
+	pr, err := s.access.Verify(r.Context(), strings.TrimSpace(token))
 	if err != nil {
 		return r, err
 	}
@@ -77,6 +77,7 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		APIClient string `json:"apiClient"`
 		Secret    string `json:"secret"`
+		Tenant    string `json:"tenant"`
 	}
 	if err := unmarshalStrict(body, &req, ""); err != nil {
 		return err
@@ -87,16 +88,25 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	if req.Secret == "" {
 		return herald.FieldErrorf("secret", "secret is required: the secret shown when the API client was created.")
 	}
-	c, err := access.CheckClient(r.Context(), s.store, req.APIClient, req.Secret)
-	if err != nil {
-		return err
-	}
-	tok, exp, err := s.tokens.Issue(r.Context(), c)
+	g, err := s.access.Exchange(r.Context(), access.Credentials{Client: req.APIClient, Tenant: req.Tenant, Secret: req.Secret, Address: r.RemoteAddr})
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	return writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expiresAt": exp.UTC().Format(time.RFC3339)})
+	return writeJSON(w, http.StatusOK, map[string]any{"token": g.Token, "expiresAt": g.ExpiresAt.Format(time.RFC3339)})
+}
+
+// revoke revokes the token it is called with, on every node.
+func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
+	var req struct{}
+	if err := decodeJSON(w, r, &req, bodyOptional); err != nil {
+		return err
+	}
+	if err := s.access.Revoke(r.Context(), principal(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // oauthError is an RFC 6749 section 5.2 error response.
@@ -143,22 +153,20 @@ func (s *server) oauthToken(w http.ResponseWriter, r *http.Request) error {
 	if id == "" || secret == "" {
 		return &oauthError{http.StatusUnauthorized, "invalid_client", "Client authentication is required: client_id and client_secret, in the form or as HTTP Basic auth."}
 	}
-	c, err := access.CheckClient(r.Context(), s.store, id, secret)
-	if herald.ErrorCode(err) == herald.EUNAUTHORIZED {
+	g, err := s.access.Exchange(r.Context(), access.Credentials{Client: id, Secret: secret, Address: r.RemoteAddr})
+	if err == access.ErrBadCredentials {
 		return &oauthError{http.StatusUnauthorized, "invalid_client", "The client_id or client_secret is wrong."}
+	} else if herald.ErrorCode(err) == herald.EUNAUTHORIZED {
+		return &oauthError{http.StatusUnauthorized, "invalid_client", herald.ErrorMessage(err)}
 	} else if err != nil {
-		return err
-	}
-	tok, _, err := s.tokens.Issue(r.Context(), c)
-	if err != nil {
-		return err
+		return err // rate limits and outages answer in Herald's shape, with their status
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": tok,
+		"access_token": g.Token,
 		"token_type":   "Bearer",
-		"expires_in":   int64(s.tokens.TTL() / time.Second),
+		"expires_in":   int64(s.access.TTL() / time.Second),
 	})
 }
 

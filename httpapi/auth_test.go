@@ -92,7 +92,7 @@ func TestTokenRejected(t *testing.T) {
 	e := mustEnv(t)
 	good := e.admin
 	msg, sig, _ := cutLast(good, ".")
-	prefix, body, _ := cutLast(msg, ".") // "v2.<key id>", payload
+	prefix, body, _ := cutLast(msg, ".") // "v3.<key id>", payload
 	payload, _ := base64.RawURLEncoding.DecodeString(body)
 	var claims map[string]any
 	if err := json.Unmarshal(payload, &claims); err != nil {
@@ -108,7 +108,7 @@ func TestTokenRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := mustEnv(t, func(c *httpapi.Config) { c.Keys = otherKeys }).admin
+	other := mustEnv(t, func(c *httpapi.Config) { c.Access = mustGate(t, c.Store, otherKeys, nil) }).admin
 
 	for _, tc := range []struct {
 		name, authorization, message string

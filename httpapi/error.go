@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/heraldhooks/herald"
 )
@@ -27,6 +29,7 @@ var statusOf = map[string]int{
 	herald.ETOOLARGE:         http.StatusRequestEntityTooLarge,
 	codeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	herald.EUNPROCESSABLE:    http.StatusUnprocessableEntity,
+	herald.ERATELIMITED:      http.StatusTooManyRequests,
 	herald.EUNAVAILABLE:      http.StatusServiceUnavailable,
 	herald.EINTERNAL:         http.StatusInternalServerError,
 }
@@ -68,6 +71,9 @@ func (s *server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	var he *herald.Error
 	if errors.As(err, &he) {
 		body.Error.Field = he.Field
+		if he.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((he.RetryAfter+time.Second-1)/time.Second)))
+		}
 	}
 	if status == http.StatusInternalServerError {
 		// Also *herald.Error values with EINTERNAL: their message may be

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/access"
 	"github.com/heraldhooks/herald/dispatch"
 	"github.com/heraldhooks/herald/httpapi"
+	"github.com/heraldhooks/herald/keyring"
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,7 +82,7 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 		tokens: map[string]string{}, secrets: map[string]string{}}
 	cfg := httpapi.Config{
 		Store:      store,
-		Keys:       storetest.Keys,
+		Access:     mustGate(t, store, storetest.Keys, e.clock.Now),
 		Ingester:   eng,
 		Tester:     eng,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -98,14 +100,23 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 
-	ctx := context.Background()
-	if err := store.UpsertAPIClient(ctx, &herald.APIClient{Name: "admin", Role: herald.RolePlatformAdmin,
-		SecretHash: herald.HashSecret(adminSecret), CreatedAt: time.Now()}); err != nil {
+	if _, err := cfg.Access.EnsureAdmin(context.Background(), adminSecret); err != nil {
 		t.Fatal(err)
 	}
 	e.secrets["admin"] = adminSecret
 	e.admin = e.token("admin")
 	return e
+}
+
+// mustGate returns the access layer of one node on store, with the keys
+// of a deployment and a clock (nil: time.Now).
+func mustGate(t *testing.T, store herald.Store, keys *keyring.Ring, now func() time.Time) *access.Gate {
+	t.Helper()
+	g, err := access.New(access.Config{Store: store, Keys: keys, Now: now, Audit: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 // response is what a test sees of an HTTP answer.
@@ -282,7 +293,7 @@ func (e *env) deliveryCount() int {
 func mustSecondNode(t *testing.T, first *env) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	h, err := httpapi.New(httpapi.Config{Store: first.store, Keys: storetest.Keys, Registerer: reg, Gatherer: reg})
+	h, err := httpapi.New(httpapi.Config{Store: first.store, Access: mustGate(t, first.store, storetest.Keys, nil), Registerer: reg, Gatherer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
-	"github.com/heraldhooks/herald/keyring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -32,14 +31,14 @@ type Tester interface {
 	TestWebhook(ctx context.Context, w *herald.Webhook, secrets []string) (*herald.Attempt, error)
 }
 
-// Config configures the API handler. Store is required; every other field
-// has a default.
+// Config configures the API handler. Store and Access are required; every
+// other field has a default.
 type Config struct {
 	// Store keeps everything. Required.
 	Store herald.Store
-	// Keys is the master key ring that token signing keys are derived
-	// from. Required.
-	Keys *keyring.Ring
+	// Access exchanges credentials for tokens, checks tokens and carries
+	// out the life cycle of API clients; the web UI shares it. Required.
+	Access *access.Gate
 	// Ingester accepts events: the group-committing engine. Defaults to Store.
 	Ingester herald.EventIngester
 	// Tester sends test requests for POST .../webhooks/{name}/test. Without
@@ -48,10 +47,8 @@ type Config struct {
 	// Logger receives the access log and internal errors. Defaults to a
 	// logger that discards everything.
 	Logger *slog.Logger
-	// Now is the clock, for token issue and expiry. Defaults to time.Now.
+	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
-	// TokenTTL is how long a bearer token is valid. Defaults to 1h.
-	TokenTTL time.Duration
 	// Ready reports whether this node can serve, for /readyz. Defaults to
 	// Store.Ready: whether the store can commit a write.
 	Ready func(ctx context.Context) error
@@ -74,7 +71,7 @@ type server struct {
 	tester   Tester
 	log      *slog.Logger
 	now      func() time.Time
-	tokens   *access.Tokens
+	access   *access.Gate
 	ready    func(ctx context.Context) error
 	metrics  *metrics
 
@@ -92,16 +89,14 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("httpapi: Config.Store is required")
 	}
-	if cfg.Keys == nil {
-		return nil, errors.New("httpapi: Config.Keys is required")
-	}
-	if cfg.TokenTTL < 0 {
-		return nil, errors.New("httpapi: Config.TokenTTL must not be negative")
+	if cfg.Access == nil {
+		return nil, errors.New("httpapi: Config.Access is required")
 	}
 	s := &server{
 		store:    cfg.Store,
 		ingester: cmp.Or[herald.EventIngester](cfg.Ingester, cfg.Store),
 		tester:   cfg.Tester,
+		access:   cfg.Access,
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		ready:    cfg.Ready,
@@ -114,7 +109,6 @@ func New(cfg Config) (http.Handler, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.tokens = access.NewTokens(cfg.Keys, s.now, cmp.Or(cfg.TokenTTL, time.Hour))
 	if s.ready == nil {
 		s.ready = cfg.Store.Ready
 	}
@@ -166,6 +160,7 @@ func (s *server) routes() []route {
 		{"GET /openapi.json", permPublic, s.openapi},
 
 		{"POST /v1/auth/token", permPublic, s.token},
+		{"POST /v1/auth/revoke", permAuthenticated, s.revoke},
 		{"GET /v1/catalog", permAuthenticated, s.catalog},
 
 		{"POST /v1/tenants", permPlatform, s.createTenant},
@@ -176,6 +171,11 @@ func (s *server) routes() []route {
 		{"GET " + inst, permAuthenticated, s.getInstance},
 		{"POST /v1/tenants/{tenant}/api-clients", permAdmin, s.createAPIClient},
 		{"GET /v1/tenants/{tenant}/api-clients", permReadConfig, s.listAPIClients},
+		{"GET /v1/tenants/{tenant}/api-clients/{name}", permReadConfig, s.getAPIClient},
+		{"DELETE /v1/tenants/{tenant}/api-clients/{name}", permAdmin, s.deleteAPIClient},
+		{"POST /v1/tenants/{tenant}/api-clients/{name}/rotate", permAdmin, s.rotateAPIClient},
+		{"POST /v1/tenants/{tenant}/api-clients/{name}/disable", permAdmin, s.disableAPIClient},
+		{"POST /v1/tenants/{tenant}/api-clients/{name}/enable", permAdmin, s.enableAPIClient},
 
 		{"POST /v1/tenants/{tenant}/designer/webhooks", permDesign, s.createDesignerWebhook},
 		{"GET /v1/tenants/{tenant}/designer/webhooks", permReadConfig, s.listDesignerWebhooks},

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/heraldhooks/herald"
 )
@@ -94,71 +93,6 @@ func (s *server) getInstance(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, in)
-}
-
-// createdClient is the answer to creating an API client: the only time
-// its secret is shown.
-type createdClient struct {
-	Name      string      `json:"name"`
-	Role      herald.Role `json:"role"`
-	Tenant    string      `json:"tenant"`
-	Secret    string      `json:"secret"`
-	CreatedAt time.Time   `json:"createdAt"`
-}
-
-func (s *server) createAPIClient(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Name string      `json:"name"`
-		Role herald.Role `json:"role"`
-	}
-	if err := decodeJSON(w, r, &req, bodyRequired); err != nil {
-		return err
-	}
-	if err := herald.ValidateName("name", req.Name); err != nil {
-		return err
-	}
-	switch {
-	case req.Role == "":
-		return herald.FieldErrorf("role", "role is required: one of admin, designer, producer, viewer.")
-	case req.Role == herald.RolePlatformAdmin && principal(r).Role != herald.RolePlatformAdmin:
-		return herald.Errorf(herald.EFORBIDDEN, "Only a platform-admin may create platform-admin clients, and not under a tenant.")
-	case req.Role == herald.RolePlatformAdmin:
-		return herald.FieldErrorf("role", "role platform-admin is not bound to a tenant, so it cannot be created under one; use admin, designer, producer or viewer.")
-	case !req.Role.Valid():
-		return herald.FieldErrorf("role", "role %q is not a role; use admin, designer, producer or viewer.", req.Role)
-	}
-	tenant := r.PathValue("tenant")
-	if _, err := s.store.GetTenant(r.Context(), tenant); err != nil {
-		return err
-	}
-	secret := herald.NewClientSecret()
-	c := &herald.APIClient{
-		Name:       req.Name,
-		Tenant:     tenant,
-		Role:       req.Role,
-		SecretHash: herald.HashSecret(secret),
-		CreatedAt:  s.now().UTC().Truncate(time.Millisecond), // as stored
-	}
-	if err := s.store.CreateAPIClient(r.Context(), c); err != nil {
-		return err
-	}
-	noteAudit(r, "api-client "+c.Name, map[string]any{"role": c.Role})
-	w.Header().Set("Cache-Control", "no-store")
-	return writeJSON(w, http.StatusCreated, createdClient{
-		Name: c.Name, Role: c.Role, Tenant: c.Tenant, Secret: secret, CreatedAt: c.CreatedAt,
-	})
-}
-
-func (s *server) listAPIClients(w http.ResponseWriter, r *http.Request) error {
-	tenant := r.PathValue("tenant")
-	if _, err := s.store.GetTenant(r.Context(), tenant); err != nil {
-		return err
-	}
-	list, err := s.store.ListAPIClients(r.Context(), tenant)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"apiClients": nonNil(list)})
 }
 
 // nonNil makes an empty list encode as [] rather than null.

@@ -62,50 +62,6 @@ func init() {
 		e.wantCode(err, herald.ENOTFOUND, `tenant "nobody" not found.`)
 	})
 
-	register("APIClients", func(e *env) {
-		_, err := e.S.CreateTenant(e.Ctx, "acme")
-		e.must(err)
-		sync := &herald.APIClient{Name: "ehr-sync", Tenant: "acme", Role: herald.RoleProducer, SecretHash: herald.HashSecret("s1")}
-		e.must(e.S.CreateAPIClient(e.Ctx, sync))
-		e.must(e.S.CreateAPIClient(e.Ctx, &herald.APIClient{Name: "alpha", Tenant: "acme", Role: herald.RoleViewer, SecretHash: "x"}))
-		err = e.S.CreateAPIClient(e.Ctx, &herald.APIClient{Name: "ehr-sync", Role: herald.RoleAdmin, SecretHash: "y"})
-		e.wantCode(err, herald.ECONFLICT, `api client "ehr-sync" already exists.`)
-		err = e.S.CreateAPIClient(e.Ctx, &herald.APIClient{Name: "lost", Tenant: "nobody", Role: herald.RoleAdmin, SecretHash: "y"})
-		e.wantCode(err, herald.ENOTFOUND, `tenant "nobody" not found.`)
-
-		got, err := e.S.GetAPIClient(e.Ctx, "ehr-sync")
-		e.must(err)
-		if got.Tenant != "acme" || got.Role != herald.RoleProducer || !herald.SecretMatches("s1", got.SecretHash) || !got.CreatedAt.Equal(Epoch) {
-			e.Fatalf("GetAPIClient = %+v", got)
-		}
-		_, err = e.S.GetAPIClient(e.Ctx, "nobody")
-		e.wantCode(err, herald.ENOTFOUND, `api client "nobody" not found.`)
-
-		// The bootstrap admin is upserted at every start with the secret of
-		// the day.
-		e.must(e.S.UpsertAPIClient(e.Ctx, &herald.APIClient{Name: "admin", Role: herald.RolePlatformAdmin, SecretHash: herald.HashSecret("a1")}))
-		e.Clock.Advance(1000)
-		e.must(e.S.UpsertAPIClient(e.Ctx, &herald.APIClient{Name: "admin", Role: herald.RolePlatformAdmin, SecretHash: herald.HashSecret("a2")}))
-		admin, err := e.S.GetAPIClient(e.Ctx, "admin")
-		e.must(err)
-		if !herald.SecretMatches("a2", admin.SecretHash) || admin.Tenant != "" || admin.Role != herald.RolePlatformAdmin {
-			e.Fatalf("upserted admin = %+v, want the second secret", admin)
-		}
-
-		list, err := e.S.ListAPIClients(e.Ctx, "acme")
-		e.must(err)
-		if len(list) != 2 || list[0].Name != "alpha" || list[1].Name != "ehr-sync" {
-			e.Fatalf("ListAPIClients(acme) = %s", jsonString(list))
-		}
-		platform, err := e.S.ListAPIClients(e.Ctx, "")
-		e.must(err)
-		if len(platform) != 1 || platform[0].Name != "admin" {
-			e.Fatalf("ListAPIClients(\"\") = %s", jsonString(platform))
-		}
-		_, err = e.S.ListAPIClients(e.Ctx, "nobody")
-		e.wantCode(err, herald.ENOTFOUND)
-	})
-
 	register("Ping", func(e *env) {
 		e.must(e.S.Ping(e.Ctx))
 	})

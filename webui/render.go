@@ -178,7 +178,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name, ti
 }
 
 func sectionOf(p string) string {
-	for _, s := range []string{"/designer", "/webhooks", "/deliveries", "/events"} {
+	for _, s := range []string{"/designer", "/webhooks", "/deliveries", "/events", "/api-clients"} {
 		if strings.Contains(p, s) {
 			return strings.TrimPrefix(s, "/")
 		}
@@ -197,6 +197,10 @@ var flashText = map[string]string{
 	"activated":   "Webhook activated: matching events are delivered from now on.",
 	"deactivated": "Webhook deactivated: its pending deliveries are cancelled and can be recovered later.",
 	"resent":      "Delivery queued again, due now.",
+
+	"client-disabled": "API client disabled: it gets no tokens, and the tokens it has stopped working.",
+	"client-enabled":  "API client enabled: it can get tokens again. Tokens from before it was disabled stay void.",
+	"client-deleted":  "API client deleted, and its tokens with it.",
 }
 
 // switchGroups lists the tenants and instances the principal may switch to.
@@ -247,6 +251,7 @@ var statusOf = map[string]int{
 	herald.ECONFLICT:      http.StatusConflict,
 	herald.ETOOLARGE:      http.StatusRequestEntityTooLarge,
 	herald.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	herald.ERATELIMITED:   http.StatusTooManyRequests,
 	herald.EUNAVAILABLE:   http.StatusServiceUnavailable,
 }
 
@@ -258,6 +263,7 @@ var headingOf = map[int]string{
 	http.StatusConflict:              "That clashes with what is there",
 	http.StatusRequestEntityTooLarge: "Too large",
 	http.StatusUnprocessableEntity:   "That cannot be done now",
+	http.StatusTooManyRequests:       "Too many requests",
 	http.StatusServiceUnavailable:    "Herald cannot reach its database",
 	http.StatusInternalServerError:   "Something went wrong",
 }

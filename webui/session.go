@@ -5,8 +5,10 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +55,7 @@ func (u *ui) endpoint(rt route) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		seed := ""
 		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-			if p, err := u.tokens.Verify(r.Context(), c.Value); err == nil {
+			if p, err := u.access.Verify(r.Context(), c.Value); err == nil {
 				st.principal = p
 				seed = "s." + c.Value
 			}
@@ -63,12 +65,8 @@ func (u *ui) endpoint(rt route) http.Handler {
 				seed = "p." + c.Value
 			}
 		}
-		var err error
 		if seed != "" {
-			if st.csrf, err = u.tokens.MAC(r.Context(), "webui-csrf."+seed); err != nil {
-				u.renderError(w, r, err)
-				return
-			}
+			st.csrf = u.access.MAC("webui-csrf." + seed)
 		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -170,51 +168,57 @@ func (u *ui) startPreSession(w http.ResponseWriter, r *http.Request) error {
 	v := base64.RawURLEncoding.EncodeToString(b)
 	u.setCookie(w, r, &http.Cookie{Name: preCookie, Value: v, Path: Prefix, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
-	csrf, err := u.tokens.MAC(r.Context(), "webui-csrf.p."+v)
-	if err != nil {
-		return err
-	}
-	state(r).csrf = csrf
+	state(r).csrf = u.access.MAC("webui-csrf.p." + v)
 	return nil
 }
 
-// signin exchanges an API client's name and secret for a session.
+// signin exchanges an API client's name and secret for a session, within
+// the same rate limits as the API's token requests.
 func (u *ui) signin(w http.ResponseWriter, r *http.Request) error {
 	d := signinData{Client: strings.TrimSpace(r.PostForm.Get("apiClient")), Next: safeNext(r.PostForm.Get("next"))}
 	secret := r.PostForm.Get("secret")
-	var c *herald.APIClient
-	var err error
+	var g *access.Grant
+	status := http.StatusUnauthorized
 	switch {
 	case d.Client == "":
 		d.Error = "Enter the name of your API client, like \"admin\"."
 	case secret == "":
 		d.Error = "Enter the API client's secret: the one shown when the client was created (for admin, HERALD_ADMIN_SECRET)."
 	default:
-		c, err = access.CheckClient(r.Context(), u.store, d.Client, secret)
-		if herald.ErrorCode(err) == herald.EUNAUTHORIZED {
+		var err error
+		g, err = u.access.Exchange(r.Context(), access.Credentials{Client: d.Client, Secret: secret, Address: r.RemoteAddr})
+		var he *herald.Error
+		switch code := herald.ErrorCode(err); {
+		case err == access.ErrBadCredentials:
 			d.Error = herald.ErrorMessage(err) + " Check both and try again."
-		} else if err != nil {
+		case code == herald.EUNAUTHORIZED:
+			d.Error = herald.ErrorMessage(err)
+		case code == herald.ERATELIMITED && errors.As(err, &he):
+			d.Error, status = he.Message, http.StatusTooManyRequests
+			w.Header().Set("Retry-After", strconv.Itoa(int(he.RetryAfter/time.Second)))
+		case err != nil:
 			return err
 		}
 	}
 	if d.Error != "" {
-		return u.render(w, r, http.StatusUnauthorized, "signin", "Sign in", d)
+		return u.render(w, r, status, "signin", "Sign in", d)
 	}
-	tok, exp, err := u.tokens.Issue(r.Context(), c)
-	if err != nil {
-		return err
-	}
-	u.setCookie(w, r, &http.Cookie{Name: sessionCookie, Value: tok, Path: Prefix, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Expires: exp})
+	u.setCookie(w, r, &http.Cookie{Name: sessionCookie, Value: g.Token, Path: Prefix, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Expires: g.ExpiresAt})
 	u.setCookie(w, r, &http.Cookie{Name: preCookie, Value: "", Path: Prefix, MaxAge: -1})
-	u.log.InfoContext(r.Context(), "web ui sign-in", "client", c.Name)
+	u.log.InfoContext(r.Context(), "web ui sign-in", "client", g.Client.Name, "tenant", g.Client.Tenant)
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 	return nil
 }
 
-// signout ends the session in this browser. Tokens are self-contained, so
-// the cookie's token stays valid until it expires; it is gone from here.
+// signout ends the session: its token is revoked, on every node, and the
+// cookie goes from this browser.
 func (u *ui) signout(w http.ResponseWriter, r *http.Request) error {
+	if p := state(r).principal; p != nil {
+		if err := u.access.Revoke(r.Context(), p); err != nil {
+			return err
+		}
+	}
 	u.setCookie(w, r, &http.Cookie{Name: sessionCookie, Value: "", Path: Prefix, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, MaxAge: -1, Expires: time.Unix(1, 0)})
 	http.Redirect(w, r, "/ui/signin?out=1", http.StatusSeeOther)

@@ -47,7 +47,7 @@ func TestSecureCookies(t *testing.T) {
 		if tok == nil {
 			t.Fatalf("no CSRF token on the sign-in page:\n%s", body)
 		}
-		form := url.Values{"csrf": {tok[1]}, "apiClient": {"admin"}, "secret": {secret}, "next": {"/ui/"}}
+		form := url.Values{"csrf": {tok[1]}, "apiClient": {"admin"}, "secret": {adminSecret}, "next": {"/ui/"}}
 		req, _ := http.NewRequest("POST", e.srv.URL+"/ui/signin", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.AddCookie(pre)

@@ -23,7 +23,6 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
-	"github.com/heraldhooks/herald/keyring"
 )
 
 //go:embed templates/*.html
@@ -42,13 +41,14 @@ type Tester interface {
 	TestWebhook(ctx context.Context, w *herald.Webhook, secrets []string) (*herald.Attempt, error)
 }
 
-// Config configures the UI handler. Store is required.
+// Config configures the UI handler. Store and Access are required.
 type Config struct {
 	// Store keeps everything. Required.
 	Store herald.Store
-	// Keys is the master key ring that token signing keys are derived
-	// from. Required.
-	Keys *keyring.Ring
+	// Access signs people in (a session is an API token), checks sessions
+	// and carries out the life cycle of API clients; the API shares it.
+	// Required.
+	Access *access.Gate
 	// Tester sends test requests. Without it the Send test button says
 	// that testing is not available on this node.
 	Tester Tester
@@ -57,9 +57,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
-	// SessionTTL is how long a sign-in lasts. Defaults to 1h, like an API
-	// token (a session is one).
-	SessionTTL time.Duration
 	// SecureCookies marks every cookie Secure, also on requests that came
 	// in over plain HTTP: for a UI that a TLS proxy serves as https://
 	// (--public-url). Cookies set on requests made over TLS are Secure
@@ -76,7 +73,7 @@ type ui struct {
 	tester Tester
 	log    *slog.Logger
 	now    func() time.Time
-	tokens *access.Tokens
+	access *access.Gate
 	pages  map[string]*pageTemplate
 	mux    *http.ServeMux
 
@@ -91,10 +88,10 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("webui: Config.Store is required")
 	}
-	if cfg.Keys == nil {
-		return nil, errors.New("webui: Config.Keys is required")
+	if cfg.Access == nil {
+		return nil, errors.New("webui: Config.Access is required")
 	}
-	u := &ui{store: cfg.Store, tester: cfg.Tester, log: cfg.Logger, now: cfg.Now,
+	u := &ui{store: cfg.Store, access: cfg.Access, tester: cfg.Tester, log: cfg.Logger, now: cfg.Now,
 		secureCookies: cfg.SecureCookies, requireHTTPS: cfg.RequireHTTPSDestinations}
 	if u.log == nil {
 		u.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -102,11 +99,6 @@ func New(cfg Config) (http.Handler, error) {
 	if u.now == nil {
 		u.now = time.Now
 	}
-	ttl := cfg.SessionTTL
-	if ttl <= 0 {
-		ttl = time.Hour
-	}
-	u.tokens = access.NewTokens(cfg.Keys, u.now, ttl)
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -158,6 +150,13 @@ func (u *ui) routes() []route {
 		{"GET " + t + "/designer/changes", access.ReadConfig, u.changes},
 		{"POST " + t + "/designer/publish", access.Design, u.publish},
 		{"GET " + t + "/designer/versions", access.ReadConfig, u.versions},
+		{"GET " + t + "/api-clients", access.Admin, u.apiClients},
+		{"POST " + t + "/api-clients", access.Admin, u.apiClientCreate},
+		{"POST " + t + "/api-clients/{name}/rotate", access.Admin, u.apiClientRotate},
+		{"POST " + t + "/api-clients/{name}/disable", access.Admin, u.apiClientDisable},
+		{"POST " + t + "/api-clients/{name}/enable", access.Admin, u.apiClientEnable},
+		{"GET " + t + "/api-clients/{name}/delete", access.Admin, u.apiClientDeleteConfirm},
+		{"POST " + t + "/api-clients/{name}/delete", access.Admin, u.apiClientDelete},
 
 		{"GET " + i + "/{$}", access.Authenticated, u.instanceHome},
 		{"GET " + i + "/webhooks", access.ReadConfig, u.webhooks},

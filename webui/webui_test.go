@@ -10,52 +10,67 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/access"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/heraldhooks/herald/webui"
 )
 
-const secret = "hsk_test-secret"
+const adminSecret = "test-platform-admin-secret"
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // env is the UI on a real SQLite store with tenant acme, instance sandbox,
 // an active webhook wh, and clients admin (platform) and viewer (acme).
 type env struct {
-	t     *testing.T
-	store herald.Store
-	srv   *httptest.Server
+	t       *testing.T
+	store   herald.Store
+	gate    *access.Gate
+	srv     *httptest.Server
+	secrets map[string]string // by client name
 }
 
-func mustEnv(t *testing.T, opts ...func(*webui.Config)) *env {
+// mustEnv starts the UI; opts are funcs of *webui.Config or *access.Config.
+func mustEnv(t *testing.T, opts ...any) *env {
 	t.Helper()
 	store := storetest.NewSQLite(t)
-	cfg := webui.Config{Store: store, Keys: storetest.Keys}
+	cfg := access.Config{Store: store, Keys: storetest.Keys}
+	ucfg := webui.Config{Store: store}
 	for _, o := range opts {
-		o(&cfg)
+		switch o := o.(type) {
+		case func(*access.Config):
+			o(&cfg)
+		case func(*webui.Config):
+			o(&ucfg)
+		default:
+			t.Fatalf("mustEnv: option %T", o)
+		}
 	}
-	h, err := webui.New(cfg)
+	gate, err := access.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ucfg.Access = gate
+	h, err := webui.New(ucfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
-	for _, c := range []*herald.APIClient{{Name: "admin", Role: herald.RolePlatformAdmin}, {Name: "viewer", Tenant: "acme", Role: herald.RoleViewer}} {
-		c.SecretHash, c.CreatedAt = herald.HashSecret(secret), time.Now()
-		if c.Tenant != "" {
-			if _, err := store.CreateTenant(ctx, c.Tenant); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := store.CreateInstance(ctx, c.Tenant, "sandbox"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := store.CreateAPIClient(ctx, c); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := gate.EnsureAdmin(ctx, adminSecret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CreateTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CreateInstance(ctx, "acme", "sandbox"); err != nil {
+		t.Fatal(err)
+	}
+	_, viewerSecret, err := gate.CreateClient(ctx, "acme", "viewer", herald.RoleViewer)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := store.CreateDesignerWebhook(ctx, "acme", &herald.DesignerWebhook{Name: "wh", Title: "Wh", Triggers: []herald.Trigger{{EventEntity: "PATIENT"}}}); err != nil {
 		t.Fatal(err)
@@ -70,7 +85,7 @@ func mustEnv(t *testing.T, opts ...func(*webui.Config)) *env {
 	if _, err := store.ActivateWebhook(ctx, "acme", "sandbox", "wh"); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, store: store, srv: srv}
+	return &env{t: t, store: store, gate: gate, srv: srv, secrets: map[string]string{"admin": adminSecret, "viewer": viewerSecret}}
 }
 
 // browser is an HTTP client with cookies that does not follow redirects.
@@ -121,7 +136,7 @@ func (b *browser) csrf(path string) string {
 func (b *browser) signIn(client string) {
 	b.t.Helper()
 	tok := b.csrf("/ui/signin")
-	status, h, body := b.post("/ui/signin", url.Values{"csrf": {tok}, "apiClient": {client}, "secret": {secret}, "next": {"/ui/"}})
+	status, h, body := b.post("/ui/signin", url.Values{"csrf": {tok}, "apiClient": {client}, "secret": {b.e.secrets[client]}, "next": {"/ui/"}})
 	if status != http.StatusSeeOther || h.Get("Location") != "/ui/" {
 		b.t.Fatalf("sign in: %d %s\n%s", status, h.Get("Location"), body)
 	}
@@ -144,7 +159,7 @@ func TestHeadersAndSignIn(t *testing.T) {
 	if status != http.StatusUnauthorized || !strings.Contains(body, "The API client name or secret is wrong.") || !strings.Contains(body, `value="admin"`) {
 		t.Fatalf("wrong secret: %d\n%s", status, body)
 	}
-	status, _, _ = b.post("/ui/signin", url.Values{"apiClient": {"admin"}, "secret": {secret}})
+	status, _, _ = b.post("/ui/signin", url.Values{"apiClient": {"admin"}, "secret": {adminSecret}})
 	if status != http.StatusForbidden {
 		t.Fatalf("sign-in without CSRF token: %d, want 403", status)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -178,9 +179,29 @@ func TestBrowserWebhookLifecycle(t *testing.T) {
 	mustDo(t, api, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "p-2"}, &ev2)
 	rcv.waitFor(t, map[string]bool{ev2.EventID: true}, 15*time.Second)
 
-	// Deactivate with a reason on record, then sign out.
+	// Deactivate with a reason on record.
 	b.submit(`form[action$="/deactivate"] button`, `//p[contains(@class,"flash")][contains(., "deactivated")]`)
 	b.mustContain("deactivated by admin in the web UI")
+
+	// API clients: create one, its secret is shown once and works; delete
+	// it after confirming.
+	b.open("/ui/t/acme/api-clients")
+	b.do("new client", chromedp.SetValue(chromedp.CSS("#client-name"), "ehr-sync"), chromedp.SetValue(chromedp.CSS("#client-role"), "producer"))
+	b.submit(`form[action="/ui/t/acme/api-clients"] button`, `#secret-value`)
+	clientSecret := runB(b, "client secret", chromedp.Value(chromedp.CSS("#secret-value")))
+	producer := newAPIClient(p.URL)
+	if err := producer.login(context.Background(), "ehr-sync", clientSecret); err != nil {
+		t.Fatalf("the secret the page showed: %v", err)
+	}
+	b.screenshot("api-clients")
+	b.do("delete", chromedp.Click(chromedp.CSS(`a[href="/ui/t/acme/api-clients/ehr-sync/delete"]`)), chromedp.WaitVisible(chromedp.CSS(".danger-zone")))
+	b.mustContain("cannot be undone")
+	b.submit(`.danger-zone button`, `//p[contains(@class,"flash")][contains(., "API client deleted")]`)
+	if _, err := producer.do(context.Background(), "GET", inst+"/deliveries", nil, nil); err == nil || !strings.Contains(err.Error(), "was deleted") {
+		t.Fatalf("the deleted client's token: %v", err)
+	}
+
+	// Sign out: the session's token is revoked.
 	b.submit(`form[action="/ui/signout"] button`, `//p[contains(., "You are signed out")]`)
 	b.open("/ui/t/acme/designer")
 	b.do("signed out: back to sign-in", chromedp.WaitVisible(chromedp.CSS("#apiClient")))

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/access"
 	"github.com/heraldhooks/herald/dispatch"
 	"github.com/heraldhooks/herald/httpapi"
 	"github.com/heraldhooks/herald/netguard"
@@ -57,6 +58,11 @@ type serveConfig struct {
 	FastWebhookInFlight int
 	LogFormat           string
 	LogLevel            string
+	// AuthLimitPerClient and AuthLimitPerAddress are how many token
+	// requests (API and web UI sign-in) may name one client, or come from
+	// one address, in five minutes.
+	AuthLimitPerClient  int
+	AuthLimitPerAddress int
 	// CPUProfile, when set, is a file the CPU profile of the whole run is
 	// written to at shutdown (herald bench uses it).
 	CPUProfile string
@@ -95,6 +101,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.FastWebhookInFlight, "fast-webhook-in-flight", env.int("HERALD_FAST_WEBHOOK_IN_FLIGHT", 32), "requests in flight to a webhook whose receiver answers within 50ms on average; it drops back to --per-webhook-in-flight when the answers slow down (env HERALD_FAST_WEBHOOK_IN_FLIGHT)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("HERALD_LOG_FORMAT", "text"), "text or json (env HERALD_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("HERALD_LOG_LEVEL", "info"), "debug, info, warn or error (env HERALD_LOG_LEVEL)")
+	fs.IntVar(&c.AuthLimitPerClient, "auth-limit-per-client", env.int("HERALD_AUTH_LIMIT_PER_CLIENT", 100), "token requests and sign-ins that may name one API client in 5 minutes; more are refused (429) until the 5 minutes pass, even with the right secret (env HERALD_AUTH_LIMIT_PER_CLIENT)")
+	fs.IntVar(&c.AuthLimitPerAddress, "auth-limit-per-address", env.int("HERALD_AUTH_LIMIT_PER_ADDRESS", 1000), "token requests and sign-ins that may come from one source address (the TCP peer; X-Forwarded-For is not trusted) in 5 minutes (env HERALD_AUTH_LIMIT_PER_ADDRESS)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of this run to the file at shutdown, for go tool pprof")
 	fs.StringVar(&c.TLSCert, "tls-cert", envOr("HERALD_TLS_CERT", ""), "serve HTTPS only, with this PEM certificate (chain); needs --tls-key; SIGHUP reloads both files (env HERALD_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", envOr("HERALD_TLS_KEY", ""), "the PEM private key of --tls-cert (env HERALD_TLS_KEY)")
@@ -115,6 +123,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	c.AdminSecret = os.Getenv("HERALD_ADMIN_SECRET")
 	if c.AdminSecret != "" && len(c.AdminSecret) < minAdminSecret {
 		return c, fmt.Errorf("HERALD_ADMIN_SECRET is %d characters; it must be at least %d, since it grants every right on every tenant (make one with: openssl rand -base64 24)", len(c.AdminSecret), minAdminSecret)
+	}
+	if c.AuthLimitPerClient < 1 || c.AuthLimitPerAddress < 1 {
+		return c, fmt.Errorf("--auth-limit-per-client and --auth-limit-per-address must be at least 1, not %d and %d", c.AuthLimitPerClient, c.AuthLimitPerAddress)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
@@ -226,11 +237,18 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		}
 		logger.Info("re-sealed secrets under the newest master key; the older keys may now be dropped", "key", stats.KeyID, "rows", stats.Rows, "resealed", stats.Resealed)
 	}
+	gate, err := access.New(access.Config{Store: store, Keys: keys, Logger: logger, Audit: store,
+		LimitPerClient: cfg.AuthLimitPerClient, LimitPerAddress: cfg.AuthLimitPerAddress})
+	if err != nil {
+		return fail(err)
+	}
 	if cfg.AdminSecret != "" {
-		err := store.UpsertAPIClient(ctx, &herald.APIClient{Name: "admin", Role: herald.RolePlatformAdmin,
-			SecretHash: herald.HashSecret(cfg.AdminSecret), CreatedAt: time.Now()})
+		change, err := gate.EnsureAdmin(ctx, cfg.AdminSecret)
 		if err != nil {
 			return fail(fmt.Errorf("create the admin API client: %w", err))
+		}
+		if change == access.AdminChanged {
+			logger.Warn("HERALD_ADMIN_SECRET changed: the admin API client has the new secret, and tokens issued for the old one no longer work")
 		}
 	}
 
@@ -270,7 +288,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 	}
 	handler, err := httpapi.New(httpapi.Config{
 		Store:      store,
-		Keys:       keys,
+		Access:     gate,
 		Ingester:   engine,
 		Tester:     engine,
 		Logger:     logger,
@@ -283,7 +301,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		cancel()
 		return fail(err)
 	}
-	pages, err := webui.New(webui.Config{Store: store, Keys: keys, Tester: engine, Logger: logger,
+	pages, err := webui.New(webui.Config{Store: store, Access: gate, Tester: engine, Logger: logger,
 		SecureCookies: cfg.publicHTTPS(), RequireHTTPSDestinations: cfg.RequireHTTPSDestinations})
 	if err != nil {
 		cancel()
