@@ -228,14 +228,29 @@ func TestForgedTokenRefused(t *testing.T) {
 		t.Fatalf("only %d candidate keys read from the database", len(material))
 	}
 
-	// The real token names the key ID; a forger can copy it.
-	prefix, _, _ := strings.Cut(strings.TrimPrefix(c.token, "v2."), ".")
-	material = append(material, []byte(prefix))
-	claims, _ := json.Marshal(map[string]any{"c": "mallory", "r": "platform-admin", "exp": time.Now().Add(10 * 365 * 24 * time.Hour).Unix()})
-	payload := base64.RawURLEncoding.EncodeToString(claims)
+	// The real token names the key ID and holds the admin's claims; a
+	// forger copies them, makes the token live for ten years, and signs it
+	// with every candidate.
+	parts := strings.Split(c.token, ".")
+	if len(parts) != 4 || parts[0] != "v3" {
+		t.Fatalf("token %q is not v3.<key id>.<payload>.<mac>", c.token)
+	}
+	kid := parts[1]
+	material = append(material, []byte(kid))
+	claimsJSON, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(claimsJSON, &claims); err != nil {
+		t.Fatal(err)
+	}
+	claims["exp"] = time.Now().Add(10 * 365 * 24 * time.Hour).Unix()
+	forgedClaims, _ := json.Marshal(claims)
+	payload := base64.RawURLEncoding.EncodeToString(forgedClaims)
 	forged := 0
 	for _, key := range material {
-		for _, msg := range []string{"v2." + prefix + "." + payload, "v1." + payload} {
+		for _, msg := range []string{"v3." + kid + "." + payload, "v2." + kid + "." + payload, "v1." + payload} {
 			m := hmac.New(sha256.New, key)
 			m.Write([]byte(msg))
 			tok := msg + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
