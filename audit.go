@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"reflect"
 	"time"
 )
 
@@ -188,4 +190,89 @@ type AuditService interface {
 	// PurgeAudit deletes entries older than before, keeping the chain
 	// verifiable: the anchor moves to the last entry deleted.
 	PurgeAudit(ctx context.Context, before time.Time) (int, error)
+}
+
+// AuditChange is one field of an audit diff.
+type AuditChange struct {
+	Old any `json:"old"`
+	New any `json:"new"`
+}
+
+// AddChange adds field to an audit diff when old and new differ.
+func AddChange(diff map[string]any, field string, old, new any) {
+	if !reflect.DeepEqual(old, new) {
+		diff[field] = AuditChange{old, new}
+	}
+}
+
+// WebhookAuditDiff is what changed in a webhook's admin settings, as the
+// audit trail keeps it: every credential redacted (header and query
+// parameter values, URL user info and query values, the client key), the
+// client certificate named by its fingerprint.
+func WebhookAuditDiff(before, after *Webhook) map[string]any {
+	d := map[string]any{}
+	AddChange(d, "url", AuditURL(before.URL), AuditURL(after.URL))
+	if !reflect.DeepEqual(before.Headers, after.Headers) {
+		d["headers"] = AuditChange{auditPairs(before.Headers), auditPairs(after.Headers)}
+	}
+	if !reflect.DeepEqual(before.QueryParameters, after.QueryParameters) {
+		d["queryParameters"] = AuditChange{auditPairs(before.QueryParameters), auditPairs(after.QueryParameters)}
+	}
+	AddChange(d, "payload", before.Payload, after.Payload)
+	AddChange(d, "timeoutSeconds", before.TimeoutSeconds, after.TimeoutSeconds)
+	AddChange(d, "clientCertificate", certFingerprint(before.ClientCertificate), certFingerprint(after.ClientCertificate))
+	if before.ClientKey != after.ClientKey {
+		d["clientKey"] = AuditChange{redactedIfSet(string(before.ClientKey)), redactedIfSet(string(after.ClientKey))}
+	}
+	return d
+}
+
+// AuditURL is a webhook URL as the audit trail shows it: without user info
+// and with query values redacted, since either may hold a credential.
+func AuditURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Redacted
+	}
+	if u.User != nil {
+		u.User = url.User(Redacted)
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{Redacted}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// auditPairs is a header or query parameter list as the audit trail shows
+// it: names, and every value redacted.
+func auditPairs(list []NameValue) []NameValue {
+	out := make([]NameValue, len(list))
+	for i, nv := range list {
+		out[i] = NameValue{Name: nv.Name, Value: Redacted}
+	}
+	return out
+}
+
+// certFingerprint names a PEM certificate by the SHA-256 of its text (""
+// for none).
+func certFingerprint(pemText string) string {
+	if pemText == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(pemText))
+	return "sha256:" + hex.EncodeToString(sum[:8])
+}
+
+func redactedIfSet(v string) string {
+	if v == "" {
+		return ""
+	}
+	return Redacted
 }

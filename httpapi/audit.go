@@ -2,13 +2,9 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -84,19 +80,6 @@ func noteAudit(r *http.Request, target string, diff map[string]any) {
 	}
 }
 
-// change is one field of a diff.
-type change struct {
-	Old any `json:"old"`
-	New any `json:"new"`
-}
-
-// addChange adds field to diff when old and new differ.
-func addChange(diff map[string]any, field string, old, new any) {
-	if !reflect.DeepEqual(old, new) {
-		diff[field] = change{old, new}
-	}
-}
-
 // record appends the audit entry of a request that succeeded. The action
 // has happened, so a failed append cannot undo it: it is logged as an
 // error with the request id, for the operator to reconcile.
@@ -153,76 +136,6 @@ func sourceAddr(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// auditURL is a webhook URL as the audit trail shows it: without user info
-// and with query values redacted, since either may hold a credential.
-func auditURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return herald.Redacted
-	}
-	if u.User != nil {
-		u.User = url.User(herald.Redacted)
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{herald.Redacted}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
-// auditPairs is a header or query parameter list as the audit trail shows
-// it: names, and every value redacted.
-func auditPairs(list []herald.NameValue) []herald.NameValue {
-	out := make([]herald.NameValue, len(list))
-	for i, nv := range list {
-		out[i] = herald.NameValue{Name: nv.Name, Value: herald.Redacted}
-	}
-	return out
-}
-
-// webhookDiff is what changed in a webhook's admin settings, with every
-// credential redacted.
-func webhookDiff(before, after *herald.Webhook) map[string]any {
-	d := map[string]any{}
-	addChange(d, "url", auditURL(before.URL), auditURL(after.URL))
-	if !reflect.DeepEqual(before.Headers, after.Headers) {
-		d["headers"] = change{auditPairs(before.Headers), auditPairs(after.Headers)}
-	}
-	if !reflect.DeepEqual(before.QueryParameters, after.QueryParameters) {
-		d["queryParameters"] = change{auditPairs(before.QueryParameters), auditPairs(after.QueryParameters)}
-	}
-	addChange(d, "payload", before.Payload, after.Payload)
-	addChange(d, "timeoutSeconds", before.TimeoutSeconds, after.TimeoutSeconds)
-	addChange(d, "clientCertificate", certFingerprint(before.ClientCertificate), certFingerprint(after.ClientCertificate))
-	if before.ClientKey != after.ClientKey {
-		d["clientKey"] = change{redactedIfSet(string(before.ClientKey)), redactedIfSet(string(after.ClientKey))}
-	}
-	return d
-}
-
-// certFingerprint names a PEM certificate in the audit trail by the
-// SHA-256 of its text ("" for none).
-func certFingerprint(pemText string) string {
-	if pemText == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(pemText))
-	return "sha256:" + hex.EncodeToString(sum[:8])
-}
-
-func redactedIfSet(v string) string {
-	if v == "" {
-		return ""
-	}
-	return herald.Redacted
 }
 
 // listAudit lists the audit entries of the tenant in the path, or, on

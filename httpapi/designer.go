@@ -68,8 +68,8 @@ func (s *server) updateDesignerWebhook(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	diff := map[string]any{}
-	addChange(diff, "title", before.Title, wh.Title)
-	addChange(diff, "triggers", before.Triggers, wh.Triggers)
+	herald.AddChange(diff, "title", before.Title, wh.Title)
+	herald.AddChange(diff, "triggers", before.Triggers, wh.Triggers)
 	noteAudit(r, "designer webhook "+wh.Name, diff)
 	return writeJSON(w, http.StatusOK, wh)
 }

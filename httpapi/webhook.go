@@ -59,7 +59,7 @@ func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	noteAudit(r, "", webhookDiff(before, wh))
+	noteAudit(r, "", herald.WebhookAuditDiff(before, wh))
 	return writeJSON(w, http.StatusOK, wh.Masked())
 }
 
