@@ -176,6 +176,12 @@ type Principal struct {
 	ExpiresAt time.Time
 }
 
+// Actor returns how the audit trail names p: its kind (ActorAPIClient)
+// and name.
+func (p *Principal) Actor() (kind, name string) {
+	return ActorAPIClient, p.Client
+}
+
 // NewSigningSecret returns a new webhook signing secret in the Standard
 // Webhooks form: "whsec_" and the base64 of 32 random bytes.
 func NewSigningSecret() string {

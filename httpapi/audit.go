@@ -92,7 +92,8 @@ func (s *server) record(r *http.Request, action string) {
 		Action:   action,
 	}
 	if p != nil {
-		e.ActorType, e.Actor, e.ActorTenant, e.Role = herald.ActorAPIClient, p.Client, p.Tenant, p.Role
+		e.ActorType, e.Actor = p.Actor()
+		e.ActorTenant, e.Role = p.Tenant, p.Role
 	}
 	info := reqInfoFrom(r.Context())
 	if info != nil {

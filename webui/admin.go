@@ -217,7 +217,14 @@ func (u *ui) webhookUpdate(w http.ResponseWriter, r *http.Request) error {
 		err = upd.RequireHTTPS()
 	}
 	if err == nil {
-		_, err = u.store.UpdateWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), upd)
+		var before, after *herald.Webhook
+		before, err = u.store.GetWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"))
+		if err == nil {
+			after, err = u.store.UpdateWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), upd)
+		}
+		if err == nil {
+			noteAudit(r, "", herald.WebhookAuditDiff(before, after))
+		}
 	}
 	if err != nil {
 		var field string
@@ -322,6 +329,7 @@ func (u *ui) webhookRotate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return u.actionError(w, r, err)
 	}
+	noteAudit(r, "", map[string]any{"graceSeconds": int(grace / time.Second)})
 	d := webhookData{Secret: secret, SecretNew: true}
 	if grace == 0 {
 		d.Notice = "Secret rotated. The old secret stopped signing at once."
@@ -351,6 +359,7 @@ func (u *ui) webhookRecover(w http.ResponseWriter, r *http.Request) error {
 		var n int
 		n, err = u.store.RecoverWebhook(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), since)
 		if err == nil {
+			noteAudit(r, "", map[string]any{"since": since.Format(time.RFC3339), "recovered": n})
 			return u.webhookPage(w, r, http.StatusOK, webhookData{RecoverFrom: v,
 				Notice: "Recovered " + strconv.Itoa(n) + " failed or cancelled deliveries made since " + when(since) + "; they are due now."})
 		}

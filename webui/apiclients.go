@@ -3,6 +3,7 @@ package webui
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/heraldhooks/herald"
 )
@@ -61,6 +62,7 @@ func (u *ui) apiClientCreate(w http.ResponseWriter, r *http.Request) error {
 		}
 		return u.apiClientsPage(w, r, status, d)
 	}
+	noteAudit(r, "api-client "+c.Name, map[string]any{"role": c.Role})
 	return u.apiClientsPage(w, r, http.StatusOK, apiClientsData{Secret: secret, SecretOf: c.Name,
 		Notice: "API client " + c.Name + " created. Copy its secret now: it is shown this once."})
 }
@@ -75,6 +77,7 @@ func (u *ui) apiClientRotate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteAudit(r, "", map[string]any{"graceSeconds": int(grace / time.Second)})
 	d := apiClientsData{Secret: secret, SecretOf: c.Name}
 	if grace == 0 {
 		d.Notice = "Secret of " + c.Name + " rotated. The old secret, and the tokens issued for it, stopped working at once."

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/heraldhooks/herald"
@@ -162,8 +163,18 @@ func (u *ui) designerUpdate(w http.ResponseWriter, r *http.Request) error {
 	if triggers == nil {
 		triggers = []herald.Trigger{} // none chosen: let validation say so
 	}
-	_, err := u.store.UpdateDesignerWebhook(r.Context(), r.PathValue("tenant"), f.Name,
+	before, err := u.store.GetDesignerWebhook(r.Context(), r.PathValue("tenant"), f.Name)
+	if err != nil {
+		return err
+	}
+	after, err := u.store.UpdateDesignerWebhook(r.Context(), r.PathValue("tenant"), f.Name,
 		herald.DesignerWebhookUpdate{Title: &f.Title, Triggers: &triggers})
+	if err == nil {
+		diff := map[string]any{}
+		herald.AddChange(diff, "title", before.Title, after.Title)
+		herald.AddChange(diff, "triggers", before.Triggers, after.Triggers)
+		noteAudit(r, "", diff)
+	}
 	if err != nil {
 		status, err := formError(err, &f.Field, &f.Error)
 		if err != nil {
@@ -262,7 +273,11 @@ func (u *ui) publish(w http.ResponseWriter, r *http.Request) error {
 	if len(comment) > 1000 {
 		err = herald.FieldErrorf("comment", "The comment is %d characters long; the limit is 1000.", len(comment))
 	} else {
-		_, err = u.store.Publish(r.Context(), r.PathValue("tenant"), comment, state(r).principal.Client)
+		var v *herald.DesignerVersion
+		v, err = u.store.Publish(r.Context(), r.PathValue("tenant"), comment, state(r).principal.Client)
+		if err == nil {
+			noteAudit(r, "designer version "+strconv.Itoa(v.Version), map[string]any{"comment": comment})
+		}
 	}
 	if err != nil {
 		var field, msg string

@@ -35,6 +35,9 @@ var errCSRF = herald.Errorf(herald.EFORBIDDEN, "This form was refused: its CSRF 
 type reqState struct {
 	principal *herald.Principal
 	csrf      string // the token this session's forms carry
+
+	auditTarget string         // what the handler names as its audit target
+	auditDiff   map[string]any // what the handler adds to its audit entry
 }
 
 type stateKey struct{}
@@ -88,6 +91,20 @@ func (u *ui) endpoint(rt route) http.Handler {
 				u.renderError(w, r, err)
 				return
 			}
+		}
+		if action := auditActions[rt.pattern]; action != "" {
+			// The principal before the handler: signing out clears it.
+			p := st.principal
+			held := &heldPage{ResponseWriter: w}
+			err := rt.handler(held, r)
+			if err == nil && held.succeeded() {
+				u.record(r, action, p)
+			}
+			held.release()
+			if err != nil {
+				u.renderError(w, r, err)
+			}
+			return
 		}
 		if err := rt.handler(w, r); err != nil {
 			u.renderError(w, r, err)
