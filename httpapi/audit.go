@@ -1,15 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/audit"
 )
 
 // auditActions names the audit action of every route that changes
@@ -56,27 +53,11 @@ var notAudited = map[string]bool{
 
 const instPath = "/v1/tenants/{tenant}/instances/{instance}"
 
-// auditNote is what a handler adds to its route's audit entry.
-type auditNote struct {
-	target string
-	diff   map[string]any
-}
-
 // noteAudit sets the target of the request's audit entry (when not
 // empty) and adds fields to its diff.
 func noteAudit(r *http.Request, target string, diff map[string]any) {
-	info := reqInfoFrom(r.Context())
-	if info == nil {
-		return
-	}
-	if target != "" {
-		info.audit.target = target
-	}
-	if len(diff) > 0 && info.audit.diff == nil {
-		info.audit.diff = map[string]any{}
-	}
-	for k, v := range diff {
-		info.audit.diff[k] = v
+	if info := reqInfoFrom(r.Context()); info != nil {
+		info.audit.Add(target, diff)
 	}
 }
 
@@ -84,59 +65,15 @@ func noteAudit(r *http.Request, target string, diff map[string]any) {
 // has happened, so a failed append cannot undo it: it is logged as an
 // error with the request id, for the operator to reconcile.
 func (s *server) record(r *http.Request, action string) {
-	p := principal(r)
-	e := &herald.AuditEntry{
-		Source:   sourceAddr(r),
-		Tenant:   r.PathValue("tenant"),
-		Instance: r.PathValue("instance"),
-		Action:   action,
-	}
-	if p != nil {
-		e.ActorType, e.Actor = p.Actor()
-		e.ActorTenant, e.Role = p.Tenant, p.Role
-	}
 	info := reqInfoFrom(r.Context())
+	var note audit.Note
+	id := ""
 	if info != nil {
-		e.Target = info.audit.target
-		if len(info.audit.diff) > 0 {
-			b, err := json.Marshal(info.audit.diff)
-			if err == nil {
-				e.Diff = b
-			}
-		}
+		note, id = info.audit, info.requestID
 	}
-	if e.Target == "" {
-		e.Target = auditTarget(r)
-	}
-	if err := s.store.AppendAudit(r.Context(), e); err != nil {
-		id := ""
-		if info != nil {
-			id = info.requestID
-		}
+	if err := s.store.AppendAudit(r.Context(), audit.Entry(r, action, principal(r), note)); err != nil {
 		s.log.Error("the audit entry of a completed action was not written", "action", action, "request_id", id, "err", err)
 	}
-}
-
-// auditTarget names what a route acts on from its path.
-func auditTarget(r *http.Request) string {
-	switch {
-	case r.PathValue("id") != "":
-		return r.PathValue("id")
-	case strings.Contains(r.Pattern, "/api-clients/"):
-		return "api-client " + r.PathValue("name")
-	case r.PathValue("name") != "":
-		return "webhook " + r.PathValue("name")
-	}
-	return ""
-}
-
-// sourceAddr is the network address of the client: the TCP peer.
-func sourceAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // listAudit lists the audit entries of the tenant in the path, or, on
@@ -174,34 +111,4 @@ func (s *server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, map[string]any{"entries": entries, "nextCursor": next})
-}
-
-// heldResponse keeps a handler's answer (status and body; headers go
-// through) until release writes it.
-type heldResponse struct {
-	http.ResponseWriter
-	status int
-	body   bytes.Buffer
-}
-
-func (h *heldResponse) WriteHeader(code int) {
-	if h.status == 0 {
-		h.status = code
-	}
-}
-
-func (h *heldResponse) Write(b []byte) (int, error) {
-	if h.status == 0 {
-		h.status = http.StatusOK
-	}
-	return h.body.Write(b)
-}
-
-// release writes what the handler wrote, if anything.
-func (h *heldResponse) release() {
-	if h.status == 0 {
-		return
-	}
-	h.ResponseWriter.WriteHeader(h.status)
-	_, _ = h.ResponseWriter.Write(h.body.Bytes())
 }

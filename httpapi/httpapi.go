@@ -19,6 +19,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
+	"github.com/heraldhooks/herald/audit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -222,11 +223,11 @@ func (s *server) endpoint(rt route) http.Handler {
 		if action := auditActions[rt.pattern]; action != "" && err == nil {
 			// The answer is held until the audit entry is written, so
 			// whoever reads the trail after the answer finds the entry.
-			held := &heldResponse{ResponseWriter: w}
+			held := audit.Hold(w)
 			if err = rt.handler(held, r); err == nil {
 				s.record(r, action)
 			}
-			held.release()
+			held.Release()
 		} else if err == nil {
 			err = rt.handler(w, r)
 		}

@@ -13,15 +13,16 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/audit"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // reqInfo collects what the access log needs from deeper layers.
 type reqInfo struct {
 	requestID string
-	client    string    // API client, once authenticated
-	err       error     // the error rendered, if any
-	audit     auditNote // what the handler adds to the audit entry
+	client    string     // API client, once authenticated
+	err       error      // the error rendered, if any
+	audit     audit.Note // what the handler adds to the audit entry
 }
 
 type reqInfoKey struct{}

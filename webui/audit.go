@@ -1,13 +1,10 @@
 package webui
 
 import (
-	"bytes"
-	"encoding/json"
-	"net"
 	"net/http"
-	"strings"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/audit"
 )
 
 // auditActions names the audit action of every page form that changes
@@ -52,86 +49,14 @@ const (
 // noteAudit sets the target of the request's audit entry (when not empty)
 // and adds fields to its diff.
 func noteAudit(r *http.Request, target string, diff map[string]any) {
-	st := state(r)
-	if target != "" {
-		st.auditTarget = target
-	}
-	if len(diff) > 0 && st.auditDiff == nil {
-		st.auditDiff = map[string]any{}
-	}
-	for k, v := range diff {
-		st.auditDiff[k] = v
-	}
+	state(r).audit.Add(target, diff)
 }
 
 // record appends the audit entry of a page or form that did what it was
-// asked. The action has happened, so a failed append is logged, not shown.
+// asked, by p. The action has happened, so a failed append is logged, not
+// shown.
 func (u *ui) record(r *http.Request, action string, p *herald.Principal) {
-	st := state(r)
-	e := &herald.AuditEntry{Source: sourceHost(r.RemoteAddr), Tenant: r.PathValue("tenant"), Instance: r.PathValue("instance"),
-		Action: action, Target: st.auditTarget}
-	if p != nil {
-		e.ActorType, e.Actor = p.Actor()
-		e.ActorTenant, e.Role = p.Tenant, p.Role
-	}
-	if e.Target == "" {
-		switch {
-		case r.PathValue("id") != "":
-			e.Target = r.PathValue("id")
-		case strings.Contains(r.Pattern, "/api-clients/"):
-			e.Target = "api-client " + r.PathValue("name")
-		case strings.Contains(r.Pattern, "/designer/webhooks/"):
-			e.Target = "designer webhook " + r.PathValue("name")
-		case r.PathValue("name") != "":
-			e.Target = "webhook " + r.PathValue("name")
-		}
-	}
-	if len(st.auditDiff) > 0 {
-		if b, err := json.Marshal(st.auditDiff); err == nil {
-			e.Diff = b
-		}
-	}
-	if err := u.store.AppendAudit(r.Context(), e); err != nil {
+	if err := u.store.AppendAudit(r.Context(), audit.Entry(r, action, p, state(r).audit)); err != nil {
 		u.log.ErrorContext(r.Context(), "the audit entry of a completed action was not written", "action", action, "err", err)
 	}
-}
-
-func sourceHost(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
-}
-
-// heldPage keeps a page's answer (status and body; headers go through)
-// until release writes it, so the audit entry is written first.
-type heldPage struct {
-	http.ResponseWriter
-	status int
-	body   bytes.Buffer
-}
-
-func (h *heldPage) WriteHeader(code int) {
-	if h.status == 0 {
-		h.status = code
-	}
-}
-
-func (h *heldPage) Write(b []byte) (int, error) {
-	if h.status == 0 {
-		h.status = http.StatusOK
-	}
-	return h.body.Write(b)
-}
-
-// succeeded reports whether the page did what it was asked: a redirect
-// after a form, or a page shown.
-func (h *heldPage) succeeded() bool { return h.status != 0 && h.status < 400 }
-
-func (h *heldPage) release() {
-	if h.status == 0 {
-		return
-	}
-	h.ResponseWriter.WriteHeader(h.status)
-	_, _ = h.ResponseWriter.Write(h.body.Bytes())
 }

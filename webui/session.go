@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
+	"github.com/heraldhooks/herald/audit"
 )
 
 // Cookies. The session cookie holds an access token (the same kind the API
@@ -36,8 +37,7 @@ type reqState struct {
 	principal *herald.Principal
 	csrf      string // the token this session's forms carry
 
-	auditTarget string         // what the handler names as its audit target
-	auditDiff   map[string]any // what the handler adds to its audit entry
+	audit audit.Note // what the handler adds to its audit entry
 }
 
 type stateKey struct{}
@@ -95,12 +95,12 @@ func (u *ui) endpoint(rt route) http.Handler {
 		if action := auditActions[rt.pattern]; action != "" {
 			// The principal before the handler: signing out clears it.
 			p := st.principal
-			held := &heldPage{ResponseWriter: w}
+			held := audit.Hold(w)
 			err := rt.handler(held, r)
-			if err == nil && held.succeeded() {
+			if err == nil && held.Succeeded() {
 				u.record(r, action, p)
 			}
-			held.release()
+			held.Release()
 			if err != nil {
 				u.renderError(w, r, err)
 			}
