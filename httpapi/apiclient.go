@@ -55,18 +55,9 @@ func (s *server) getAPIClient(w http.ResponseWriter, r *http.Request) error {
 // tokens issued for it, keep working for graceSeconds (default a day, at
 // most a week, 0 to stop them at once).
 func (s *server) rotateAPIClient(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		GraceSeconds *int `json:"graceSeconds"`
-	}
-	if err := decodeJSON(w, r, &req, bodyOptional); err != nil {
+	grace, err := decodeGrace(w, r)
+	if err != nil {
 		return err
-	}
-	grace := defaultGraceSeconds
-	if req.GraceSeconds != nil {
-		grace = *req.GraceSeconds
-	}
-	if grace < 0 || grace > maxGraceSeconds {
-		return herald.FieldErrorf("graceSeconds", "graceSeconds must be between 0 and %d (a week); it is %d.", maxGraceSeconds, grace)
 	}
 	c, secret, err := s.access.RotateClient(r.Context(), r.PathValue("tenant"), r.PathValue("name"), time.Duration(grace)*time.Second)
 	if err != nil {

@@ -8,6 +8,26 @@ import (
 	"github.com/heraldhooks/herald"
 )
 
+// decodeGrace reads a rotation's optional {"graceSeconds":N}: how long the
+// old secret keeps working (default a day, at most a week, 0 to stop it at
+// once), in seconds.
+func decodeGrace(w http.ResponseWriter, r *http.Request) (int, error) {
+	var req struct {
+		GraceSeconds *int `json:"graceSeconds"`
+	}
+	if err := decodeJSON(w, r, &req, bodyOptional); err != nil {
+		return 0, err
+	}
+	grace := defaultGraceSeconds
+	if req.GraceSeconds != nil {
+		grace = *req.GraceSeconds
+	}
+	if grace < 0 || grace > maxGraceSeconds {
+		return 0, herald.FieldErrorf("graceSeconds", "graceSeconds must be between 0 and %d (a week); it is %d.", maxGraceSeconds, grace)
+	}
+	return grace, nil
+}
+
 // Limits of a secret rotation's grace period.
 const (
 	defaultGraceSeconds = 86400
@@ -154,18 +174,9 @@ func (s *server) webhookSecret(w http.ResponseWriter, r *http.Request) error {
 // rotateSecret makes a new signing secret; the old one keeps signing for
 // graceSeconds (default a day, at most a week, 0 to stop it at once).
 func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		GraceSeconds *int `json:"graceSeconds"`
-	}
-	if err := decodeJSON(w, r, &req, bodyOptional); err != nil {
+	grace, err := decodeGrace(w, r)
+	if err != nil {
 		return err
-	}
-	grace := defaultGraceSeconds
-	if req.GraceSeconds != nil {
-		grace = *req.GraceSeconds
-	}
-	if grace < 0 || grace > maxGraceSeconds {
-		return herald.FieldErrorf("graceSeconds", "graceSeconds must be between 0 and %d (a week); it is %d.", maxGraceSeconds, grace)
 	}
 	secret, err := s.store.RotateWebhookSecret(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), r.PathValue("name"), time.Duration(grace)*time.Second)
 	if err != nil {
