@@ -65,7 +65,13 @@ func (db *DB) AppendAudit(ctx context.Context, e *herald.AuditEntry) error {
 		}
 		e.Seq, e.PrevHash = seq+1, hash
 		e.Hash = herald.AuditHash(e.PrevHash, e)
-		diff := string(e.Diff)
+		// The diff is sealed like every secret: it may hold a URL whose
+		// path is a credential. The hash covers the plain diff, so the
+		// chain verifies whatever key sealed it.
+		diff := ""
+		if len(e.Diff) > 0 {
+			diff = db.seal(string(e.Diff), "audit_log", "diff", strconv.FormatInt(e.Seq, 10))
+		}
 		_, err = q.exec(ctx, `INSERT INTO audit_log (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.Seq, ms(e.At), e.ActorType, e.Actor, e.ActorTenant, string(e.Role), e.Source, e.Tenant, e.Instance,
 			e.Action, e.Target, diff, e.PrevHash, e.Hash)
@@ -109,7 +115,10 @@ func (db *DB) AuditStart(ctx context.Context) (herald.AuditAnchor, error) {
 	return a, db.wrap("audit start", err)
 }
 
-func scanAudit(s interface{ Scan(...any) error }) (*herald.AuditEntry, error) {
+// scanAudit reads a row of auditCols, opening its diff. A diff that does
+// not open (it was altered) is returned as a JSON string of what is
+// stored, so the entry's hash no longer matches and verification names it.
+func (db *DB) scanAudit(s interface{ Scan(...any) error }) (*herald.AuditEntry, error) {
 	var e herald.AuditEntry
 	var at int64
 	var role, diff string
@@ -119,7 +128,13 @@ func scanAudit(s interface{ Scan(...any) error }) (*herald.AuditEntry, error) {
 	}
 	e.At, e.Role = fromMS(at), herald.Role(role)
 	if diff != "" {
-		e.Diff = json.RawMessage(diff)
+		plain, err := db.open(diff, "audit_log", "diff", strconv.FormatInt(e.Seq, 10))
+		switch {
+		case err != nil || (plain != "" && !json.Valid([]byte(plain))):
+			e.Diff = json.RawMessage(strconv.Quote(diff))
+		case plain != "": // "" sealed (by a rewrap) is no diff
+			e.Diff = json.RawMessage(plain)
+		}
 	}
 	return &e, nil
 }
@@ -134,7 +149,7 @@ func (db *DB) WalkAudit(ctx context.Context, fn func(*herald.AuditEntry) error) 
 		}
 		var page []*herald.AuditEntry
 		for rows.Next() {
-			e, err := scanAudit(rows)
+			e, err := db.scanAudit(rows)
 			if err != nil {
 				rows.Close()
 				return db.wrap("walk audit", err)
@@ -206,7 +221,7 @@ func (db *DB) ListAudit(ctx context.Context, f herald.AuditFilter) ([]*herald.Au
 	defer rows.Close()
 	out := []*herald.AuditEntry{}
 	for rows.Next() {
-		e, err := scanAudit(rows)
+		e, err := db.scanAudit(rows)
 		if err != nil {
 			return nil, "", db.wrap("list audit", err)
 		}

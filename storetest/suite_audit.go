@@ -1,8 +1,12 @@
 package storetest
 
 import (
+	"context"
+	"strings"
+
 	"encoding/json"
 	"fmt"
+	"github.com/heraldhooks/herald/sqlstore"
 	"sync"
 	"time"
 
@@ -72,6 +76,30 @@ func init() {
 		}
 		_, _, err = e.S.ListAudit(e.Ctx, herald.AuditFilter{Cursor: "garbage"})
 		e.wantCode(err, herald.EINVALID)
+	})
+
+	register("AuditChainSurvivesRewrap", func(e *env) {
+		e.must(e.S.AppendAudit(e.Ctx, &herald.AuditEntry{ActorType: herald.ActorSystem, Actor: "test", Action: "test.with-diff",
+			Diff: json.RawMessage(`{"url":{"old":"https://a.example/hooks/T0/B0/secret-path","new":""}}`)}))
+		e.must(e.S.AppendAudit(e.Ctx, &herald.AuditEntry{ActorType: herald.ActorSystem, Actor: "test", Action: "test.without-diff"}))
+		rw, ok := e.S.(interface {
+			Rewrap(context.Context, func(sqlstore.RewrapProgress)) (sqlstore.RewrapStats, error)
+		})
+		if !ok {
+			e.Skip("the store cannot rewrap")
+		}
+		_, err := rw.Rewrap(e.Ctx, nil)
+		e.must(err)
+		v := herald.AuditVerifier{}
+		e.must(e.S.WalkAudit(e.Ctx, v.Next))
+		if v.Count != 2 {
+			e.Fatalf("verified %d entries after rewrap, want 2", v.Count)
+		}
+		list, _, err := e.S.ListAudit(e.Ctx, herald.AuditFilter{})
+		e.must(err)
+		if len(list[0].Diff) != 0 || !strings.Contains(string(list[1].Diff), "secret-path") {
+			e.Fatalf("diffs after rewrap: %q, %q", list[0].Diff, list[1].Diff)
+		}
 	})
 
 	register("AuditConcurrentAppendsMakeOneChain", func(e *env) {

@@ -67,6 +67,7 @@ func runHeraldResult(t *testing.T, env []string, args ...string) (string, error)
 const (
 	receiverKey = "receiver-key-123"
 	querySecret = "qp-secret-456"
+	pathSecret  = "url-path-token-789" // receivers like Slack take the credential in the path
 )
 
 // setupSecretWebhook is setupWebhook plus a secret header and query
@@ -76,6 +77,7 @@ func setupSecretWebhook(t *testing.T, c *apiClient, recv *receiver) (inst, secre
 	inst, secret = setupWebhook(t, c, recv.URL)
 	recv.setSecret(secret)
 	mustDo(t, c, "PATCH", inst+"/webhooks/wh-patient-sync", map[string]any{
+		"url":             recv.URL + "/" + pathSecret,
 		"headers":         []map[string]string{{"name": "Authorization", "value": "Bearer " + receiverKey}},
 		"queryParameters": []map[string]string{{"name": "key", "value": querySecret}},
 	}, nil)
@@ -118,7 +120,7 @@ func TestSecretsNotInTheClear(t *testing.T) {
 		c := p.client(t)
 		recv := newReceiver(t)
 		_, secret := setupSecretWebhook(t, c, recv)
-		secrets := []string{secret, strings.TrimPrefix(secret, "whsec_"), receiverKey, querySecret, testAdminSecret}
+		secrets := []string{secret, strings.TrimPrefix(secret, "whsec_"), receiverKey, querySecret, pathSecret, testAdminSecret}
 
 		readAll := func(when string) {
 			files, err := filepath.Glob(filepath.Join(dir, "herald.db*"))
@@ -157,7 +159,7 @@ func TestSecretsNotInTheClear(t *testing.T) {
 		if !bytes.Contains(dump, []byte("wh-patient-sync")) {
 			t.Fatalf("pg_dump holds no webhook; is it the right database?\n%s", dump)
 		}
-		mustNotHold(t, "pg_dump", dump, secret, strings.TrimPrefix(secret, "whsec_"), receiverKey, querySecret, testAdminSecret)
+		mustNotHold(t, "pg_dump", dump, secret, strings.TrimPrefix(secret, "whsec_"), receiverKey, querySecret, pathSecret, testAdminSecret)
 	})
 }
 
@@ -349,7 +351,7 @@ func TestMasterKeyRotation(t *testing.T) {
 		c = p.client(t)
 		deliverOne(t, c, recv, inst)
 		out := runHerald(t, []string{"HERALD_MASTER_KEY=" + b + "," + a}, "keys", "rewrap", "--database", dsn)
-		if !strings.Contains(out, "webhook_secrets: 1 of 1 rows") || !strings.Contains(out, "2 sealed anew") {
+		if !strings.Contains(out, "webhook_secrets: 1 of 1 rows") || !strings.Contains(out, "audit_log: ") || !strings.Contains(out, " sealed anew") {
 			t.Errorf("keys rewrap printed:\n%s", out)
 		}
 		deliverOne(t, c, recv, inst) // the running node reads what rewrap wrote
