@@ -78,6 +78,25 @@ func (db *DB) checkKeys(ctx context.Context) error {
 	return nil
 }
 
+// SQLiteKeyChecked reports whether the SQLite database at path holds a key
+// check, that is whether a master key sealed its secrets. It is false for
+// a database written before Herald sealed secrets, which a new key may
+// take over. It reads the file without locking it or changing it.
+func SQLiteKeyChecked(ctx context.Context, path string) (bool, error) {
+	db, err := sql.Open("sqlite", path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return false, fmt.Errorf("open sqlite: %w", err)
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'settings'`).Scan(&n)
+	if err != nil || n == 0 {
+		return false, err
+	}
+	err = db.QueryRowContext(ctx, `SELECT COUNT(*) FROM settings WHERE name = 'key_check'`).Scan(&n)
+	return n > 0, err
+}
+
 // RewrapProgress is what Rewrap reports as it goes.
 type RewrapProgress struct {
 	// Table is the table being re-sealed.

@@ -40,7 +40,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("audit verify takes no arguments, got %q", fs.Args())
 	}
-	ring, _, err := loadKeys(*database, *keyFile)
+	ring, _, err := loadKeys(ctx, *database, *keyFile, false)
 	if err != nil {
 		return err
 	}

@@ -26,9 +26,12 @@ import (
 // masterKeyFileName is the key file Herald creates beside a SQLite database.
 const masterKeyFileName = "master.key"
 
-// loadKeys returns the master key ring for database. created is the path of
-// a key file made just now, for the warning the caller logs.
-func loadKeys(database, keyFile string) (ring *keyring.Ring, created string, err error) {
+// loadKeys returns the master key ring for database. On SQLite without a
+// key given, it reads master.key beside the database, or, when create is
+// set and the database holds no secret sealed under another key (it is new,
+// or written before Herald sealed secrets), creates that file; created is
+// its path, for the warning the caller logs.
+func loadKeys(ctx context.Context, database, keyFile string, create bool) (ring *keyring.Ring, created string, err error) {
 	if spec := os.Getenv("HERALD_MASTER_KEY"); spec != "" {
 		if keyFile != "" {
 			return nil, "", errors.New("both HERALD_MASTER_KEY and --master-key-file are set; give the master key one way")
@@ -54,10 +57,21 @@ func loadKeys(database, keyFile string) (ring *keyring.Ring, created string, err
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", err
 	}
+	missing := fmt.Errorf("database %s exists but its master key file %s does not; restore the key file from where it was backed up, or give the key as HERALD_MASTER_KEY or --master-key-file", path, file)
 	if existing, statErr := os.Stat(path); statErr == nil && existing.Size() > 0 {
-		// A database without its key file: making a new key would only
-		// lead to "the master key does not match"; say what is missing.
-		return nil, "", fmt.Errorf("database %s exists but its master key file %s does not; restore the key file from where it was backed up, or give the key as HERALD_MASTER_KEY or --master-key-file", path, file)
+		// A database sealed under a key that is not here: making a new
+		// key would only lead to "the master key does not match"; say
+		// what is missing. One written before Herald sealed secrets
+		// gets its first key.
+		sealed, err := sqlstore.SQLiteKeyChecked(ctx, path)
+		if err != nil {
+			return nil, "", fmt.Errorf("database %s: %w", path, err)
+		}
+		if sealed || !create {
+			return nil, "", missing
+		}
+	} else if !create {
+		return nil, "", missing
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return nil, "", fmt.Errorf("create the master key file: %w", err)
@@ -163,7 +177,7 @@ func runRewrap(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("database %s: %w", path, err)
 		}
 	}
-	ring, _, err := loadKeys(*database, *keyFile)
+	ring, _, err := loadKeys(ctx, *database, *keyFile, false)
 	if err != nil {
 		return err
 	}

@@ -396,3 +396,51 @@ func TestKeysGenerate(t *testing.T) {
 		t.Fatal("keys generate printed the same key twice")
 	}
 }
+
+// TestUpgradeFromUnsealedDatabase: a SQLite database written before Herald
+// sealed secrets has no key file and no key check; the first start makes
+// it a key and seals what it holds, instead of refusing it, and the
+// webhook goes on delivering, signed with the secret it had.
+func TestUpgradeFromUnsealedDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "herald.db")
+	args := []string{"--database", "sqlite:" + db, "--allow-private-destinations"}
+	p := startHerald(t, nil, args...)
+	c := p.client(t)
+	recv := newReceiver(t)
+	inst, secret := setupWebhook(t, c, recv.URL)
+	recv.setSecret(secret)
+	p.stop()
+	// As an earlier version left it: every secret in the clear, no key
+	// check, no key file.
+	raw, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`UPDATE webhooks SET url = '` + recv.URL + `', headers = '[{"name":"Authorization","value":"Bearer ` + receiverKey + `"}]', query_parameters = '[]', client_key = ''`,
+		`UPDATE webhook_secrets SET secret = '` + secret + `'`,
+		`DELETE FROM audit_log`,
+		`DELETE FROM settings WHERE name = 'key_check'`,
+	} {
+		if _, err := raw.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	if err := os.Remove(filepath.Join(dir, "master.key")); err != nil {
+		t.Fatal(err)
+	}
+
+	p = startHerald(t, nil, args...)
+	if !strings.Contains(p.logs.String(), "created a new master key") || !strings.Contains(p.logs.String(), "sealed secrets that were stored in the clear") {
+		t.Fatalf("the upgrade start does not say it made a key and sealed the plain values:\n%s", p.logs)
+	}
+	deliverOne(t, p.client(t), recv, inst)
+	p.stop()
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustNotHold(t, "herald.db after the upgrade", b, receiverKey, secret)
+}

@@ -202,7 +202,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		return nil, err
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	keys, createdKey, err := loadKeys(cfg.Database, cfg.MasterKeyFile)
+	keys, createdKey, err := loadKeys(ctx, cfg.Database, cfg.MasterKeyFile, true)
 	if err != nil {
 		return nil, err
 	}
