@@ -29,6 +29,9 @@ type browser struct {
 	ctx  context.Context
 	base string
 
+	// lastSecret is the TOTP key the last account setup showed.
+	lastSecret string
+
 	mu      sync.Mutex
 	dialogs []string // JavaScript dialogs that opened: alert() must never run
 }
