@@ -171,7 +171,8 @@ func (b *browser) noDialogs() {
 	}
 }
 
-// signIn signs in as the bootstrap admin through the sign-in form.
+// signIn signs in as an API client through its sign-in form
+// (--ui-api-client-sign-in).
 func (b *browser) signIn(client, secret string) {
 	b.t.Helper()
 	b.open("/ui/")
@@ -180,5 +181,5 @@ func (b *browser) signIn(client, secret string) {
 		chromedp.SetValue(chromedp.CSS("#apiClient"), client),
 		chromedp.SetValue(chromedp.CSS("#secret"), secret),
 	)
-	b.submit(`form[action="/ui/signin"] button`, `form[action="/ui/signout"]`)
+	b.submit(`#signin-client button`, `form[action="/ui/signout"]`)
 }
