@@ -165,8 +165,25 @@ type APIClient struct {
 	TokensValidFrom *time.Time `json:"-"`
 }
 
-// Principal is who is calling: the API client behind a bearer token.
+// Principal kinds.
+const (
+	PrincipalAPIClient = "api-client"
+	PrincipalUser      = "user"
+)
+
+// Principal is who is calling: the API client behind a bearer token, or
+// the user behind a web UI session.
 type Principal struct {
+	// Kind is PrincipalAPIClient (the zero value counts as one) or
+	// PrincipalUser.
+	Kind string
+	// UserID and Email name the user of a session.
+	UserID string
+	Email  string
+	// SessionHash is the SHA-256 of the session id, by which a user's
+	// session is ended.
+	SessionHash string
+
 	Client    string
 	ClientID  string // APIClient.ID
 	Tenant    string // "" for platform-admin
@@ -176,10 +193,22 @@ type Principal struct {
 	ExpiresAt time.Time
 }
 
-// Actor returns how the audit trail names p: its kind (ActorAPIClient)
-// and name.
+// Actor returns how the audit trail names p: ActorUser and the user's
+// email for a person, ActorAPIClient and the client's name for a system.
 func (p *Principal) Actor() (kind, name string) {
+	if p.Kind == PrincipalUser {
+		return ActorUser, p.Email
+	}
 	return ActorAPIClient, p.Client
+}
+
+// Describe names p in a sentence: `user "jane@example.com"` or
+// `API client "ehr-sync"`.
+func (p *Principal) Describe() string {
+	if p.Kind == PrincipalUser {
+		return fmt.Sprintf("user %q", p.Email)
+	}
+	return fmt.Sprintf("API client %q", p.Client)
 }
 
 // NewSigningSecret returns a new webhook signing secret in the Standard

@@ -32,10 +32,18 @@ func (e *Error) LogValue() slog.Value {
 const MaxLogPath = 256
 
 // LogPath returns a request path as a log may keep it: the segment after
-// "/patients/" (a patient id: health data) replaced by "{patientId}", and
+// "/patients/" (a patient id: health data) replaced by "{patientId}", the
+// segment after "/ui/setup/" (a one-time setup token) by "{token}", and
 // cut to MaxLogPath bytes, so that a client cannot write megabytes into the
 // log with one request.
 func LogPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "/ui/setup/"); ok {
+		end := strings.IndexByte(rest, '/')
+		if end < 0 {
+			end = len(rest)
+		}
+		p = "/ui/setup/{token}" + rest[end:]
+	}
 	if i := strings.Index(p, "/patients/"); i >= 0 {
 		rest := p[i+len("/patients/"):]
 		end := strings.IndexByte(rest, '/')

@@ -117,6 +117,7 @@ type Store interface {
 	DeliveryQueue
 	Maintenance
 	AuditService
+	UserService
 	// Ping reports whether the database answers; EUNAVAILABLE when not.
 	Ping(ctx context.Context) error
 	// Ready reports whether the store can commit a write now; EUNAVAILABLE

@@ -57,10 +57,10 @@ func Allowed(p *herald.Principal, perm Perm, tenant string) error {
 		return nil
 	}
 	if tenant != "" && tenant != p.Tenant {
-		return herald.Errorf(herald.EFORBIDDEN, "API client %q belongs to tenant %q and cannot act on tenant %q.", p.Client, p.Tenant, tenant)
+		return herald.Errorf(herald.EFORBIDDEN, "%s belongs to tenant %q and cannot act on tenant %q.", capital(p.Describe()), p.Tenant, tenant)
 	}
 	if !slices.Contains(allowedRoles[perm], p.Role) {
-		return herald.Errorf(herald.EFORBIDDEN, "API client %q has role %s; this call needs role %s.", p.Client, p.Role, RolesText(perm))
+		return herald.Errorf(herald.EFORBIDDEN, "%s has role %s; this call needs role %s.", capital(p.Describe()), p.Role, RolesText(perm))
 	}
 	return nil
 }
@@ -83,4 +83,12 @@ func RolesText(perm Perm) string {
 		return names[0]
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// capital returns s with its first letter in upper case.
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

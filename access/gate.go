@@ -26,6 +26,7 @@ type Store interface {
 	SetAPIClientDisabled(ctx context.Context, tenant, name string, disabled bool) (*herald.APIClient, error)
 	DeleteAPIClient(ctx context.Context, tenant, name string) error
 	herald.AuthService
+	herald.UserService
 }
 
 // Config configures a Gate. Store and Keys are required.
@@ -63,6 +64,22 @@ type Config struct {
 	LimitPerAddress int
 	// LimitWindow is the window of both limits. Defaults to 5m.
 	LimitWindow time.Duration
+
+	// SessionIdle ends a person's web UI session that has not been used
+	// for this long. Defaults to 15m.
+	SessionIdle time.Duration
+	// SessionMax ends a session this long after sign-in, however busy.
+	// Defaults to 12h.
+	SessionMax time.Duration
+	// SetupTTL is how long an invited person's setup link works.
+	// Defaults to 72h.
+	SetupTTL time.Duration
+	// LockAfter is how many failed sign-ins in a row lock a person's
+	// account. Defaults to 10.
+	LockAfter int
+	// LockFor is how long a locked account refuses sign-ins, even with
+	// the right password. Defaults to 15m.
+	LockFor time.Duration
 }
 
 // Gate is the door of both the API and the web UI: it exchanges API client
@@ -79,6 +96,9 @@ type Gate struct {
 	tokens *tokens
 	state  *state
 	limits *limiter
+
+	sessionIdle, sessionMax, setupTTL, lockFor time.Duration
+	lockAfter                                  int
 }
 
 // New returns a Gate, or an error naming the Config field that is wrong.
@@ -88,7 +108,8 @@ func New(cfg Config) (*Gate, error) {
 		return nil, errors.New("access: Config.Store is required")
 	case cfg.Keys == nil:
 		return nil, errors.New("access: Config.Keys is required")
-	case cfg.TokenTTL < 0, cfg.Refresh < 0, cfg.MaxStale < 0, cfg.LimitWindow < 0:
+	case cfg.TokenTTL < 0, cfg.Refresh < 0, cfg.MaxStale < 0, cfg.LimitWindow < 0,
+		cfg.SessionIdle < 0, cfg.SessionMax < 0, cfg.SetupTTL < 0, cfg.LockFor < 0, cfg.LockAfter < 0:
 		return nil, errors.New("access: Config durations must not be negative")
 	case cfg.LimitPerClient < 0, cfg.LimitPerAddress < 0:
 		return nil, errors.New("access: Config.LimitPerClient and LimitPerAddress must not be negative")
@@ -103,10 +124,15 @@ func New(cfg Config) (*Gate, error) {
 	cfg.LimitPerClient = cmp.Or(cfg.LimitPerClient, 100)
 	cfg.LimitPerAddress = cmp.Or(cfg.LimitPerAddress, 1000)
 	cfg.LimitWindow = cmp.Or(cfg.LimitWindow, 5*time.Minute)
+	cfg.SessionIdle = cmp.Or(cfg.SessionIdle, 15*time.Minute)
+	cfg.SessionMax = cmp.Or(cfg.SessionMax, 12*time.Hour)
+	cfg.SetupTTL = cmp.Or(cfg.SetupTTL, 72*time.Hour)
+	cfg.LockAfter = cmp.Or(cfg.LockAfter, 10)
+	cfg.LockFor = cmp.Or(cfg.LockFor, 15*time.Minute)
 	if cfg.MaxStale < cfg.Refresh {
 		return nil, errors.New("access: Config.MaxStale must be at least Config.Refresh")
 	}
-	purge := &purger{store: cfg.Store, log: cfg.Logger, window: cfg.LimitWindow}
+	purge := &purger{store: cfg.Store, log: cfg.Logger, window: cfg.LimitWindow, idle: cfg.SessionIdle, maxAge: cfg.SessionMax}
 	g := &Gate{
 		store:  cfg.Store,
 		audit:  cfg.Audit,
@@ -117,6 +143,7 @@ func New(cfg Config) (*Gate, error) {
 			maxStale: cfg.MaxStale, purge: purge},
 		limits: &limiter{store: cfg.Store, now: cfg.Now, log: cfg.Logger, perClient: cfg.LimitPerClient,
 			perAddress: cfg.LimitPerAddress, window: cfg.LimitWindow, purge: purge, blocked: map[string]time.Time{}},
+		sessionIdle: cfg.SessionIdle, sessionMax: cfg.SessionMax, setupTTL: cfg.SetupTTL, lockFor: cfg.LockFor, lockAfter: cfg.LockAfter,
 	}
 	g.limits.onBlock = func(ctx context.Context, key, address string, until time.Time) {
 		kind, name, _ := strings.Cut(key, ":")

@@ -209,7 +209,9 @@ type purger struct {
 	store  Store
 	log    *slog.Logger
 	window time.Duration
-	last   atomic.Int64 // unix ms of the last purge
+	// idle and maxAge are the session limits: sessions past either go.
+	idle, maxAge time.Duration
+	last         atomic.Int64 // unix ms of the last purge
 }
 
 // maybe purges when the last purge is purgeEvery old; a failure is logged
@@ -228,5 +230,12 @@ func (p *purger) maybe(ctx context.Context, now time.Time) {
 	}
 	if n > 0 {
 		p.log.DebugContext(ctx, "purged expired token revocations and request counts", "rows", n)
+	}
+	if p.idle > 0 {
+		if n, err := p.store.PurgeSessions(ctx, now.Add(-p.idle), now.Add(-p.maxAge)); err != nil {
+			p.log.WarnContext(ctx, "cannot purge ended sessions and expired setup links", "err", err)
+		} else if n > 0 {
+			p.log.DebugContext(ctx, "purged ended sessions and expired setup links", "rows", n)
+		}
 	}
 }

@@ -68,6 +68,8 @@ func target(r *http.Request) string {
 	switch {
 	case r.PathValue("id") != "":
 		return r.PathValue("id")
+	case r.PathValue("email") != "":
+		return "user " + strings.ToLower(r.PathValue("email"))
 	case name == "":
 		return ""
 	case strings.Contains(r.Pattern, "/api-clients/"):

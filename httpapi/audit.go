@@ -13,14 +13,18 @@ import (
 // something, reveals a secret or reads health data. A test checks that
 // every route but plain reads has one, so a new route cannot be forgotten.
 var auditActions = map[string]string{
-	"POST /v1/tenants":                                     "tenant.create",
-	"POST /v1/tenants/{tenant}/instances":                  "instance.create",
-	"POST /v1/tenants/{tenant}/api-clients":                "api-client.create",
-	"POST /v1/tenants/{tenant}/api-clients/{name}/rotate":  "api-client.rotate",
-	"POST /v1/tenants/{tenant}/api-clients/{name}/disable": "api-client.disable",
-	"POST /v1/tenants/{tenant}/api-clients/{name}/enable":  "api-client.enable",
-	"DELETE /v1/tenants/{tenant}/api-clients/{name}":       "api-client.delete",
-	"POST /v1/auth/revoke":                                 "auth.revoke",
+	"POST /v1/tenants":                                            "tenant.create",
+	"POST /v1/tenants/{tenant}/instances":                         "instance.create",
+	"POST /v1/tenants/{tenant}/api-clients":                       "api-client.create",
+	"POST /v1/tenants/{tenant}/api-clients/{name}/rotate":         "api-client.rotate",
+	"POST /v1/tenants/{tenant}/api-clients/{name}/disable":        "api-client.disable",
+	"POST /v1/tenants/{tenant}/api-clients/{name}/enable":         "api-client.enable",
+	"DELETE /v1/tenants/{tenant}/api-clients/{name}":              "api-client.delete",
+	"POST /v1/auth/revoke":                                        "auth.revoke",
+	"POST /v1/tenants/{tenant}/users":                             "user.create",
+	"PATCH /v1/tenants/{tenant}/users/{email}":                    "user.update",
+	"DELETE /v1/tenants/{tenant}/users/{email}":                   "user.delete",
+	"POST /v1/tenants/{tenant}/users/{email}/sign-out-everywhere": "user.sign-out-everywhere",
 
 	"POST /v1/tenants/{tenant}/designer/webhooks":          "designer.webhook.create",
 	"PATCH /v1/tenants/{tenant}/designer/webhooks/{name}":  "designer.webhook.update",

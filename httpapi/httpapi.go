@@ -177,6 +177,12 @@ func (s *server) routes() []route {
 		{"POST /v1/tenants/{tenant}/api-clients/{name}/rotate", permAdmin, s.rotateAPIClient},
 		{"POST /v1/tenants/{tenant}/api-clients/{name}/disable", permAdmin, s.disableAPIClient},
 		{"POST /v1/tenants/{tenant}/api-clients/{name}/enable", permAdmin, s.enableAPIClient},
+		{"POST /v1/tenants/{tenant}/users", permAdmin, s.createUser},
+		{"GET /v1/tenants/{tenant}/users", permAdmin, s.listUsers},
+		{"GET /v1/tenants/{tenant}/users/{email}", permAdmin, s.getUser},
+		{"PATCH /v1/tenants/{tenant}/users/{email}", permAdmin, s.updateUser},
+		{"DELETE /v1/tenants/{tenant}/users/{email}", permAdmin, s.deleteUser},
+		{"POST /v1/tenants/{tenant}/users/{email}/sign-out-everywhere", permAdmin, s.signOutEverywhere},
 
 		{"POST /v1/tenants/{tenant}/designer/webhooks", permDesign, s.createDesignerWebhook},
 		{"GET /v1/tenants/{tenant}/designer/webhooks", permReadConfig, s.listDesignerWebhooks},

@@ -15,8 +15,9 @@ import (
 // into the database, and opened here on its way out, so no other code can
 // forget: webhook signing secrets, webhook URLs (which may carry a token in
 // their path), header values and query parameter values (the whole lists
-// are sealed), the private keys of webhooks' TLS client certificates, and
-// the diffs of the audit trail (which show URLs). Each value is bound to its table, column and row
+// are sealed), the private keys of webhooks' TLS client certificates,
+// users' TOTP secrets, and the diffs of the audit trail (which show URLs).
+// Each value is bound to its table, column and row
 // (the context string), so a sealed value copied into another row does not
 // open there.
 //
@@ -173,6 +174,8 @@ var sealedTables = []sealedTable{
 	{name: "webhook_secrets", key: []string{"webhook_id", "secret"}, columns: []string{"secret"},
 		context: func(k []string) string { return k[0] }},
 	{name: "audit_log", key: []string{"seq"}, columns: []string{"diff"},
+		context: func(k []string) string { return k[0] }},
+	{name: "users", key: []string{"id"}, columns: []string{"totp_secret"},
 		context: func(k []string) string { return k[0] }},
 }
 

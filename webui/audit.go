@@ -14,15 +14,20 @@ import (
 var auditActions = map[string]string{
 	"POST /ui/signout": "auth.sign-out",
 
-	"POST " + tenantPattern + "/designer/new":                    "designer.webhook.create",
-	"POST " + tenantPattern + "/designer/webhooks/{name}":        "designer.webhook.update",
-	"POST " + tenantPattern + "/designer/webhooks/{name}/delete": "designer.webhook.delete",
-	"POST " + tenantPattern + "/designer/publish":                "designer.publish",
-	"POST " + tenantPattern + "/api-clients":                     "api-client.create",
-	"POST " + tenantPattern + "/api-clients/{name}/rotate":       "api-client.rotate",
-	"POST " + tenantPattern + "/api-clients/{name}/disable":      "api-client.disable",
-	"POST " + tenantPattern + "/api-clients/{name}/enable":       "api-client.enable",
-	"POST " + tenantPattern + "/api-clients/{name}/delete":       "api-client.delete",
+	"POST " + tenantPattern + "/designer/new":                      "designer.webhook.create",
+	"POST " + tenantPattern + "/designer/webhooks/{name}":          "designer.webhook.update",
+	"POST " + tenantPattern + "/designer/webhooks/{name}/delete":   "designer.webhook.delete",
+	"POST " + tenantPattern + "/designer/publish":                  "designer.publish",
+	"POST " + tenantPattern + "/api-clients":                       "api-client.create",
+	"POST " + tenantPattern + "/api-clients/{name}/rotate":         "api-client.rotate",
+	"POST " + tenantPattern + "/api-clients/{name}/disable":        "api-client.disable",
+	"POST " + tenantPattern + "/api-clients/{name}/enable":         "api-client.enable",
+	"POST " + tenantPattern + "/api-clients/{name}/delete":         "api-client.delete",
+	"POST " + tenantPattern + "/users":                             "user.create",
+	"POST " + tenantPattern + "/users/{email}/role":                "user.update",
+	"POST " + tenantPattern + "/users/{email}/sign-out-everywhere": "user.sign-out-everywhere",
+	"POST " + tenantPattern + "/users/{email}/setup-link":          "user.setup-link",
+	"POST " + tenantPattern + "/users/{email}/delete":              "user.delete",
 
 	"POST " + instancePattern + "/webhooks/{name}":               "webhook.update",
 	"POST " + instancePattern + "/webhooks/{name}/activate":      "webhook.activate",
@@ -35,10 +40,14 @@ var auditActions = map[string]string{
 	"POST " + instancePattern + "/deliveries/{id}/resend":        "delivery.resend",
 }
 
-// notAudited lists the forms left out on purpose: sign-in is audited by
-// access.Gate, for the API and the UI alike.
+// notAudited lists the forms left out on purpose: sign-in and the
+// completion of a person's setup are audited by access.Gate, for the API
+// and the UI alike; choosing a password is a step of the setup, which is
+// audited once complete.
 var notAudited = map[string]bool{
-	"POST /ui/signin": true,
+	"POST /ui/signin":                 true,
+	"POST /ui/setup/{token}/password": true,
+	"POST /ui/setup/{token}/totp":     true,
 }
 
 const (

@@ -178,7 +178,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name, ti
 }
 
 func sectionOf(p string) string {
-	for _, s := range []string{"/designer", "/webhooks", "/deliveries", "/events", "/api-clients"} {
+	for _, s := range []string{"/designer", "/webhooks", "/deliveries", "/events", "/api-clients", "/users", "/audit"} {
 		if strings.Contains(p, s) {
 			return strings.TrimPrefix(s, "/")
 		}
@@ -189,14 +189,17 @@ func sectionOf(p string) string {
 // flashText is what a page says after a form redirected to it with
 // ?done=<key>: a fixed message, so nothing a link carries is shown as is.
 var flashText = map[string]string{
-	"created":     "Webhook added to the draft. Publish the draft to make it reach the instances.",
-	"updated":     "Draft saved. Publish the draft to make the change reach the instances.",
-	"deleted":     "Webhook removed from the draft; instances keep it until you publish.",
-	"published":   "Published. Every instance has the new version; new webhooks start inactive.",
-	"saved":       "Settings saved.",
-	"activated":   "Webhook activated: matching events are delivered from now on.",
-	"deactivated": "Webhook deactivated: its pending deliveries are cancelled and can be recovered later.",
-	"resent":      "Delivery queued again, due now.",
+	"created":         "Webhook added to the draft. Publish the draft to make it reach the instances.",
+	"updated":         "Draft saved. Publish the draft to make the change reach the instances.",
+	"deleted":         "Webhook removed from the draft; instances keep it until you publish.",
+	"published":       "Published. Every instance has the new version; new webhooks start inactive.",
+	"saved":           "Settings saved.",
+	"activated":       "Webhook activated: matching events are delivered from now on.",
+	"deactivated":     "Webhook deactivated: its pending deliveries are cancelled and can be recovered later.",
+	"resent":          "Delivery queued again, due now.",
+	"user-role":       "Role changed. The person's sessions have the new role from their next page on.",
+	"user-signed-out": "Signed out everywhere: every session of that person has ended.",
+	"user-deleted":    "Person deleted, and their sessions with them.",
 
 	"client-disabled": "API client disabled: it gets no tokens, and the tokens it has stopped working.",
 	"client-enabled":  "API client enabled: it can get tokens again. Tokens from before it was disabled stay void.",

@@ -17,9 +17,10 @@ import (
 	"github.com/heraldhooks/herald/audit"
 )
 
-// Cookies. The session cookie holds an access token (the same kind the API
-// hands out for a secret), so every node accepts it and nothing is kept on
-// the server. The pre-session cookie is a random value that binds the
+// Cookies. The session cookie holds a person's session id (access.Gate
+// keeps the session, hashed, in the database, so every node sees it and a
+// sign-out ends it everywhere at once), or, when Config.APIClientSignIn is
+// on, an API client's access token. The pre-session cookie is a random value that binds the
 // sign-in form's CSRF token to this browser before there is a session.
 const (
 	sessionCookie = "herald_session"
@@ -36,6 +37,7 @@ var errCSRF = herald.Errorf(herald.EFORBIDDEN, "This form was refused: its CSRF 
 type reqState struct {
 	principal *herald.Principal
 	csrf      string // the token this session's forms carry
+	ended     string // why the session in the cookie no longer works
 
 	audit audit.Note // what the handler adds to its audit entry
 }
@@ -58,9 +60,19 @@ func (u *ui) endpoint(rt route) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		seed := ""
 		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-			if p, err := u.access.Verify(r.Context(), c.Value); err == nil {
+			var p *herald.Principal
+			var err error
+			switch {
+			case access.IsSessionID(c.Value):
+				p, err = u.access.Session(r.Context(), c.Value)
+			case u.apiClientSignIn:
+				p, err = u.access.Verify(r.Context(), c.Value)
+			}
+			if p != nil && err == nil {
 				st.principal = p
 				seed = "s." + c.Value
+			} else if err != nil {
+				st.ended = herald.ErrorMessage(err)
 			}
 		}
 		if seed == "" {
@@ -131,6 +143,9 @@ func (u *ui) toSignin(w http.ResponseWriter, r *http.Request) {
 		next = ""
 	}
 	target := "/ui/signin?expired=1"
+	if strings.Contains(state(r).ended, "without activity") {
+		target = "/ui/signin?expired=idle"
+	}
 	if next != "" {
 		target += "&next=" + url.QueryEscape(next)
 	}
@@ -147,16 +162,22 @@ func safeNext(next string) string {
 }
 
 type signinData struct {
-	Client  string
-	Next    string
-	Message string // a notice, not an error ("You are signed out.")
-	Error   string
+	// Email is the person's email as typed; Client the API client's name
+	// (ClientForm: that form was the one posted).
+	Email      string
+	Client     string
+	ClientForm bool
+	// APIClients shows the API client form (Config.APIClientSignIn).
+	APIClients bool
+	Next       string
+	Message    string // a notice, not an error ("You are signed out.")
+	Error      string
 }
 
 func (u *ui) signinPage(w http.ResponseWriter, r *http.Request) error {
 	st := state(r)
 	q := r.URL.Query()
-	d := signinData{Next: safeNext(q.Get("next"))}
+	d := signinData{Next: safeNext(q.Get("next")), APIClients: u.apiClientSignIn}
 	if st.principal != nil {
 		http.Redirect(w, r, d.Next, http.StatusSeeOther)
 		return nil
@@ -164,8 +185,10 @@ func (u *ui) signinPage(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case q.Get("out") == "1":
 		d.Message = "You are signed out."
-	case q.Get("expired") == "1":
-		d.Message = "Please sign in to continue; sessions last an hour."
+	case q.Get("expired") == "idle":
+		d.Message = "You were signed out after " + durationText(u.access.SessionIdle()) + " without activity. Please sign in again."
+	case q.Get("expired") != "":
+		d.Message = "Please sign in to continue."
 	}
 	if st.csrf == "" {
 		if err := u.startPreSession(w, r); err != nil {
@@ -189,10 +212,56 @@ func (u *ui) startPreSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// signin exchanges an API client's name and secret for a session, within
-// the same rate limits as the API's token requests.
+// signin signs a person in with email, password and code, within the
+// per-address limit of token requests; or, when Config.APIClientSignIn is
+// on and the API client form was posted, exchanges an API client's name
+// and secret for a token kept in the cookie.
 func (u *ui) signin(w http.ResponseWriter, r *http.Request) error {
-	d := signinData{Client: strings.TrimSpace(r.PostForm.Get("apiClient")), Next: safeNext(r.PostForm.Get("next"))}
+	if _, ok := r.PostForm["apiClient"]; ok && u.apiClientSignIn {
+		return u.signinClient(w, r)
+	}
+	d := signinData{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeNext(r.PostForm.Get("next")), APIClients: u.apiClientSignIn}
+	password, code := r.PostForm.Get("password"), strings.TrimSpace(r.PostForm.Get("code"))
+	status := http.StatusUnauthorized
+	var res *access.SignInResult
+	switch {
+	case d.Email == "":
+		d.Error = "Enter your email address."
+	case password == "":
+		d.Error = "Enter your password."
+	case code == "":
+		d.Error = "Enter the 6-digit code your authenticator app shows, or one of your recovery codes."
+	default:
+		var err error
+		res, err = u.access.SignIn(r.Context(), access.UserCredentials{Email: d.Email, Password: password, Code: code, Address: r.RemoteAddr})
+		var he *herald.Error
+		switch code := herald.ErrorCode(err); {
+		case err == access.ErrBadSignIn:
+			d.Error = herald.ErrorMessage(err) + " Check them and try again."
+		case code == herald.EUNAUTHORIZED:
+			d.Error = herald.ErrorMessage(err)
+		case code == herald.ERATELIMITED && errors.As(err, &he):
+			d.Error, status = he.Message, http.StatusTooManyRequests
+			w.Header().Set("Retry-After", strconv.Itoa(int(he.RetryAfter/time.Second)))
+		case err != nil:
+			return err
+		}
+	}
+	if d.Error != "" {
+		return u.render(w, r, status, "signin", "Sign in", d)
+	}
+	u.setCookie(w, r, &http.Cookie{Name: sessionCookie, Value: res.SessionID, Path: Prefix, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode})
+	u.setCookie(w, r, &http.Cookie{Name: preCookie, Value: "", Path: Prefix, MaxAge: -1})
+	u.log.InfoContext(r.Context(), "web ui sign-in", "user", res.User.ID, "tenant", res.User.Tenant)
+	http.Redirect(w, r, d.Next, http.StatusSeeOther)
+	return nil
+}
+
+// signinClient exchanges an API client's name and secret for a session,
+// within the same rate limits as the API's token requests.
+func (u *ui) signinClient(w http.ResponseWriter, r *http.Request) error {
+	d := signinData{Client: strings.TrimSpace(r.PostForm.Get("apiClient")), Next: safeNext(r.PostForm.Get("next")), ClientForm: true, APIClients: true}
 	secret := r.PostForm.Get("secret")
 	var g *access.Grant
 	status := http.StatusUnauthorized
@@ -228,10 +297,14 @@ func (u *ui) signin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// signout ends the session: its token is revoked, on every node, and the
-// cookie goes from this browser.
+// signout ends the session (a person's is deleted, an API client's token
+// revoked), on every node, and the cookie goes from this browser.
 func (u *ui) signout(w http.ResponseWriter, r *http.Request) error {
-	if p := state(r).principal; p != nil {
+	if p := state(r).principal; p != nil && p.Kind == herald.PrincipalUser {
+		if err := u.access.SignOut(r.Context(), p); err != nil {
+			return err
+		}
+	} else if p != nil {
 		if err := u.access.Revoke(r.Context(), p); err != nil {
 			return err
 		}
@@ -240,4 +313,21 @@ func (u *ui) signout(w http.ResponseWriter, r *http.Request) error {
 		SameSite: http.SameSiteLaxMode, MaxAge: -1, Expires: time.Unix(1, 0)})
 	http.Redirect(w, r, "/ui/signin?out=1", http.StatusSeeOther)
 	return nil
+}
+
+// durationText says a duration the way people do: "15 minutes".
+func durationText(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0 && d > time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + " hours"
+	case d == time.Hour:
+		return "an hour"
+	case d%time.Minute == 0 && d > time.Minute:
+		return strconv.Itoa(int(d/time.Minute)) + " minutes"
+	case d == time.Minute:
+		return "a minute"
+	case d%time.Second == 0:
+		return strconv.Itoa(int(d/time.Second)) + " seconds"
+	}
+	return d.String()
 }

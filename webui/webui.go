@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -65,6 +66,13 @@ type Config struct {
 	// RequireHTTPSDestinations refuses a webhook URL that is not https://,
 	// as the sender refuses to send to one. Off by default.
 	RequireHTTPSDestinations bool
+	// APIClientSignIn lets API clients sign in to the UI with their name
+	// and secret, beside people (docs/decisions/0010). Off by default.
+	APIClientSignIn bool
+	// PublicURL is where people reach Herald (https://herald.example.com),
+	// for the setup links shown to admins. Defaults to the scheme and host
+	// of the admin's request.
+	PublicURL string
 }
 
 // ui holds the filled-in Config and what handlers share.
@@ -77,9 +85,10 @@ type ui struct {
 	pages  map[string]*pageTemplate
 	mux    *http.ServeMux
 
-	// secureCookies and requireHTTPS are Config's SecureCookies and
-	// RequireHTTPSDestinations.
-	secureCookies, requireHTTPS bool
+	// secureCookies, requireHTTPS and apiClientSignIn are Config's
+	// SecureCookies, RequireHTTPSDestinations and APIClientSignIn.
+	secureCookies, requireHTTPS, apiClientSignIn bool
+	publicURL                                    string
 }
 
 // New returns the UI handler, to be mounted at Prefix. It returns an error
@@ -92,7 +101,8 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, errors.New("webui: Config.Access is required")
 	}
 	u := &ui{store: cfg.Store, access: cfg.Access, tester: cfg.Tester, log: cfg.Logger, now: cfg.Now,
-		secureCookies: cfg.SecureCookies, requireHTTPS: cfg.RequireHTTPSDestinations}
+		secureCookies: cfg.SecureCookies, requireHTTPS: cfg.RequireHTTPSDestinations, apiClientSignIn: cfg.APIClientSignIn,
+		publicURL: strings.TrimSuffix(cfg.PublicURL, "/")}
 	if u.log == nil {
 		u.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -138,6 +148,10 @@ func (u *ui) routes() []route {
 		{"GET /ui/signin", access.Public, u.signinPage},
 		{"POST /ui/signin", access.Public, u.signin},
 		{"POST /ui/signout", access.Public, u.signout},
+		{"GET /ui/setup/{token}", access.Public, u.setupPage},
+		{"POST /ui/setup/{token}/password", access.Public, u.setupPassword},
+		{"POST /ui/setup/{token}/totp", access.Public, u.setupTOTP},
+		{"GET /ui/audit", access.Platform, u.auditPage},
 		{"GET /ui/switch", access.Authenticated, u.switchTo},
 
 		{"GET " + t + "/{$}", access.Authenticated, u.tenantHome},
@@ -157,6 +171,13 @@ func (u *ui) routes() []route {
 		{"POST " + t + "/api-clients/{name}/enable", access.Admin, u.apiClientEnable},
 		{"GET " + t + "/api-clients/{name}/delete", access.Admin, u.apiClientDeleteConfirm},
 		{"POST " + t + "/api-clients/{name}/delete", access.Admin, u.apiClientDelete},
+		{"GET " + t + "/users", access.Admin, u.users},
+		{"POST " + t + "/users", access.Admin, u.userInvite},
+		{"POST " + t + "/users/{email}/role", access.Admin, u.userRole},
+		{"POST " + t + "/users/{email}/sign-out-everywhere", access.Admin, u.userSignOutEverywhere},
+		{"POST " + t + "/users/{email}/setup-link", access.Admin, u.userSetupLink},
+		{"POST " + t + "/users/{email}/delete", access.Admin, u.userDelete},
+		{"GET " + t + "/audit", access.Admin, u.auditPage},
 
 		{"GET " + i + "/{$}", access.Authenticated, u.instanceHome},
 		{"GET " + i + "/webhooks", access.ReadConfig, u.webhooks},

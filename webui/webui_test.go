@@ -36,7 +36,9 @@ func mustEnv(t *testing.T, opts ...any) *env {
 	t.Helper()
 	store := storetest.NewSQLite(t)
 	cfg := access.Config{Store: store, Keys: storetest.Keys}
-	ucfg := webui.Config{Store: store}
+	// These tests sign in as API clients, which the UI allows only when
+	// told to; the tests of people turn it off.
+	ucfg := webui.Config{Store: store, APIClientSignIn: true}
 	for _, o := range opts {
 		switch o := o.(type) {
 		case func(*access.Config):

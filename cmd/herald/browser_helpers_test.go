@@ -29,6 +29,9 @@ type browser struct {
 	ctx  context.Context
 	base string
 
+	// lastSecret is the TOTP key the last account setup showed.
+	lastSecret string
+
 	mu      sync.Mutex
 	dialogs []string // JavaScript dialogs that opened: alert() must never run
 }
@@ -168,7 +171,8 @@ func (b *browser) noDialogs() {
 	}
 }
 
-// signIn signs in as the bootstrap admin through the sign-in form.
+// signIn signs in as an API client through its sign-in form
+// (--ui-api-client-sign-in).
 func (b *browser) signIn(client, secret string) {
 	b.t.Helper()
 	b.open("/ui/")
@@ -177,5 +181,5 @@ func (b *browser) signIn(client, secret string) {
 		chromedp.SetValue(chromedp.CSS("#apiClient"), client),
 		chromedp.SetValue(chromedp.CSS("#secret"), secret),
 	)
-	b.submit(`form[action="/ui/signin"] button`, `form[action="/ui/signout"]`)
+	b.submit(`#signin-client button`, `form[action="/ui/signout"]`)
 }

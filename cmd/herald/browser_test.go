@@ -15,7 +15,7 @@ import (
 // delivery and its attempt in the log, rotate the secret, and sign out.
 // With -update-screenshots it also photographs every page.
 func TestBrowserWebhookLifecycle(t *testing.T) {
-	p := startHerald(t, nil, sqliteArgs(t)...)
+	p := startHerald(t, nil, append(sqliteArgs(t), "--ui-api-client-sign-in")...)
 	api := p.client(t)
 	mustDo(t, api, "POST", "/v1/tenants", map[string]any{"name": "acme"}, nil)
 	mustDo(t, api, "POST", "/v1/tenants/acme/instances", map[string]any{"name": "sandbox"}, nil)
@@ -213,7 +213,7 @@ func TestBrowserWebhookLifecycle(t *testing.T) {
 // fields are text and never markup, and no page loads a script of
 // anyone else's nor runs an inline one.
 func TestBrowserRefusesWhatItShould(t *testing.T) {
-	p := startHerald(t, nil, sqliteArgs(t)...)
+	p := startHerald(t, nil, append(sqliteArgs(t), "--ui-api-client-sign-in")...)
 	api := p.client(t)
 	rcv := newReceiver(t)
 	inst, secret := setupWebhook(t, api, rcv.URL)

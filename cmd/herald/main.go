@@ -26,6 +26,7 @@ Usage:
   herald bench [flags]    measure end-to-end delivery throughput on one or more nodes
   herald keys generate    print a new master key; "herald keys rewrap" re-seals secrets under the newest
   herald audit verify     check that no audit entry was changed or removed
+  herald users create     invite a person (the first platform admin) and print their setup link
   herald version          print the version
 
 Run "herald <command> -h" for a command's flags.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKeys(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
+	case "users":
+		return runUsers(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "herald %s\n", herald.Version)
 		return nil

@@ -80,6 +80,11 @@ type serveConfig struct {
 	// DestinationCAFile is a PEM bundle trusted beside the system's roots
 	// for receivers' certificates.
 	DestinationCAFile string
+	// SessionIdle and SessionMax end people's web UI sessions: idle this
+	// long, or this old.
+	SessionIdle, SessionMax time.Duration
+	// UIAPIClientSignIn lets API clients sign in to the web UI too.
+	UIAPIClientSignIn bool
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
@@ -111,6 +116,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.Var(&prefixesFlag{list: &c.AllowDestinations}, "allow-destination", "let webhooks send to this non-public CIDR range, such as 10.20.0.0/16 or 127.0.0.1/32; repeatable (env HERALD_ALLOW_DESTINATIONS, comma-separated)")
 	fs.BoolVar(&c.RequireHTTPSDestinations, "require-https-destinations", envBool("HERALD_REQUIRE_HTTPS_DESTINATIONS"), "accept and send to https:// webhook URLs only (env HERALD_REQUIRE_HTTPS_DESTINATIONS)")
 	fs.StringVar(&c.DestinationCAFile, "destination-ca-file", envOr("HERALD_DESTINATION_CA_FILE", ""), "PEM bundle of certificate authorities trusted beside the system's for receivers' certificates, for a private PKI (env HERALD_DESTINATION_CA_FILE)")
+	fs.DurationVar(&c.SessionIdle, "session-idle", env.duration("HERALD_SESSION_IDLE", 15*time.Minute), "sign a person out of the web UI after this long without a request (env HERALD_SESSION_IDLE)")
+	fs.DurationVar(&c.SessionMax, "session-max", env.duration("HERALD_SESSION_MAX", 12*time.Hour), "sign a person out of the web UI this long after they signed in, however active (env HERALD_SESSION_MAX)")
+	fs.BoolVar(&c.UIAPIClientSignIn, "ui-api-client-sign-in", envBool("HERALD_UI_API_CLIENT_SIGN_IN"), "let API clients sign in to the web UI with their name and secret, beside people; off by default (env HERALD_UI_API_CLIENT_SIGN_IN)")
 	if env.err != nil {
 		return c, env.err
 	}
@@ -119,6 +127,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if c.SessionIdle < time.Second || c.SessionMax < c.SessionIdle {
+		return c, fmt.Errorf("--session-idle must be at least 1s and --session-max at least --session-idle, not %s and %s", c.SessionIdle, c.SessionMax)
 	}
 	c.AdminSecret = os.Getenv("HERALD_ADMIN_SECRET")
 	if c.AdminSecret != "" && len(c.AdminSecret) < minAdminSecret {
@@ -238,7 +249,8 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		logger.Info("re-sealed secrets under the newest master key; the older keys may now be dropped", "key", stats.KeyID, "rows", stats.Rows, "resealed", stats.Resealed)
 	}
 	gate, err := access.New(access.Config{Store: store, Keys: keys, Logger: logger, Audit: store,
-		LimitPerClient: cfg.AuthLimitPerClient, LimitPerAddress: cfg.AuthLimitPerAddress})
+		LimitPerClient: cfg.AuthLimitPerClient, LimitPerAddress: cfg.AuthLimitPerAddress,
+		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax})
 	if err != nil {
 		return fail(err)
 	}
@@ -302,7 +314,8 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		return fail(err)
 	}
 	pages, err := webui.New(webui.Config{Store: store, Access: gate, Tester: engine, Logger: logger,
-		SecureCookies: cfg.publicHTTPS(), RequireHTTPSDestinations: cfg.RequireHTTPSDestinations})
+		SecureCookies: cfg.publicHTTPS(), RequireHTTPSDestinations: cfg.RequireHTTPSDestinations,
+		APIClientSignIn: cfg.UIAPIClientSignIn, PublicURL: cfg.PublicURL})
 	if err != nil {
 		cancel()
 		return fail(err)
