@@ -10,6 +10,9 @@ import (
 
 type homeData struct {
 	Groups []switchGroup
+	// Platform is set on a platform admin's home: it links the audit
+	// trail of every tenant.
+	Platform bool
 }
 
 // home sends a visitor to sign in, a tenant's user to their tenant, and
@@ -24,7 +27,7 @@ func (u *ui) home(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/ui/t/"+p.Tenant+"/", http.StatusSeeOther)
 		return nil
 	}
-	return u.render(w, r, http.StatusOK, "home", "Tenants", homeData{Groups: u.switchGroups(r.Context(), p)})
+	return u.render(w, r, http.StatusOK, "home", "Tenants", homeData{Groups: u.switchGroups(r.Context(), p), Platform: true})
 }
 
 // tenantHome lists a tenant's designer and instances.
