@@ -11,21 +11,43 @@ import (
 )
 
 // Every refused request says what was wrong and with which field, with the
-// right 4xx, and nothing it carried is delivered.
+// right 4xx, and nothing it carried is stored or delivered: a webhook
+// listening to every entity of the catalog receives only the events sent
+// after the table, the delivery log lists nothing else, and no event has
+// the source id the refused ones carry.
 func TestBadInputsAreRefusedClearly(t *testing.T) {
 	p := startHerald(t, nil, sqliteArgs(t)...)
 	c := p.client(t)
 	recv := newReceiver(t)
 	inst, secret := setupWebhook(t, c, recv.URL) // active: anything accepted would be delivered
 	recv.setSecret(secret)
+	var catalog struct {
+		Entities []struct{ Entity string } `json:"entities"`
+	}
+	mustDo(t, c, "GET", "/v1/catalog", nil, &catalog)
+	var everything []map[string]string
+	for _, e := range catalog.Entities {
+		everything = append(everything, map[string]string{"eventEntity": e.Entity})
+	}
+	if len(everything) < 2 {
+		t.Fatalf("the catalog lists %d entities", len(everything))
+	}
+	mustDo(t, c, "POST", "/v1/tenants/acme/designer/webhooks", map[string]any{
+		"name": "wh-everything", "title": "Every event", "triggers": everything}, nil)
 	mustDo(t, c, "POST", "/v1/tenants/acme/designer/webhooks", map[string]any{
 		"name": "wh-no-url", "title": "No URL yet", "triggers": []map[string]string{{"eventEntity": "TASK"}}}, nil)
 	mustDo(t, c, "POST", "/v1/tenants/acme/designer/publish", map[string]any{"comment": "second"}, nil)
+	all := newReceiver(t)
+	mustDo(t, c, "PATCH", inst+"/webhooks/wh-everything", map[string]any{"url": all.URL}, nil)
+	var allSecret struct{ Secret string }
+	mustDo(t, c, "GET", inst+"/webhooks/wh-everything/secret", nil, &allSecret)
+	all.setSecret(allSecret.Secret)
+	mustDo(t, c, "POST", inst+"/webhooks/wh-everything/activate", nil, nil)
 	forged := c.token[:len(c.token)-4] + "AAAA"
 	if forged == c.token {
 		forged = c.token[:len(c.token)-4] + "BBBB"
 	}
-	huge := `{"eventSubtype":"PATIENT_CREATED","sourceName":"` + strings.Repeat("x", 1<<20) + `"}`
+	huge := `{"eventSubtype":"DOCUMENT_CREATED","sourceId":"refused","sourceName":"` + strings.Repeat("x", 1<<20) + `"}`
 
 	for _, tc := range []struct {
 		name         string
@@ -39,15 +61,15 @@ func TestBadInputsAreRefusedClearly(t *testing.T) {
 		{"malformed JSON", "POST", inst + "/events", "", `{"eventSubtype":`, 400, "invalid", []string{"JSON"}},
 		{"not JSON at all", "POST", inst + "/events", "", `eventSubtype=PATIENT_CREATED`, 400, "invalid", []string{"JSON"}},
 		{"empty body", "POST", inst + "/events", "", ``, 400, "invalid", []string{"body"}},
-		{"missing eventSubtype", "POST", inst + "/events", "", `{"sourceId":"p1"}`, 400, "invalid", []string{"eventSubtype"}},
-		{"unknown eventSubtype", "POST", inst + "/events", "", `{"eventSubtype":"PATIENT_EXPLODED"}`, 400, "invalid", []string{"eventSubtype", "PATIENT_EXPLODED"}},
-		{"lower-case eventSubtype", "POST", inst + "/events", "", `{"eventSubtype":"patient_created"}`, 400, "invalid", []string{"eventSubtype"}},
-		{"entity contradicts subtype", "POST", inst + "/events", "", `{"eventEntity":"CDT","eventSubtype":"PATIENT_CREATED"}`, 400, "invalid", []string{"eventEntity"}},
-		{"wrong type", "POST", inst + "/events", "", `{"eventSubtype":"PATIENT_CREATED","sourceId":42}`, 400, "invalid", []string{"sourceId"}},
-		{"bad occurredAt", "POST", inst + "/events", "", `{"eventSubtype":"PATIENT_CREATED","occurredAt":"yesterday"}`, 400, "invalid", []string{"occurredAt"}},
-		{"data not an object", "POST", inst + "/events", "", `{"eventSubtype":"PATIENT_CREATED","data":[1,2]}`, 400, "invalid", []string{"data"}},
-		{"unknown field", "POST", inst + "/events", "", `{"eventSubtype":"PATIENT_CREATED","patient_id":"p1"}`, 400, "invalid", []string{"patient_id"}},
-		{"bad element of an array", "POST", inst + "/events", "", `[{"eventSubtype":"PATIENT_CREATED"},{"eventSubtype":"NOPE"}]`, 400, "invalid", []string{"events[1]", "eventSubtype"}},
+		{"missing eventSubtype", "POST", inst + "/events", "", `{"sourceId":"refused"}`, 400, "invalid", []string{"eventSubtype"}},
+		{"unknown eventSubtype", "POST", inst + "/events", "", `{"eventSubtype":"PATIENT_EXPLODED","sourceId":"refused"}`, 400, "invalid", []string{"eventSubtype", "PATIENT_EXPLODED"}},
+		{"lower-case eventSubtype", "POST", inst + "/events", "", `{"eventSubtype":"patient_created","sourceId":"refused"}`, 400, "invalid", []string{"eventSubtype"}},
+		{"entity contradicts subtype", "POST", inst + "/events", "", `{"eventEntity":"CDT","eventSubtype":"TASK_CREATED","sourceId":"refused"}`, 400, "invalid", []string{"eventEntity"}},
+		{"wrong type", "POST", inst + "/events", "", `{"eventSubtype":"MESSAGE_CREATED","sourceId":42}`, 400, "invalid", []string{"sourceId"}},
+		{"bad occurredAt", "POST", inst + "/events", "", `{"eventSubtype":"ASSESSMENT_COMPLETED","sourceId":"refused","occurredAt":"yesterday"}`, 400, "invalid", []string{"occurredAt"}},
+		{"data not an object", "POST", inst + "/events", "", `{"eventSubtype":"CALENDAR_EVENT_CREATED","sourceId":"refused","data":[1,2]}`, 400, "invalid", []string{"data"}},
+		{"unknown field", "POST", inst + "/events", "", `{"eventSubtype":"CARE_PLAN_UPDATED","sourceId":"refused","patient_id":"p1"}`, 400, "invalid", []string{"patient_id"}},
+		{"bad element of an array", "POST", inst + "/events", "", `[{"eventSubtype":"USER_ACCESS_UPDATED","sourceId":"refused"},{"eventSubtype":"NOPE","sourceId":"refused"}]`, 400, "invalid", []string{"events[1]", "eventSubtype"}},
 		{"oversize event", "POST", inst + "/events", "", huge, 413, "too_large", []string{"MiB"}},
 		{"unknown tenant", "POST", "/v1/tenants/nobody/instances/sandbox/events", "", `{"eventSubtype":"PATIENT_CREATED"}`, 404, "not_found", []string{"nobody"}},
 		{"unknown instance", "POST", "/v1/tenants/acme/instances/nowhere/events", "", `{"eventSubtype":"PATIENT_CREATED"}`, 404, "not_found", []string{"nowhere"}},
@@ -71,8 +93,8 @@ func TestBadInputsAreRefusedClearly(t *testing.T) {
 		{"recover without since", "POST", inst + "/webhooks/wh-patient-sync/recover", "", `{}`, 400, "invalid", []string{"since"}},
 		{"bad status filter", "GET", inst + "/deliveries?status=DONE", "", ``, 400, "invalid", []string{"status"}},
 		{"bad cursor", "GET", inst + "/deliveries?cursor=garbage", "", ``, 400, "invalid", []string{"cursor"}},
-		{"missing token", "POST", inst + "/events", "-", `{"eventSubtype":"PATIENT_CREATED"}`, 401, "unauthorized", []string{"token"}},
-		{"forged token", "POST", inst + "/events", forged, `{"eventSubtype":"PATIENT_CREATED"}`, 401, "unauthorized", []string{"token"}},
+		{"missing token", "POST", inst + "/events", "-", `{"eventSubtype":"ENCOUNTER_CREATED","sourceId":"refused"}`, 401, "unauthorized", []string{"token"}},
+		{"forged token", "POST", inst + "/events", forged, `{"eventSubtype":"TASK_COMPLETED","sourceId":"refused"}`, 401, "unauthorized", []string{"token"}},
 		{"wrong client secret", "POST", "/v1/auth/token", "-", `{"apiClient":"admin","secret":"guess"}`, 401, "unauthorized", []string{"secret"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,17 +135,43 @@ func TestBadInputsAreRefusedClearly(t *testing.T) {
 		})
 	}
 
-	// A good event sent last arrives; none of the refused ones do.
-	var res struct{ EventID string }
-	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "good"}, &res)
-	recv.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
-	recv.mu.Lock()
-	defer recv.mu.Unlock()
-	if recv.requests != 1 {
-		var b bytes.Buffer
-		for id, body := range recv.bodies {
-			json.NewEncoder(&b).Encode(map[string]any{id: body})
+	// A good event and, after it, a sentinel arrive; none of the refused
+	// ones does. Whatever was stored before the good event would be
+	// delivered before the sentinel, which bounds the wait for stragglers;
+	// the delivery log, written with each event, needs no wait at all.
+	sent := map[string]bool{}
+	for _, src := range []string{"good", "sentinel"} {
+		var res struct{ EventID string }
+		mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": src}, &res)
+		sent[res.EventID] = true
+		recv.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
+		all.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
+	}
+	for name, r := range map[string]*receiver{"wh-patient-sync": recv, "wh-everything": all} {
+		r.mu.Lock()
+		if r.requests != len(sent) || len(r.bodies) != len(sent) {
+			var b bytes.Buffer
+			for id, body := range r.bodies {
+				json.NewEncoder(&b).Encode(map[string]any{id: body})
+			}
+			t.Errorf("%s's receiver got %d requests, want only the good event's and the sentinel's:\n%s", name, r.requests, b.String())
 		}
-		t.Fatalf("receiver got %d requests, want only the good event's:\n%s", recv.requests, b.String())
+		r.mu.Unlock()
+	}
+	dl := listDeliveries(t, c, inst, "")
+	for _, d := range dl {
+		if !sent[d.EventID] {
+			t.Errorf("delivery %s of event %s (%s), which the table did not send successfully", d.ID, d.EventID, d.Webhook)
+		}
+	}
+	if len(dl) != 2*len(sent) {
+		t.Errorf("the delivery log lists %d deliveries, want %d (the good event and the sentinel, to two webhooks)", len(dl), 2*len(sent))
+	}
+	var found struct {
+		Events []struct{ EventID string } `json:"events"`
+	}
+	mustDo(t, c, "GET", inst+"/events?sourceId=refused", nil, &found)
+	if len(found.Events) != 0 {
+		t.Errorf("%d refused events were stored: %+v", len(found.Events), found.Events)
 	}
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,8 +18,10 @@ import (
 )
 
 // Three real nodes on one PostgreSQL; one is killed with SIGKILL in the
-// middle of a burst of 5,000 events posted across all three. Every event
-// that got a 202 arrives at least once.
+// middle of a burst of 5,000 events posted across all three, while it has
+// deliveries claimed (the receiver hangs, so some are in flight). Every
+// event that got a 202 arrives at least once: the other nodes take over
+// the dead node's claims when their leases run out.
 func TestClusterKill9LosesNothing(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	args := []string{"--database", dsn, "--allow-private-destinations"}
@@ -32,6 +37,19 @@ func TestClusterKill9LosesNothing(t *testing.T) {
 	recv := newReceiver(t)
 	inst, secret := setupWebhook(t, clients[0], recv.URL)
 	recv.setSecret(secret)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	claimedBy := func(owner string) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM deliveries WHERE status = 'SENT' AND claimed_by = $1`, owner).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 
 	const total = 5000
 	var mu sync.Mutex
@@ -64,20 +82,52 @@ func TestClusterKill9LosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	waitUntil(t, 60*time.Second, "a third of the events acknowledged", func() bool { return acked.Load() >= total/3 })
+	// Deliveries flow for a while; then the receiver hangs, so that node c
+	// has requests in flight and more claimed behind them when it dies.
+	waitUntil(t, 60*time.Second, "a sixth of the events acknowledged", func() bool { return acked.Load() >= total/6 })
+	stuck := newGate()
+	t.Cleanup(stuck.open)
+	recv.setHold(stuck)
+	waitUntil(t, 60*time.Second, "a third of the events acknowledged, with deliveries claimed by node-c", func() bool {
+		return acked.Load() >= total/3 && stuck.waiting.Load() > 0 && claimedBy("node-c") > 0
+	})
 	nodes[2].kill()
-	t.Logf("node-c killed with SIGKILL after %d acknowledged events", acked.Load())
+	arrived := recv.arrivedSet()
+	heldByC := claimedBy("node-c") // the dead node's claims, until their leases run out
+	t.Logf("node-c killed with SIGKILL after %d acknowledged events, holding %d deliveries", acked.Load(), heldByC)
+	if heldByC == 0 {
+		t.Fatalf("node-c held no delivery when it was killed: nothing to take over")
+	}
+	recv.setHold(nil)
+	stuck.open()
 	wg.Wait()
-	t.Logf("%d of %d events acknowledged with 202", len(accepted), total)
+	owed := 0
+	for id := range accepted {
+		if !arrived[id] {
+			owed++
+		}
+	}
+	t.Logf("%d of %d events acknowledged with 202; %d of them had not arrived at the kill", len(accepted), total, owed)
 	if len(accepted) < total*9/10 {
 		t.Errorf("only %d of %d events were acknowledged", len(accepted), total)
+	}
+	if owed == 0 {
+		t.Fatalf("every acknowledged event had arrived before the kill: nothing to recover")
 	}
 	// A killed node's claimed deliveries (in flight and queued) come back when
 	// their lease runs out, 65 s for the default 30 s timeout: allow for that.
 	recv.waitFor(t, accepted, 3*time.Minute)
+	if n := claimedBy("node-c"); n != 0 {
+		t.Errorf("%d deliveries are still claimed by the dead node-c", n)
+	}
 	t.Logf("every acknowledged event arrived; duplicates: %d", recv.duplicates(accepted))
 }
 
+// A node whose database becomes unreachable answers 503 to producers and
+// accepts nothing it cannot store; the deliveries it was working on when
+// the database went away (the first attempt of each hangs at the receiver
+// until the cut, then fails) keep their results until the database is
+// back, then are retried and arrive. No accepted event is lost.
 func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	u, err := url.Parse(dsn)
@@ -90,13 +140,32 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 	q.Set("connect_timeout", "2")
 	u.RawQuery = q.Encode()
 	p := startHerald(t, nil, "--database", u.String(), "--allow-private-destinations")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("herald log:\n%s", p.logs)
+		}
+	})
 	c := p.client(t)
 	recv := newReceiver(t)
 	inst, secret := setupWebhook(t, c, recv.URL)
 	recv.setSecret(secret)
+	cut := newGate() // opens once the database is cut off
+	t.Cleanup(cut.open)
+	recv.setRespond(func(n int, _ map[string]any) int {
+		if n == 1 {
+			cut.wait(context.Background())
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
 
 	before := postEvents(t, c, inst, 20)
+	if len(before) != 20 {
+		t.Fatalf("%d events accepted before the cut, want 20", len(before))
+	}
+	waitUntil(t, 30*time.Second, "a first attempt in flight at the receiver", func() bool { return cut.waiting.Load() > 0 })
 	proxy.Cut()
+	cut.open() // the first attempts fail now, with no database to write that to
 
 	// While the database is unreachable: 503 with a clear message, never 202.
 	deadline := time.Now().Add(30 * time.Second)
@@ -114,10 +183,16 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 		} else if time.Now().After(deadline) {
 			t.Fatalf("no 503 within 30s of the cut; last answer %d %v", code, err)
 		}
+		time.Sleep(100 * time.Millisecond) // a producer's pause before it tries again
 	}
 	// Readiness is probed with a write at most once a second: allow it
 	// that long to notice.
 	waitReadyz(t, p, http.StatusServiceUnavailable)
+	for id := range recv.arrivedSet() {
+		if before[id] != "" {
+			t.Fatalf("event %s arrived while the database was cut off: its delivery did not span the outage", id)
+		}
+	}
 
 	proxy.Restore()
 	// Delivery and ingest resume by themselves.
@@ -142,16 +217,26 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 	for id := range after {
 		want[id] = true
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("herald log:\n%s", p.logs)
-		}
-	})
 	recv.waitFor(t, want, 90*time.Second)
 	waitReadyz(t, p, http.StatusOK)
+
+	// The log has every event delivered, and the attempts made while the
+	// database was away are on record: the node kept their results.
+	waitDeliveries(t, c, inst, "status=DELIVERED", len(want))
+	for _, d := range listDeliveries(t, c, inst, "") {
+		if before[d.EventID] == "" {
+			continue
+		}
+		var full delivery
+		mustDo(t, c, "GET", inst+"/deliveries/"+d.ID, nil, &full)
+		if a := full.Attempts; len(a) < 2 || a[0].StatusCode != http.StatusServiceUnavailable || a[len(a)-1].StatusCode != http.StatusOK {
+			t.Errorf("delivery %s of an event posted before the cut: attempts %+v, want the 503 answered during the outage, then 200", d.ID, a)
+		}
+	}
 }
 
-// Maintenance runs on one leader; when the leader dies another node takes
+// Maintenance runs on one leader; the other nodes try too, find the
+// leader alive and stay followers; when the leader dies another node takes
 // over within one lease period (the maintenance interval).
 func TestLeaderHandOver(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
@@ -159,13 +244,47 @@ func TestLeaderHandOver(t *testing.T) {
 	a := startHerald(t, append(env, "HERALD_NODE_ID=node-a"), "--database", dsn)
 	waitLog(t, a, "maintenance leader", 15*time.Second)
 	b := startHerald(t, append(env, "HERALD_NODE_ID=node-b"), "--database", dsn)
-	time.Sleep(1500 * time.Millisecond) // three intervals in which b must not lead
-	if strings.Contains(b.logs.String(), "maintenance leader") {
-		t.Fatalf("node-b leads while node-a is alive:\n%s", b.logs)
+	waitUntil(t, 30*time.Second, "node-b has run maintenance as a follower twice", func() bool {
+		return maintenanceRuns(t, b, "follower") >= 2
+	})
+	if n := maintenanceRuns(t, b, "leader"); n != 0 || strings.Contains(b.logs.String(), "maintenance leader") {
+		t.Fatalf("node-b led %d maintenance runs while node-a is alive:\n%s", n, b.logs)
+	}
+	if maintenanceRuns(t, a, "leader") == 0 {
+		t.Fatalf("node-a has not run maintenance as the leader:\n%s", a.logs)
 	}
 	a.kill()
-	waitLog(t, b, "maintenance leader", 5*time.Second)
-	waitLog(t, b, "maintenance done", 5*time.Second)
+	waitLog(t, b, "maintenance leader", 30*time.Second)
+	waitLog(t, b, "maintenance done", 30*time.Second)
+	if maintenanceRuns(t, b, "leader") == 0 {
+		t.Fatalf("node-b says it leads but its metrics count no leader run")
+	}
+}
+
+// maintenanceRuns reads herald_maintenance_runs_total{role=role} from p's
+// /metrics; 0 when the series is not there yet.
+func maintenanceRuns(t testing.TB, p *proc, role string) int {
+	t.Helper()
+	resp, err := http.Get(p.URL + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	prefix := `herald_maintenance_runs_total{role="` + role + `"} `
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			return int(n)
+		}
+	}
+	return 0
 }
 
 func waitLog(t testing.TB, p *proc, substr string, timeout time.Duration) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -159,12 +160,12 @@ func TestFailedFirstAttemptIsRetried(t *testing.T) {
 	p := startHerald(t, nil, sqliteArgs(t)...)
 	c := p.client(t)
 	recv := newReceiver(t)
-	recv.respond = func(n int, _ map[string]any) int {
+	recv.setRespond(func(n int, _ map[string]any) int {
 		if n == 1 {
 			return http.StatusInternalServerError
 		}
 		return http.StatusOK
-	}
+	})
 	inst, secret := setupWebhook(t, c, recv.URL)
 	recv.setSecret(secret)
 	ids := postEvents(t, c, inst, 3)
@@ -196,6 +197,10 @@ func TestFailedFirstAttemptIsRetried(t *testing.T) {
 	}
 }
 
+// A node killed with SIGKILL in the middle of a burst, with requests in
+// flight and more queued, loses nothing it acknowledged: the next start on
+// the same SQLite file takes back what the dead node had claimed at once
+// (not when its leases run out) and delivers every event that got a 202.
 func TestKill9DuringBurstLosesNothing(t *testing.T) {
 	dbArgs := sqliteArgs(t)
 	p := startHerald(t, nil, dbArgs...)
@@ -203,6 +208,9 @@ func TestKill9DuringBurstLosesNothing(t *testing.T) {
 	recv := newReceiver(t)
 	inst, secret := setupWebhook(t, c, recv.URL)
 	recv.setSecret(secret)
+	// A long timeout makes the lease of a claimed delivery longer than this
+	// test waits for it: only the take-back at start can bring it back in time.
+	mustDo(t, c, "PATCH", inst+"/webhooks/wh-patient-sync", map[string]any{"timeoutSeconds": 120}, nil)
 
 	// Post from 8 goroutines until the server dies under them.
 	var mu sync.Mutex
@@ -230,12 +238,33 @@ func TestKill9DuringBurstLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	waitUntil(t, 30*time.Second, "400 events acknowledged", func() bool { return n.Load() >= 400 })
+	// Deliveries flow for a while; then the receiver hangs, so that at the
+	// kill some requests are in flight and more are claimed behind them.
+	waitUntil(t, 30*time.Second, "200 events acknowledged", func() bool { return n.Load() >= 200 })
+	stuck := newGate()
+	t.Cleanup(stuck.open)
+	recv.setHold(stuck)
+	waitUntil(t, 30*time.Second, "400 events acknowledged and a request in flight", func() bool {
+		return n.Load() >= 400 && stuck.waiting.Load() > 0
+	})
 	p.kill()
+	arrived := recv.arrivedSet()
 	wg.Wait()
-	t.Logf("%d events acknowledged with 202 before kill -9", len(accepted))
+	owed := 0
+	for id := range accepted {
+		if !arrived[id] {
+			owed++
+		}
+	}
+	t.Logf("kill -9 after %d events acknowledged with 202; %d of them had not arrived", len(accepted), owed)
+	if owed == 0 {
+		t.Fatalf("every acknowledged event had arrived before the kill: nothing to recover")
+	}
+	recv.setHold(nil)
+	stuck.open()
 
-	startHerald(t, nil, dbArgs...)
+	p2 := startHerald(t, nil, dbArgs...)
+	waitLog(t, p2, "took back deliveries left in flight by the previous run", 10*time.Second)
 	recv.waitFor(t, accepted, 90*time.Second)
 	t.Logf("every acknowledged event arrived; %d duplicate deliveries (at-least-once)", recv.duplicates(accepted))
 }
@@ -316,32 +345,72 @@ func TestDemoOnce(t *testing.T) {
 	}
 }
 
+// A node stopped with SIGTERM lets requests in flight finish for the drain
+// timeout and then gives back every delivery it still holds, in flight or
+// queued: right after it exits, the database shows them due again with no
+// owner. (Without that release they would stay SENT under the dead node
+// until their lease ran out; a restart on SQLite takes them back anyway,
+// so the database is read before any restart.) Then nothing is lost: the
+// next start delivers them all.
 func TestSIGTERMReleasesInFlightWork(t *testing.T) {
-	dbArgs := sqliteArgs(t)
+	dbPath := filepath.Join(t.TempDir(), "herald.db")
+	dbArgs := []string{"--database", "sqlite:" + dbPath, "--allow-private-destinations"}
 	p := startHerald(t, nil, dbArgs...)
 	c := p.client(t)
 	recv := newReceiver(t)
-	release := make(chan struct{})
-	var blocked atomic.Bool
-	blocked.Store(true)
-	recv.respond = func(int, map[string]any) int {
-		if blocked.Load() {
-			// Hold the request long past the drain timeout, like a stuck receiver.
-			recv.mu.Unlock()
-			select {
-			case <-release:
-			case <-time.After(60 * time.Second):
-			}
-			recv.mu.Lock()
-		}
-		return 200
-	}
+	stuck := newGate() // a stuck receiver: nothing answers until the node is gone
+	t.Cleanup(stuck.open)
+	recv.setHold(stuck)
 	inst, secret := setupWebhook(t, c, recv.URL)
 	recv.setSecret(secret)
-	ids := postEvents(t, c, inst, 20)
+	const n = 20
+	ids := postEvents(t, c, inst, n)
+	if len(ids) != n {
+		t.Fatalf("%d events accepted, want %d", len(ids), n)
+	}
+	waitUntil(t, 30*time.Second, "a request in flight at the receiver", func() bool { return stuck.waiting.Load() > 0 })
+	// Every delivery is claimed by the node: in flight, or queued behind
+	// the per-webhook limit.
+	waitDeliveries(t, c, inst, "status=SENT", n)
+
 	p.stop() // must exit cleanly even though the receiver hangs
-	blocked.Store(false)
-	close(release)
+
+	// Read the database the node left behind, before anything starts again.
+	states := map[string]int{}
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(`SELECT status, claimed_by, COUNT(*) FROM deliveries GROUP BY status, claimed_by`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for rows.Next() {
+		var status, owner string
+		var count int
+		if err := rows.Scan(&status, &owner, &count); err != nil {
+			t.Fatal(err)
+		}
+		states[fmt.Sprintf("%s owner=%q", status, owner)] += count
+		total += count
+		if (status != "PENDING" && status != "RETRYING") || owner != "" {
+			t.Errorf("%d deliveries %s claimed by %q after the SIGTERM exit, want every one PENDING or RETRYING with no owner", count, status, owner)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if total != n {
+		t.Errorf("the database holds %d deliveries, want %d", total, n)
+	}
+	t.Logf("deliveries after the SIGTERM exit: %v", states)
+	if t.Failed() {
+		t.Fatalf("herald log:\n%s", p.logs)
+	}
+
+	stuck.open()
 	startHerald(t, nil, dbArgs...)
 	want := map[string]bool{}
 	for id := range ids {
@@ -380,7 +449,7 @@ func TestSecretRotationSignsWithBothDuringGrace(t *testing.T) {
 
 	mustDo(t, c, "POST", hook+"/secret/rotate", map[string]any{"graceSeconds": 0}, &rotated)
 	recv.setSecret(oldSecret)
-	recv.respond = nil
+	recv.setRespond(nil)
 	var res struct{ EventID string }
 	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "q"}, &res)
 	// The receiver on the first secret now refuses (401) every attempt.

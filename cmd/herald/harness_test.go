@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -202,9 +203,14 @@ type receiver struct {
 	t   testing.TB
 	URL string
 
-	mu       sync.Mutex
-	secret   string
-	respond  func(n int, body map[string]any) int // status for the n-th request of an event id
+	mu     sync.Mutex
+	secret string
+	// respond returns the status for the n-th request of an event id; nil
+	// answers 200. Set it with setRespond. It runs without mu.
+	respond func(n int, body map[string]any) int
+	// hold, when set (setHold), keeps every verified request waiting
+	// until the gate opens or the sender goes away.
+	hold     *gate
 	requests int
 	perEvent map[string]int
 	bodies   map[string]map[string]any
@@ -235,6 +241,32 @@ func (r *receiver) setSecret(s string) {
 	r.mu.Unlock()
 }
 
+// setRespond sets how the receiver answers (see receiver.respond).
+func (r *receiver) setRespond(f func(n int, body map[string]any) int) {
+	r.mu.Lock()
+	r.respond = f
+	r.mu.Unlock()
+}
+
+// setHold makes the receiver hold every request it verifies until g
+// opens; nil lets them through again.
+func (r *receiver) setHold(g *gate) {
+	r.mu.Lock()
+	r.hold = g
+	r.mu.Unlock()
+}
+
+// arrivedSet returns the ids of the events that have arrived (2xx) so far.
+func (r *receiver) arrivedSet() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]bool, len(r.bodies))
+	for id := range r.bodies {
+		out[id] = true
+	}
+	return out
+}
+
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
@@ -257,9 +289,18 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	id := req.Header.Get("webhook-id")
 	r.perEvent[id]++
+	n, respond, hold := r.perEvent[id], r.respond, r.hold
+	// Holding and answering run unlocked: they may block, and the test
+	// reads the receiver meanwhile.
+	r.mu.Unlock()
+	opened := hold == nil || hold.wait(req.Context())
 	status := http.StatusOK
-	if r.respond != nil {
-		status = r.respond(r.perEvent[id], m)
+	if opened && respond != nil {
+		status = respond(n, m)
+	}
+	r.mu.Lock()
+	if !opened {
+		return // the sender gave up (or died) while the request was held
 	}
 	if status/100 == 2 {
 		if _, dup := r.bodies[id]; !dup {
@@ -305,5 +346,34 @@ func (r *receiver) waitFor(t testing.TB, want map[string]bool, timeout time.Dura
 		case <-deadline:
 			t.Fatalf("%d of %d events never arrived", missing, len(want))
 		}
+	}
+}
+
+// gate holds requests until it opens: a receiver that hangs, for tests
+// that need requests in flight at a moment they choose.
+type gate struct {
+	opened chan struct{}
+	once   sync.Once
+	// waiting counts the requests held now, reached the total of requests
+	// ever held.
+	waiting, reached atomic.Int64
+}
+
+func newGate() *gate { return &gate{opened: make(chan struct{})} }
+
+// open lets every held request and every later one through.
+func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
+
+// wait holds the caller until the gate opens (true) or ctx is done
+// (false).
+func (g *gate) wait(ctx context.Context) bool {
+	g.waiting.Add(1)
+	g.reached.Add(1)
+	defer g.waiting.Add(-1)
+	select {
+	case <-g.opened:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
