@@ -141,3 +141,115 @@ func TestResultsLostAtDrain(t *testing.T) {
 	mustRun(t, next)
 	o.sentAgain(t)
 }
+
+// TestMaintainerErrors: when the database fails under maintenance, the run
+// says which step failed (in MaintenanceRun.Err, the log and
+// herald_maintenance_runs_total{role="error"}), keeps what the steps before
+// it did, and the next run starts afresh. The stores fail for real: closed,
+// or PostgreSQL behind a cut proxy.
+func TestMaintainerErrors(t *testing.T) {
+	ctx := context.Background()
+	closed := func() *sqlstore.DB {
+		db := storetest.NewSQLite(t)
+		db.Close()
+		return db
+	}
+	// failing returns a store whose webhook wh failed every attempt for six
+	// days, on clock.
+	failing := func(clock *storetest.Clock) *sqlstore.DB {
+		db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+		mustSetup(t, db, hook{name: "wh", url: "https://receiver.example/wh"})
+		if _, err := db.CreateEvents(ctx, []*herald.Event{{TenantName: tenant, InstanceName: instance, Entity: "PATIENT", Subtype: "PATIENT_CREATED"}}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if i > 0 {
+				clock.Advance(6 * 24 * time.Hour)
+			}
+			now := clock.Now()
+			jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1})
+			if err != nil || len(jobs) != 1 {
+				t.Fatalf("claim: %v %v", jobs, err)
+			}
+			if err := db.RecordAttempts(ctx, []herald.AttemptResult{{DeliveryID: jobs[0].Delivery.ID, Attempt: herald.Attempt{StartedAt: now, StatusCode: 500},
+				Status: herald.StatusRetrying, NextAttemptAt: now.Add(6 * 24 * time.Hour)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return db
+	}
+	run := func(t *testing.T, cfg dispatch.MaintainerConfig) (dispatch.MaintenanceRun, *prometheus.Registry) {
+		t.Helper()
+		reg := prometheus.NewRegistry()
+		cfg.Registerer, cfg.Logger = reg, testLogger(t)
+		m, err := dispatch.NewMaintainer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.RunOnce(ctx), reg
+	}
+	wantErr := func(t *testing.T, r dispatch.MaintenanceRun, reg *prometheus.Registry, prefix string) {
+		t.Helper()
+		if r.Err == nil || !strings.HasPrefix(r.Err.Error(), prefix) {
+			t.Fatalf("run error %v, want it to start %q", r.Err, prefix)
+		}
+		if n := counter(t, reg, "herald_maintenance_runs_total", map[string]string{"role": "error"}); n != 1 {
+			t.Errorf("herald_maintenance_runs_total{role=error} = %g, want 1", n)
+		}
+	}
+
+	t.Run("store closed", func(t *testing.T) {
+		r, reg := run(t, dispatch.MaintainerConfig{Store: closed()})
+		wantErr(t, r, reg, "purge finished deliveries: ")
+		if !r.Leader || r.PurgedDeliveries != 0 {
+			t.Errorf("run = %+v", r)
+		}
+	})
+
+	t.Run("audit trail closed", func(t *testing.T) {
+		clock := storetest.NewClock(storetest.Epoch)
+		db := failing(clock)
+		r, reg := run(t, dispatch.MaintainerConfig{Store: db, Audit: closed(), Now: clock.Now})
+		wantErr(t, r, reg, "audit a deactivation: ")
+		// The deactivation stands, and is reported, though its audit entry
+		// could not be written; the audit purge is skipped.
+		if len(r.Deactivated) != 1 || r.PurgedAudit != 0 {
+			t.Errorf("run = %+v, want wh deactivated", r)
+		}
+		if w, err := db.GetWebhook(ctx, tenant, instance, "wh"); err != nil || w.Active {
+			t.Errorf("webhook after the run: %+v, %v", w, err)
+		}
+		// With nothing left to deactivate, the audit purge is what fails.
+		r, reg = run(t, dispatch.MaintainerConfig{Store: db, Audit: closed(), Now: clock.Now})
+		wantErr(t, r, reg, "purge audit entries: ")
+	})
+
+	t.Run("PostgreSQL away while leading", func(t *testing.T) {
+		dsn := storetest.PostgresDSN(t)
+		u, _ := url.Parse(dsn)
+		p := storetest.NewProxy(t, u.Host)
+		u.Host = p.Addr()
+		pg := mustOpen(t, u.String())
+		reg := prometheus.NewRegistry()
+		m, err := dispatch.NewMaintainer(dispatch.MaintainerConfig{Store: pg, Lead: pg.TryLead, Registerer: reg, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := m.RunOnce(ctx); r.Err != nil || !r.Leader {
+			t.Fatalf("first run = %+v", r)
+		}
+		p.Cut()
+		r := m.RunOnce(ctx)
+		if r.Err == nil || !strings.HasPrefix(r.Err.Error(), "try to lead: ") || r.Leader || herald.ErrorCode(r.Err) != herald.EUNAVAILABLE {
+			t.Fatalf("run during the outage = %+v, want a failed lead, EUNAVAILABLE", r)
+		}
+		p.Restore()
+		waitFor(t, 20*time.Second, "a run leading again after the outage", func() bool {
+			r := m.RunOnce(ctx)
+			return r.Err == nil && r.Leader
+		})
+		if n := counter(t, reg, "herald_maintenance_runs_total", map[string]string{"role": "error"}); n < 1 {
+			t.Errorf("herald_maintenance_runs_total{role=error} = %g, want the failed run counted", n)
+		}
+	})
+}
