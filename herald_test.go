@@ -1,6 +1,7 @@
 package herald_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -63,24 +64,51 @@ func TestRenderWelkinAndStandard(t *testing.T) {
 }
 
 func TestEventValidate(t *testing.T) {
+	long := strings.Repeat("x", 2049)
 	for _, tc := range []struct {
-		e     herald.Event
-		field string
+		name   string
+		e      herald.Event
+		prefix string
+		field  string // "" for a valid event: no error at all
 	}{
-		{herald.Event{}, "eventSubtype"},
-		{herald.Event{Subtype: "PATIENT_EXPLODED"}, "eventSubtype"},
-		{herald.Event{Entity: "CDT", Subtype: "PATIENT_CREATED"}, "eventEntity"},
-		{herald.Event{Subtype: "PATIENT_CREATED", Data: []byte(`[1]`)}, "data"},
-		{herald.Event{Subtype: "PATIENT_CREATED"}, ""},
-		{herald.Event{Subtype: "USER_ACCESS_UPDATED"}, ""},
+		{"nothing", herald.Event{}, "", "eventSubtype"},
+		{"entity without subtype", herald.Event{Entity: "PATIENT"}, "", "eventSubtype"},
+		{"unknown subtype", herald.Event{Subtype: "PATIENT_EXPLODED"}, "", "eventSubtype"},
+		{"entity of another subtype", herald.Event{Entity: "CDT", Subtype: "PATIENT_CREATED"}, "", "eventEntity"},
+		{"data an array", herald.Event{Subtype: "PATIENT_CREATED", Data: []byte(`[1]`)}, "", "data"},
+		{"data blank", herald.Event{Subtype: "PATIENT_CREATED", Data: []byte(`  `)}, "", "data"},
+		{"field over its limit", herald.Event{Subtype: "PATIENT_CREATED", PatientID: long}, "", "patientId"},
+		{"last field over its limit", herald.Event{Subtype: "PATIENT_CREATED", InitiatedTime: long}, "", "initiatedTime"},
+		{"idempotency key too long", herald.Event{Subtype: "PATIENT_CREATED", IdempotencyKey: strings.Repeat("k", 256)}, "", "Idempotency-Key"},
+		{"prefixed for an array", herald.Event{Subtype: "PATIENT_CREATED", Data: []byte(`"s"`)}, "events[3].", "events[3].data"},
+		{"valid", herald.Event{Subtype: "PATIENT_CREATED"}, "", ""},
+		{"valid with its entity", herald.Event{Entity: "PATIENT", Subtype: "PATIENT_CREATED"}, "", ""},
+		{"valid other entity", herald.Event{Subtype: "USER_ACCESS_UPDATED"}, "", ""},
+		{"valid data null", herald.Event{Subtype: "PATIENT_CREATED", Data: []byte(`null`)}, "", ""},
+		{"valid data object", herald.Event{Subtype: "PATIENT_CREATED", Data: []byte(` {"a":1}`)}, "", ""},
+		{"valid at the limits", herald.Event{Subtype: "PATIENT_CREATED", PatientID: long[:2048], IdempotencyKey: strings.Repeat("k", 255)}, "", ""},
 	} {
-		err := tc.e.Validate("")
-		var field string
-		if he, ok := err.(*herald.Error); ok {
-			field = he.Field
-		}
-		if field != tc.field {
-			t.Errorf("Validate(%+v) = %v, want field %q", tc.e, err, tc.field)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.e.Validate(tc.prefix)
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v, want no error", err)
+				}
+				return
+			}
+			var he *herald.Error
+			if !errors.As(err, &he) || he.Code != herald.EINVALID || he.Field != tc.field {
+				t.Fatalf("Validate = %#v, want EINVALID naming field %q", err, tc.field)
+			}
+			// The message names the field too, so a person can act on it.
+			if name := strings.TrimPrefix(tc.field, tc.prefix); !strings.Contains(he.Message, name) {
+				t.Errorf("message %q does not name %s", he.Message, name)
+			}
+		})
+	}
+	// Validate fills in the entity of a known subtype and drops a null data.
+	e := herald.Event{Subtype: "PATIENT_CREATED", Data: []byte(`null`)}
+	if err := e.Validate(""); err != nil || e.Entity != "PATIENT" || e.Data != nil {
+		t.Errorf("after Validate: entity %q, data %q, err %v; want PATIENT, nil, nil", e.Entity, e.Data, err)
 	}
 }

@@ -977,17 +977,31 @@ func TestMaintainerPurgesEveryFinalState(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	db, _ := mustStore(t)
-	for name, mod := range map[string]func(*dispatch.Config){
-		"no store":                    func(c *dispatch.Config) { c.Store = nil },
-		"negative lease":              func(c *dispatch.Config) { c.Lease = -time.Second },
-		"lease within the queue wait": func(c *dispatch.Config) { c.Lease = 5 * time.Second },
-		"schedule ends at 0":          func(c *dispatch.Config) { c.Schedule = []time.Duration{0, time.Second, 0} },
-		"jitter 1":                    func(c *dispatch.Config) { c.Jitter = 1 },
+	for _, tc := range []struct {
+		name  string
+		mod   func(*dispatch.Config)
+		field string // the error names Config.<field>
+	}{
+		{"no store", func(c *dispatch.Config) { c.Store = nil }, "Store"},
+		{"negative concurrency", func(c *dispatch.Config) { c.Concurrency = -1 }, "Concurrency"},
+		{"negative in-flight", func(c *dispatch.Config) { c.PerWebhookInFlight = -1 }, "PerWebhookInFlight"},
+		{"negative lease", func(c *dispatch.Config) { c.Lease = -time.Second }, "Lease"},
+		{"lease within the queue wait", func(c *dispatch.Config) { c.Lease = 5 * time.Second }, "Lease"},
+		{"negative poll", func(c *dispatch.Config) { c.PollInterval = -time.Second }, "PollInterval"},
+		{"negative retry window", func(c *dispatch.Config) { c.RetryWindow = -time.Hour }, "RetryWindow"},
+		{"negative batch", func(c *dispatch.Config) { c.IngestMaxBatch = -1 }, "IngestMaxBatch"},
+		{"negative writers", func(c *dispatch.Config) { c.Writers = -1 }, "Writers"},
+		{"negative ingest wait", func(c *dispatch.Config) { c.IngestMaxWait = -time.Millisecond }, "IngestMaxWait"},
+		{"negative drain", func(c *dispatch.Config) { c.DrainTimeout = -time.Second }, "DrainTimeout"},
+		{"schedule ends at 0", func(c *dispatch.Config) { c.Schedule = []time.Duration{0, time.Second, 0} }, "Schedule"},
+		{"schedule with a negative wait", func(c *dispatch.Config) { c.Schedule = []time.Duration{-time.Second, time.Second} }, "Schedule"},
+		{"jitter 1", func(c *dispatch.Config) { c.Jitter = 1 }, "Jitter"},
 	} {
 		cfg := testConfig(t, db)
-		mod(&cfg)
-		if _, err := dispatch.New(cfg); err == nil {
-			t.Errorf("%s: New accepted it", name)
+		tc.mod(&cfg)
+		_, err := dispatch.New(cfg)
+		if err == nil || !strings.Contains(err.Error(), "Config."+tc.field+" ") {
+			t.Errorf("%s: New = %v, want an error naming Config.%s", tc.name, err, tc.field)
 		}
 	}
 	// Two engines cannot share one registry: their metrics would collide.

@@ -327,7 +327,10 @@ func describe(err error, timeout time.Duration, hasCert bool) string {
 			return fmt.Sprintf("the receiver asks for a TLS client certificate and this webhook has none (%s); set clientCertificate and clientKey on the webhook", opErr.Err)
 		}
 		return fmt.Sprintf("the receiver refused this webhook's TLS client certificate (%s)", opErr.Err)
-	case errors.As(err, &recErr):
+	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &recErr):
+		// An HTTP server answering a TLS hello is ErrSchemeMismatch (the
+		// client recognises "HTTP/"); any other non-TLS answer is a
+		// RecordHeaderError.
 		return "the receiver did not answer with TLS (an https:// URL pointing at a plain-HTTP server?)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the receiver closed the connection without answering"

@@ -158,7 +158,7 @@ func TestDeliveriesPagination(t *testing.T) {
 		}
 		resp := e.must(202, req{method: "POST", path: inst + "/events", token: e.admin, body: map[string]string{"eventSubtype": subtype, "sourceId": fmt.Sprint(i)}})
 		ids = append(ids, resp.object(t)["eventId"].(string))
-		time.Sleep(2 * time.Millisecond) // distinct creation milliseconds make "newest first" well defined
+		e.clock.Advance(time.Millisecond) // distinct creation milliseconds make "newest first" well defined
 	}
 
 	type page struct {

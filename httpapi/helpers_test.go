@@ -19,14 +19,15 @@ import (
 	"github.com/heraldhooks/herald/httpapi"
 	"github.com/heraldhooks/herald/keyring"
 	"github.com/heraldhooks/herald/netguard"
+	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 const adminSecret = "hsk_test-platform-admin-secret"
 
-// clock is the API's clock: real time plus an offset tests move forward
-// to expire tokens.
+// clock is the API's, the engine's and the store's clock: real time plus an
+// offset tests move forward to expire tokens or to order what they create.
 type clock struct {
 	mu     sync.Mutex
 	offset time.Duration
@@ -67,10 +68,12 @@ type envOption func(*httpapi.Config)
 // tests' backs).
 func mustEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	store := storetest.NewSQLite(t)
+	clk := &clock{}
+	store := storetest.OpenSQLite(t, sqlstore.Config{Now: clk.Now})
 	reg := prometheus.NewRegistry()
 	eng, err := dispatch.New(dispatch.Config{
 		Store:        store,
+		Now:          clk.Now,
 		Destinations: netguard.Policy{AllowPrivate: true},
 		Registerer:   prometheus.NewRegistry(),
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -78,7 +81,7 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: store, engine: eng, clock: &clock{}, reg: reg,
+	e := &env{t: t, store: store, engine: eng, clock: clk, reg: reg,
 		tokens: map[string]string{}, secrets: map[string]string{}}
 	cfg := httpapi.Config{
 		Store:      store,

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/heraldhooks/herald/netguard"
@@ -145,8 +146,10 @@ func TestParsePrefix(t *testing.T) {
 // refused however its URL spells the address, and reached when allowed.
 // Only loopback is dialed.
 func TestDialerRefusesLoopbackHoweverSpelled(t *testing.T) {
-	hits := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	// The handler runs on the server's goroutine; the test reads what it
+	// counted.
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 
@@ -166,30 +169,30 @@ func TestDialerRefusesLoopbackHoweverSpelled(t *testing.T) {
 			t.Errorf("%s: error %v, want a BlockedError naming the flag", host, err)
 		}
 	}
-	if hits != 0 {
-		t.Fatalf("receiver got %d requests, want 0", hits)
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("receiver got %d requests, want 0", n)
 	}
 	resp, err := client(netguard.Policy{AllowPrivate: true}).Get(srv.URL)
 	if err != nil {
 		t.Fatalf("allowed: %v", err)
 	}
 	resp.Body.Close()
-	if hits != 1 {
-		t.Fatalf("allowed: receiver got %d requests, want 1", hits)
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("allowed: receiver got %d requests, want 1", n)
 	}
 }
 
 // An allowed range opens exactly that range: with 127.0.0.1/32 allowed, a
 // receiver on 127.0.0.1 is reached and one on 127.0.0.2 is not.
 func TestDialerOpensOnlyTheAllowedRange(t *testing.T) {
-	var hits [2]int
+	var hits [2]atomic.Int32 // counted on the servers' goroutines
 	var urls [2]string
 	for i, host := range []string{"127.0.0.1", "127.0.0.2"} {
 		ln, err := net.Listen("tcp", host+":0")
 		if err != nil {
 			t.Fatalf("listen on %s: %v", host, err)
 		}
-		srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits[i]++ })}}
+		srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits[i].Add(1) })}}
 		srv.Start()
 		defer srv.Close()
 		urls[i] = srv.URL
@@ -207,8 +210,8 @@ func TestDialerOpensOnlyTheAllowedRange(t *testing.T) {
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), "outside the allowed ranges (127.0.0.1/32)") {
 		t.Fatalf("127.0.0.2 with 127.0.0.1/32 allowed: error %v, want a refusal naming the range", err)
 	}
-	if hits != [2]int{1, 0} {
-		t.Fatalf("receivers got %v requests, want [1 0]", hits)
+	if got := [2]int32{hits[0].Load(), hits[1].Load()}; got != [2]int32{1, 0} {
+		t.Fatalf("receivers got %v requests, want [1 0]", got)
 	}
 }
 

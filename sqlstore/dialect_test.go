@@ -92,58 +92,76 @@ func TestSQLiteConcurrentWriters(t *testing.T) {
 func TestSubscribeSQLite(t *testing.T) {
 	t.Parallel()
 	db := storetest.NewSQLite(t)
-	testSubscribe(t, db, db)
+	testSubscribe(t, db, func(ctx context.Context) <-chan struct{} { return db.Subscribe(ctx) })
 }
 
 func TestSubscribePostgresAcrossNodes(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
 	a := openPG(t, dsn)
-	b := openPG(t, dsn)
 	if a.Dialect() != "postgres" {
 		t.Errorf("Dialect = %q", a.Dialect())
 	}
-	testSubscribe(t, a, b)
+	testSubscribe(t, a, func(ctx context.Context) <-chan struct{} {
+		b := openPG(t, dsn)
+		wake := b.Subscribe(ctx)
+		waitWake(t, wake, "the listener's first connection")
+		return wake
+	})
 }
 
-// testSubscribe checks that writes on the writer node wake subscribers of
-// the listener node (the same node on SQLite), and that subscriptions end
-// with their context.
-func testSubscribe(t *testing.T, writer, listener *sqlstore.DB) {
-	ctx, cancel := context.WithCancel(context.Background())
-	wake := listener.Subscribe(ctx)
-	if listener != writer {
-		waitWake(t, wake, "the listener's first connection")
-	}
+// testSubscribe checks that writes on the writer node wake subscribers of a
+// listener node (the same node on SQLite), and that subscriptions end with
+// their context.
+//
+// Each step listens anew (on PostgreSQL on a new node) after the writes
+// before it have returned, so the wake-up it waits for can only be its own:
+// a node wakes its own subscribers before a write returns, and PostgreSQL
+// delivers to a LISTEN only notifications committed after it. No step
+// waits for the channel to fall quiet.
+func testSubscribe(t *testing.T, writer *sqlstore.DB, listen func(context.Context) <-chan struct{}) {
+	ctx := t.Context()
 	setup(t, writer)
-	drain(wake)
 
+	firstCtx, cancel := context.WithCancel(ctx)
+	first := listen(firstCtx)
+	wake := first
 	res, err := writer.CreateEvents(ctx, []*herald.Event{{TenantName: "acme", InstanceName: "live", Entity: "PATIENT", Subtype: "PATIENT_CREATED"}})
 	if err != nil || res[0].Deliveries != 1 {
 		t.Fatalf("CreateEvents = %+v, %v", res, err)
 	}
 	waitWake(t, wake, "CreateEvents")
-	if _, err := writer.ReleaseAll(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := writer.DeactivateWebhook(ctx, "acme", "live", "wh", ""); err != nil {
 		t.Fatal(err)
 	}
-	drain(wake)
+
+	wake = listen(ctx)
 	if _, err := writer.ActivateWebhook(ctx, "acme", "live", "wh"); err != nil {
 		t.Fatal(err)
 	}
 	waitWake(t, wake, "ActivateWebhook")
+
+	wake = listen(ctx)
 	if n, err := writer.RecoverWebhook(ctx, "acme", "live", "wh", time.Time{}); err != nil || n != 1 {
 		t.Fatalf("RecoverWebhook = %d, %v", n, err)
 	}
 	waitWake(t, wake, "RecoverWebhook")
 
+	jobs, err := writer.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: time.Now(), LeaseUntil: time.Now().Add(time.Hour), Limit: 1})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("ClaimDeliveries = %d jobs, %v", len(jobs), err)
+	}
+	wake = listen(ctx)
+	if n, err := writer.ReleaseAll(ctx); err != nil || n != 1 {
+		t.Fatalf("ReleaseAll = %d, %v", n, err)
+	}
+	waitWake(t, wake, "ReleaseAll")
+
 	cancel()
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
-		case _, ok := <-wake:
+		case _, ok := <-first:
 			if !ok {
 				return
 			}
@@ -181,16 +199,6 @@ func waitWake(t *testing.T, ch <-chan struct{}, after string) {
 	case <-ch:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no wake-up after %s", after)
-	}
-}
-
-func drain(ch <-chan struct{}) {
-	for {
-		select {
-		case <-ch:
-		case <-time.After(200 * time.Millisecond):
-			return
-		}
 	}
 }
 
@@ -301,7 +309,6 @@ func TestPostgresOutage(t *testing.T) {
 	if ok, err := db.TryLead(ctx); ok || herald.ErrorCode(err) != herald.EUNAVAILABLE {
 		t.Fatalf("TryLead during the outage = %v, %v", ok, err)
 	}
-	drain(wake)
 
 	p.Restore()
 	deadline := time.Now().Add(10 * time.Second)
@@ -313,7 +320,9 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	// The listener reconnected, and said so with a wake-up.
 	waitWake(t, wake, "the listener reconnected")
-	drain(wake)
+	// A new subscription holds no wake-up of the reconnection: the one it
+	// gets is CreateEvents'.
+	wake = db.Subscribe(t.Context())
 	if _, err := db.CreateEvents(ctx, []*herald.Event{{TenantName: "acme", InstanceName: "live", Entity: "PATIENT", Subtype: "PATIENT_CREATED"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -221,6 +221,88 @@ func init() {
 		e.wantCode(err, herald.ENOTFOUND)
 	})
 
+	// A grace period ends by time alone: at its end the old secret stops
+	// signing, with no rotation or purge to make it so.
+	register("SecretGraceEndsWithTime", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		first, err := e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		s2, err := e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "wh", time.Hour)
+		e.must(err)
+		signing := func(want ...string) {
+			e.Helper()
+			got, err := e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
+			e.must(err)
+			if keys := herald.SigningKeys(got); !slices.Equal(keys, want) {
+				e.Fatalf("at +%s secrets %v, want %v", e.Clock.Now().Sub(Epoch), keys, want)
+			}
+			e.create(event("acme", "live", "PATIENT_CREATED"))
+			jobs := e.claim("n1", 10, 10)
+			if len(jobs) != 1 || !slices.Equal(jobs[0].Secrets, want) {
+				e.Fatalf("at +%s a job signs with %v, want %v", e.Clock.Now().Sub(Epoch), jobs[0].Secrets, want)
+			}
+			e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{{DeliveryID: jobs[0].Delivery.ID,
+				Attempt: herald.Attempt{StartedAt: e.Clock.Now(), StatusCode: 200}, Status: herald.StatusDelivered}}))
+		}
+		signing(s2, first[0].Secret)
+		e.Clock.Advance(time.Hour - time.Millisecond)
+		signing(s2, first[0].Secret)
+		e.Clock.Advance(time.Millisecond) // the grace's end: expires_at is exclusive
+		signing(s2)
+		e.Clock.Advance(24 * time.Hour)
+		signing(s2)
+	})
+
+	// A second rotation during a grace: the secret it replaces gets the new
+	// grace, and the first keeps its own end, never extended by the later
+	// rotation; each stops signing at its own end.
+	register("SecretRotatedTwiceWithinGrace", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		first, err := e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		s1 := first[0].Secret
+		e.Clock.Advance(time.Minute) // +1m: s2 made, s1 signs for an hour more
+		s2, err := e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "wh", time.Hour)
+		e.must(err)
+		e.Clock.Advance(10 * time.Minute) // +11m
+		s3, err := e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "wh", 2*time.Hour)
+		e.must(err)
+		want := func(what string, secrets []string, ends ...time.Time) {
+			e.Helper()
+			got, err := e.S.WebhookSecrets(e.Ctx, "acme", "live", "wh")
+			e.must(err)
+			if !slices.Equal(herald.SigningKeys(got), secrets) {
+				e.Fatalf("%s: secrets %s, want %v", what, jsonString(got), secrets)
+			}
+			for i, end := range ends {
+				if x := got[i+1].ExpiresAt; x == nil || !x.Equal(end) {
+					e.Errorf("%s: secret %d ends %v, want %v", what, i+1, x, end)
+				}
+			}
+			if got[0].ExpiresAt != nil {
+				e.Errorf("%s: the current secret has an end", what)
+			}
+		}
+		// Newest first: s3 current, s2 until +2h11m, s1 still until +1h1m.
+		want("after the second rotation", []string{s3, s2, s1}, Epoch.Add(2*time.Hour+11*time.Minute), Epoch.Add(time.Hour+time.Minute))
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		if jobs := e.claim("n1", 10, 10); len(jobs) != 1 || !slices.Equal(jobs[0].Secrets, []string{s3, s2, s1}) {
+			e.Fatalf("job secrets within both graces = %v", jobs[0].Secrets)
+		}
+		e.Clock.Advance(50 * time.Minute) // +1h1m: s1's grace is over
+		want("at the first grace's end", []string{s3, s2}, Epoch.Add(2*time.Hour+11*time.Minute))
+		e.Clock.Advance(70 * time.Minute) // +2h11m: s2's too
+		want("at the second grace's end", []string{s3})
+		// A shorter grace given later cuts the longer one short.
+		s4, err := e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "wh", 24*time.Hour)
+		e.must(err)
+		e.Clock.Advance(time.Minute)
+		s5, err := e.S.RotateWebhookSecret(e.Ctx, "acme", "live", "wh", time.Minute)
+		e.must(err)
+		end := e.Clock.Now().Add(time.Minute)
+		want("after a shorter grace", []string{s5, s4, s3}, end, end)
+	})
+
 	register("RecoverWebhook", func(e *env) {
 		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
 		e.create(event("acme", "live", "PATIENT_CREATED")) // before "since"
