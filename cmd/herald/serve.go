@@ -194,6 +194,10 @@ type server struct {
 	engine *dispatch.Engine
 	http   *http.Server
 	ln     net.Listener
+	// https is set when the node serves TLS. URL reads it, not
+	// http.Server.TLSConfig, which Serve fills in for HTTP/2 on a plain
+	// listener too (and concurrently with URL).
+	https bool
 
 	cancel  context.CancelFunc // stops the engine and maintainer
 	done    sync.WaitGroup
@@ -340,6 +344,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		},
 	}
 	if cert != nil {
+		s.https = true
 		s.http.TLSConfig = cert.tlsConfig()
 		cert.reloadOnSIGHUP(runCtx, &s.done)
 	}
@@ -385,7 +390,7 @@ func (s *server) setErr(err error) {
 
 // URL returns the base URL the API listens on: https:// when it serves TLS.
 func (s *server) URL() string {
-	if s.http.TLSConfig != nil {
+	if s.https {
 		return "https://" + s.ln.Addr().String()
 	}
 	return "http://" + s.ln.Addr().String()
