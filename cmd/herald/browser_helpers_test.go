@@ -154,6 +154,16 @@ func (b *browser) screenshot(name string) {
 
 // phone switches the viewport to a 390 px wide phone, runs fn, and
 // switches back.
+// fitsWidth fails unless the page is no wider than the viewport: at phone
+// width nothing may need sideways scrolling.
+func (b *browser) fitsWidth(what string) {
+	b.t.Helper()
+	sizes := runB(b, "page width", chromedp.Evaluate[[]any](`[document.documentElement.scrollWidth, window.innerWidth]`))
+	if len(sizes) != 2 || sizes[0].(float64) > sizes[1].(float64) {
+		b.t.Fatalf("%s is wider than the viewport (scroll width, viewport width): %v", what, sizes)
+	}
+}
+
 func (b *browser) phone(fn func()) {
 	b.t.Helper()
 	b.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1)))
