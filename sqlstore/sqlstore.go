@@ -609,6 +609,21 @@ func (db *DB) forUpdate() string {
 	return ""
 }
 
+// forKeyShare is the row-lock clause of a SELECT of webhooks an ingest
+// makes deliveries for. On PostgreSQL FOR KEY SHARE conflicts only with
+// FOR UPDATE, which deactivate takes: a deactivation waits for the ingest
+// to commit and then cancels its deliveries too, or the ingest waits for
+// the deactivation and then no longer sees the webhook as active. It does
+// not conflict with the updates of a webhook's health that recording
+// results makes, so ingests and results do not wait on each other.
+// SQLite needs none: its single writer already excludes others.
+func (db *DB) forKeyShare() string {
+	if db.pg {
+		return " FOR KEY SHARE"
+	}
+	return ""
+}
+
 // tx runs fn in a write transaction and commits it, or rolls it back when fn
 // or the commit fails. On PostgreSQL a transaction chosen as a deadlock
 // victim, or failing to serialise, is run again, a few times: such failures
