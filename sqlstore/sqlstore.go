@@ -88,6 +88,9 @@ type DB struct {
 	// checkpointErr is the error of the SQLite checkpointer's last run, nil
 	// after a run that succeeded (see Ready).
 	checkpointErr atomic.Pointer[error]
+	// countsFolded is the minute up to which (exclusive) PurgeFinished has
+	// folded attempt_counts, 0 before its first run (see foldAttemptCounts).
+	countsFolded atomic.Int64
 
 	// lockFile holds an exclusive flock on "<sqlite file>.lock" while the
 	// store is open: SQLite serves one node, and a second process on the
