@@ -172,8 +172,12 @@ type Engine struct {
 	held map[string]int
 	// took keeps, by webhook ID, how long the requests of webhooks with
 	// nothing queued or in flight took (hookQueue.took), so that their
-	// next deliveries get a queue of the right size at once.
-	took map[string]time.Duration
+	// next deliveries get a queue of the right size at once. A webhook not
+	// sent to for tookKept is forgotten (see forget), so the map holds the
+	// webhooks of the last hour or so, not every webhook ever sent to.
+	took map[string]idleSpeed
+	// tookSwept is when took was last swept of old entries.
+	tookSwept time.Time
 	// gone counts, by webhook ID, 410 Gone answers whose results are not
 	// written yet: until the write deactivates the webhook and cancels its
 	// deliveries, the engine claims none of them.
@@ -261,7 +265,7 @@ func New(cfg Config) (*Engine, error) {
 		hooks:   map[string]*hookQueue{},
 		held:    map[string]int{},
 		gone:    map[string]int{},
-		took:    map[string]time.Duration{},
+		took:    map[string]idleSpeed{},
 		// The lease exceeds the webhook's timeout by the queue wait and the
 		// time to write a result (30s by default): a third of the latter,
 		// at most 10s, is kept for the write.

@@ -148,7 +148,7 @@ func (e *Engine) enqueue(jobs []*herald.Job) {
 		e.held[j.Delivery.ID]++
 		h := e.hooks[j.Webhook.ID]
 		if h == nil {
-			h = &hookQueue{id: j.Webhook.ID, took: e.took[j.Webhook.ID]}
+			h = &hookQueue{id: j.Webhook.ID, took: e.took[j.Webhook.ID].took}
 			e.hooks[h.id] = h
 		}
 		h.jobs = append(h.jobs, j)
@@ -182,7 +182,7 @@ func (e *Engine) next(now time.Time) *herald.Job {
 		}
 		j := e.dequeue(h, now)
 		if j == nil {
-			e.forget(h)
+			e.forget(h, now)
 			continue
 		}
 		h.inFlight++
@@ -250,17 +250,43 @@ func (e *Engine) done(j *herald.Job, took time.Duration, now time.Time) *herald.
 	e.inFlight--
 	e.metrics.inFlight.Set(float64(e.inFlight))
 	e.markReady(h)
-	e.forget(h)
+	e.forget(h, now)
 	return e.next(now)
 }
 
-// forget drops h once it has nothing queued or in flight. An h emptied by
-// drop may come out of ready after a new queue took its place.
-func (e *Engine) forget(h *hookQueue) {
+// tookKept is how long the engine keeps the measured speed of a webhook it
+// no longer sends to; tookSweep is how often it looks for such webhooks.
+const (
+	tookKept  = time.Hour
+	tookSweep = time.Minute
+)
+
+// idleSpeed is what took keeps of a webhook with nothing queued or in
+// flight: how long its requests took, and when its last one ended.
+type idleSpeed struct {
+	took time.Duration
+	at   time.Time
+}
+
+// forget drops h once it has nothing queued or in flight, keeping its
+// speed in took. An h emptied by drop may come out of ready after a new
+// queue took its place. At most once per tookSweep it also drops from took
+// the webhooks whose last request ended more than tookKept before now: a
+// pass over a map the size of the last hour's webhooks, once a minute.
+func (e *Engine) forget(h *hookQueue, now time.Time) {
 	if len(h.jobs) == 0 && h.inFlight == 0 && e.hooks[h.id] == h {
 		delete(e.hooks, h.id)
 		if h.took > 0 {
-			e.took[h.id] = h.took
+			e.took[h.id] = idleSpeed{h.took, now}
+		}
+	}
+	if now.Sub(e.tookSwept) < tookSweep {
+		return
+	}
+	e.tookSwept = now
+	for id, s := range e.took {
+		if now.Sub(s.at) > tookKept {
+			delete(e.took, id)
 		}
 	}
 }
@@ -269,12 +295,13 @@ func (e *Engine) forget(h *hookQueue) {
 // queued stay SENT until Run releases this owner's claims.
 func (e *Engine) stop() {
 	e.stopping = true
+	now := e.cfg.Now()
 	for _, h := range e.hooks {
 		for _, j := range h.jobs {
 			e.unholdLocked(j.Delivery.ID)
 		}
 		h.jobs = nil
-		e.forget(h)
+		e.forget(h, now)
 	}
 	e.ready = nil
 	e.queued = 0

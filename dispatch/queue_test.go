@@ -205,3 +205,56 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 		t.Errorf("a webhook answering in 1ms has %d requests in flight, want 16 (FastWebhookInFlight, 4 x PerWebhookInFlight)", got)
 	}
 }
+
+// TestIdleSpeedsAreForgotten: the engine keeps the measured speed of a
+// webhook it no longer sends to for about an hour, not for ever (issue 11,
+// item 6.2), so a node that has sent to many webhooks over time does not
+// carry them all in memory and in every write's handoff.
+func TestIdleSpeedsAreForgotten(t *testing.T) {
+	e, err := New(Config{Store: storetest.NewSQLite(t), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := storetest.Epoch
+	// send runs one request to hook at now, ending its queue.
+	send := func(hook string, now time.Time) {
+		t.Helper()
+		j := &herald.Job{Delivery: &herald.Delivery{ID: hook + now.String()}, Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30},
+			ClaimedAt: now, LeaseUntil: now.Add(30*time.Second + e.cfg.Lease)}
+		e.enqueue([]*herald.Job{j})
+		if got := e.next(now); got != j {
+			t.Fatalf("%s at %s: started %v, want its job", hook, now.Sub(t0), got)
+		}
+		if got := e.done(j, 20*time.Millisecond, now); got != nil {
+			t.Fatalf("%s: done started %v, want nothing", hook, got)
+		}
+	}
+	kept := func() []string {
+		var ids []string
+		for id := range e.took {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	send("old", t0)
+	send("mid", t0.Add(30*time.Minute))
+	if got, want := kept(), []string{"mid", "old"}; !slices.Equal(got, want) {
+		t.Fatalf("speeds kept after two sends = %v, want %v", got, want)
+	}
+	// A send an hour and a minute later sweeps old out; mid, idle for 31
+	// minutes, stays, and so does the speed handed to its next queue.
+	send("new", t0.Add(time.Hour+time.Minute))
+	if got, want := kept(), []string{"mid", "new"}; !slices.Equal(got, want) {
+		t.Fatalf("speeds kept after an hour = %v, want %v", got, want)
+	}
+	if e.took["mid"].took != 20*time.Millisecond {
+		t.Errorf("mid's speed = %s, want 20ms", e.took["mid"].took)
+	}
+	send("last", t0.Add(2*time.Hour))
+	if got, want := kept(), []string{"last", "new"}; !slices.Equal(got, want) {
+		t.Fatalf("speeds kept after two hours = %v, want %v", got, want)
+	}
+}

@@ -338,8 +338,8 @@ func (e *Engine) handoffRoom() *herald.Handoff {
 		return nil
 	}
 	room := make(map[string]int, len(e.hooks)+len(e.took)+len(e.gone))
-	for id, took := range e.took {
-		room[id] = e.queueCap(&hookQueue{took: took})
+	for id, s := range e.took {
+		room[id] = e.queueCap(&hookQueue{took: s.took})
 	}
 	for id, h := range e.hooks {
 		room[id] = max(e.queueCap(h)-len(h.jobs), 0)

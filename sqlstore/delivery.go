@@ -539,7 +539,8 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 }
 
 // attemptCountBatch adds rows to attempt_counts: per webhook and minute,
-// the attempts of one write, by outcome (see migration 0004).
+// the attempts of one write, by outcome (see migration 0004), or the sums
+// of a minute's rows folded into one (see foldAttemptCounts).
 var attemptCountBatch = &batch{
 	prefix: `INSERT INTO attempt_counts (webhook_id, minute, delivered, rejected, unreachable) VALUES `,
 	row:    "(" + placeholders(5) + ")",
@@ -564,13 +565,7 @@ type attemptCountKey struct {
 // add counts an attempt started at startedMS (unix ms) with status code
 // code: 2xx delivered, 0 unreachable (no answer), anything else rejected.
 func (c attemptCounts) add(webhookID string, startedMS int64, code int) {
-	minute := startedMS / 60000
-	k := attemptCountKey{webhookID, minute}
-	n := c[k]
-	if n == nil {
-		n = &attemptCount{webhookID: webhookID, minute: minute}
-		c[k] = n
-	}
+	n := c.row(webhookID, startedMS/60000)
 	switch {
 	case code >= 200 && code < 300:
 		n.delivered++
@@ -579,6 +574,17 @@ func (c attemptCounts) add(webhookID string, startedMS int64, code int) {
 	default:
 		n.rejected++
 	}
+}
+
+// row returns the row of a webhook and minute, new if need be.
+func (c attemptCounts) row(webhookID string, minute int64) *attemptCount {
+	k := attemptCountKey{webhookID, minute}
+	n := c[k]
+	if n == nil {
+		n = &attemptCount{webhookID: webhookID, minute: minute}
+		c[k] = n
+	}
+	return n
 }
 
 // args returns the rows' values for attemptCountBatch.

@@ -185,13 +185,17 @@ func (db *DB) createEvents(ctx context.Context, q q, events []*herald.Event, h *
 }
 
 // targets returns the active webhooks of an instance, or ENOTFOUND naming
-// the tenant or instance that does not exist.
+// the tenant or instance that does not exist. It locks them against a
+// deactivation until q's transaction ends (see forKeyShare): without the
+// lock, on PostgreSQL, a deactivation committing between this read and
+// the insert of the deliveries would cancel the open deliveries it saw
+// and leave the new ones PENDING for an inactive webhook.
 func (db *DB) targets(ctx context.Context, q q, k instanceKey) ([]*herald.Webhook, error) {
 	if err := db.missing(ctx, q, k.tenant, k.instance); err != nil {
 		return nil, err
 	}
-	rows, err := q.query(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE tenant = ? AND instance = ? AND active = 1 AND removed_at IS NULL`,
-		k.tenant, k.instance)
+	rows, err := q.query(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE tenant = ? AND instance = ? AND active = 1 AND removed_at IS NULL
+		ORDER BY id`+db.forKeyShare(), k.tenant, k.instance)
 	if err != nil {
 		return nil, err
 	}

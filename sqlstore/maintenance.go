@@ -19,7 +19,9 @@ const finalStatuses = `('DELIVERED', 'FAILED', 'CANCELLED')`
 // PurgeFinished deletes up to limit deliveries in a final state last
 // updated before before, with their attempts, in transactions of a few
 // hundred; then up to limit events created before before that have no
-// delivery left, and the attempt counts of the minutes before before.
+// delivery left, and the attempt counts of the minutes before before;
+// then it folds the attempt counts of each minute that is over into one
+// row per webhook (see foldAttemptCounts).
 func (db *DB) PurgeFinished(ctx context.Context, before time.Time, limit int) (herald.PurgeCounts, error) {
 	var out herald.PurgeCounts
 	if limit <= 0 {
@@ -69,7 +71,95 @@ func (db *DB) PurgeFinished(ctx context.Context, before time.Time, limit int) (h
 	if _, err := w.exec(ctx, `DELETE FROM attempt_counts WHERE minute < ?`, ms(before)/60000); err != nil {
 		return out, db.wrap("purge attempt counts", err)
 	}
+	if err := db.foldAttemptCounts(ctx, ms(before)/60000); err != nil {
+		return out, db.wrap("fold attempt counts", err)
+	}
 	return out, nil
+}
+
+// foldLate is how far back, before the minutes folded last time, a fold
+// looks again: a result is written up to its lease after its attempt
+// started, so a minute gets rows for a few minutes after it is over.
+const foldLate = 30 // minutes
+
+// foldAttemptCounts folds, for each webhook, the rows attempt_counts has
+// for a minute that is over into one row with their sums. Each write adds
+// rows of its own (migration 0004: writers never wait on one another's
+// counts), so without folding the table would grow by a row per write,
+// webhook and minute. The sums are unchanged: a row is summed exactly
+// when it is deleted, in one transaction, and a row a write adds
+// meanwhile stays and is folded next time.
+//
+// The first fold of a process looks at every minute from retain on; later
+// ones only at the minutes since the last fold, and foldLate before.
+func (db *DB) foldAttemptCounts(ctx context.Context, retain int64) error {
+	to := ms(db.now()) / 60000 // the current minute is not over
+	from := retain
+	if last := db.countsFolded.Load(); last > 0 {
+		from = max(from, last-foldLate)
+	}
+	if from >= to {
+		return nil
+	}
+	type minutes struct {
+		webhookID string
+		minutes   []int64
+	}
+	var todo []*minutes
+	rows, err := q{db, db.write}.query(ctx, `SELECT webhook_id, minute FROM attempt_counts WHERE minute >= ? AND minute < ?
+		GROUP BY webhook_id, minute HAVING COUNT(*) > 1 ORDER BY webhook_id, minute`, from, to)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id string
+		var m int64
+		if err := rows.Scan(&id, &m); err != nil {
+			rows.Close()
+			return err
+		}
+		if len(todo) == 0 || todo[len(todo)-1].webhookID != id {
+			todo = append(todo, &minutes{webhookID: id})
+		}
+		todo[len(todo)-1].minutes = append(todo[len(todo)-1].minutes, m)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	for _, t := range todo {
+		for chunk := range slices.Chunk(t.minutes, purgeBatch) {
+			err := db.tx(ctx, func(q q) error {
+				in, args := inList(db, chunk)
+				rows, err := q.query(ctx, `DELETE FROM attempt_counts WHERE webhook_id = ? AND minute IN (`+in+`)
+					RETURNING minute, delivered, rejected, unreachable`, append([]any{t.webhookID}, args...)...)
+				if err != nil {
+					return err
+				}
+				sums := attemptCounts{}
+				for rows.Next() {
+					var m int64
+					var d, r, u int
+					if err := rows.Scan(&m, &d, &r, &u); err != nil {
+						rows.Close()
+						return err
+					}
+					n := sums.row(t.webhookID, m)
+					n.delivered += d
+					n.rejected += r
+					n.unreachable += u
+				}
+				if err := rows.Close(); err != nil {
+					return err
+				}
+				return db.batchRows(ctx, q, attemptCountBatch, sums.args(), nil)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	db.countsFolded.Store(to)
+	return nil
 }
 
 // PurgePatient deletes the instance's events about patientID with their

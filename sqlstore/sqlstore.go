@@ -88,6 +88,9 @@ type DB struct {
 	// checkpointErr is the error of the SQLite checkpointer's last run, nil
 	// after a run that succeeded (see Ready).
 	checkpointErr atomic.Pointer[error]
+	// countsFolded is the minute up to which (exclusive) PurgeFinished has
+	// folded attempt_counts, 0 before its first run (see foldAttemptCounts).
+	countsFolded atomic.Int64
 
 	// lockFile holds an exclusive flock on "<sqlite file>.lock" while the
 	// store is open: SQLite serves one node, and a second process on the
@@ -605,6 +608,21 @@ func (db *DB) rewrite(query string) string {
 func (db *DB) forUpdate() string {
 	if db.pg {
 		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// forKeyShare is the row-lock clause of a SELECT of webhooks an ingest
+// makes deliveries for. On PostgreSQL FOR KEY SHARE conflicts only with
+// FOR UPDATE, which deactivate takes: a deactivation waits for the ingest
+// to commit and then cancels its deliveries too, or the ingest waits for
+// the deactivation and then no longer sees the webhook as active. It does
+// not conflict with the updates of a webhook's health that recording
+// results makes, so ingests and results do not wait on each other.
+// SQLite needs none: its single writer already excludes others.
+func (db *DB) forKeyShare() string {
+	if db.pg {
+		return " FOR KEY SHARE"
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -167,6 +168,93 @@ func init() {
 		if v.Version != 1 || v.Comment != "setup" || len(v.Webhooks) != 1 || v.Webhooks[0].Title != "Hook wh" ||
 			jsonString(v.Webhooks[0].Triggers) != `[{"eventEntity":"PATIENT"}]` {
 			e.Errorf("published version = %s, want version 1 with wh as published, not as drafted", jsonString(v))
+		}
+	})
+}
+
+// attemptCountRower is implemented by stores whose tests can count the
+// rows of attempt_counts (sqlstore, in its own tests).
+type attemptCountRower interface {
+	AttemptCountRows(ctx context.Context) (rows, minutes int, err error)
+}
+
+func init() {
+	// Each write adds its own attempt-count rows; maintenance folds a
+	// minute that is over into one row per webhook, leaving the stats and
+	// the timeline as they were (issue 11, item 6.3).
+	register("AttemptCountsFolded", func(e *env) {
+		e.setup("acme", "live",
+			hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}},
+			hook{name: "other", triggers: []herald.Trigger{entity("PATIENT")}})
+		from := e.Clock.Now()
+		codes := []int{200, 500, 0, 204, 410, 200}
+		for i := range 12 {
+			e.create(event("acme", "live", "PATIENT_CREATED"))
+			e.Clock.Advance(time.Second)
+			e.attemptAll(codes[i%len(codes)]) // one write, in minute 0
+		}
+		view := func() string {
+			e.Helper()
+			var out []any
+			for _, wh := range []string{"wh", "other"} {
+				tl, err := e.S.DeliveryTimeline(e.Ctx, "acme", "live", wh, from, from.Add(3*time.Minute), time.Minute)
+				e.must(err)
+				out = append(out, tl)
+			}
+			stats, err := e.S.WebhookStats(e.Ctx, "acme", "live", from)
+			e.must(err)
+			for _, s := range stats {
+				out = append(out, s.Webhook, s.Attempts, s.Succeeded)
+			}
+			return jsonString(out)
+		}
+		rc, canCount := e.S.(attemptCountRower)
+		rows := func(wantRows, wantMinutes int, when string) {
+			e.Helper()
+			if !canCount {
+				return
+			}
+			r, m, err := rc.AttemptCountRows(e.Ctx)
+			e.must(err)
+			if r != wantRows || m != wantMinutes {
+				e.Errorf("%s: attempt_counts has %d rows for %d webhooks and minutes, want %d for %d", when, r, m, wantRows, wantMinutes)
+			}
+		}
+		before := view()
+		rows(24, 2, "after 12 writes")
+
+		// Minute 0 is not over: nothing is folded.
+		_, err := e.S.PurgeFinished(e.Ctx, from.Add(-24*time.Hour), 0)
+		e.must(err)
+		rows(24, 2, "while the minute lasts")
+		e.Clock.Advance(time.Minute)
+		_, err = e.S.PurgeFinished(e.Ctx, from.Add(-24*time.Hour), 0)
+		e.must(err)
+		rows(2, 2, "once the minute is over")
+		if got := view(); got != before {
+			e.Errorf("after folding, stats and timelines =\n%s\nwant\n%s", got, before)
+		}
+
+		// A result written late for minute 0, and one in minute 1: the
+		// next fold takes minute 0 again.
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		jobs := e.claim("node", 100, 100)
+		var results []herald.AttemptResult
+		for _, j := range jobs {
+			results = append(results, herald.AttemptResult{DeliveryID: j.Delivery.ID, Status: herald.StatusDelivered,
+				Attempt: herald.Attempt{N: j.Delivery.AttemptCount + 1, StartedAt: from.Add(50 * time.Second), DurationMs: 3, StatusCode: 200}})
+		}
+		e.must(e.S.RecordAttempts(e.Ctx, results))
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		e.attemptAll(500) // in minute 1
+		before = view()
+		rows(6, 4, "after late writes")
+		e.Clock.Advance(time.Minute)
+		_, err = e.S.PurgeFinished(e.Ctx, from.Add(-24*time.Hour), 0)
+		e.must(err)
+		rows(4, 4, "after the second fold")
+		if got := view(); got != before {
+			e.Errorf("after the second fold, stats and timelines =\n%s\nwant\n%s", got, before)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/heraldhooks/herald"
@@ -402,4 +403,50 @@ func (e *env) webhookID(tenant, instance, name string) string {
 func clientPair(e *env) (cert, key string) {
 	p := heraldtest.NewCA(e).Issue(e, "herald-client")
 	return string(p.CertPEM), string(p.KeyPEM)
+}
+
+func init() {
+	// An ingest racing a deactivation leaves no open delivery of the
+	// webhook: either the ingest saw it active and the deactivation
+	// cancels what it made, or it saw it inactive and made nothing. On
+	// PostgreSQL this takes a lock (issue 11, item 6.1); SQLite's single
+	// writer gives it for free.
+	register("DeactivateRacingIngest", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{subtype("PATIENT_CREATED")}})
+		const rounds, ingesters = 20, 8
+		for round := range rounds {
+			if round > 0 {
+				_, err := e.S.ActivateWebhook(e.Ctx, "acme", "live", "wh")
+				e.must(err)
+			}
+			started := make(chan struct{}, ingesters)
+			var wg sync.WaitGroup
+			for range ingesters {
+				wg.Go(func() {
+					for i := range 6 {
+						evs := []*herald.Event{event("acme", "live", "PATIENT_CREATED"), event("acme", "live", "PATIENT_CREATED")}
+						if _, err := e.S.CreateEvents(e.Ctx, evs); err != nil {
+							e.Error(err)
+							return
+						}
+						if i == 0 {
+							started <- struct{}{}
+						}
+					}
+				})
+			}
+			<-started
+			_, err := e.S.DeactivateWebhook(e.Ctx, "acme", "live", "wh", "")
+			e.must(err)
+			wg.Wait()
+			if e.Failed() {
+				return
+			}
+			for _, s := range []string{herald.StatusPending, herald.StatusSent, herald.StatusRetrying} {
+				if open := e.deliveries(herald.DeliveryFilter{Tenant: "acme", Instance: "live", Webhook: "wh", Status: s}); len(open) > 0 {
+					e.Fatalf("round %d: %d deliveries of the deactivated webhook left %s", round, len(open), s)
+				}
+			}
+		}
+	})
 }
