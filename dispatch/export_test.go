@@ -28,3 +28,11 @@ func CertClients(e *Engine) int {
 
 // MaxCertClients is the bound on CertClients.
 const MaxCertClients = maxCertClients
+
+// Started reports whether e's Run has started its senders: before that a
+// write hands nothing off (every new delivery is left PENDING for a claim).
+func Started(e *Engine) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.start != nil
+}

@@ -140,6 +140,15 @@ func mustRun(tb testing.TB, cfg dispatch.Config) (*dispatch.Engine, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
+	// Tests that count on handoff (a write giving new deliveries straight
+	// to the senders) must not race Run's start.
+	deadline := time.Now().Add(10 * time.Second)
+	for !dispatch.Started(e) {
+		if time.Now().After(deadline) {
+			tb.Fatal("the engine did not start its senders within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
