@@ -94,7 +94,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if start.Seq > 0 {
 		from = fmt.Sprintf("entry %d (entries before it were deleted by retention)", start.Seq+1)
 	}
-	fmt.Fprintf(stdout, "ok: %d entries verified from %s; chain head %d:%s\n", v.Count, from, h.Seq, h.Hash)
+	entries := "entries"
+	if v.Count == 1 {
+		entries = "entry"
+	}
+	fmt.Fprintf(stdout, "ok: %d %s verified from %s; chain head %d:%s\n", v.Count, entries, from, h.Seq, h.Hash)
 	return nil
 }
 
