@@ -2,11 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/heraldhooks/herald"
@@ -22,42 +17,8 @@ import (
 func TestAPIClientMigrationKeepsRows(t *testing.T) {
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		t.Run(dialect, func(t *testing.T) {
-			var dsn, driver, raw string
-			if dialect == "sqlite" {
-				path := filepath.Join(t.TempDir(), "herald.db")
-				dsn, driver, raw = "sqlite:"+path, "sqlite", path
-			} else {
-				dsn = storetest.PostgresSchema(t, storetest.PostgresDSN(t))
-				driver, raw = "pgx", dsn
-			}
+			dsn, old := oldSchema(t, dialect, 5)
 			ctx := context.Background()
-			old, err := sql.Open(driver, raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files, err := filepath.Glob("migrations/000[1-5]_*.sql")
-			if err != nil || len(files) != 5 {
-				t.Fatalf("migrations 0001 to 0005: %q %v", files, err)
-			}
-			if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-				t.Fatal(err)
-			}
-			for i, f := range files { // Glob sorts them
-				b, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				text := string(b)
-				if dialect == "sqlite" {
-					text = strings.ReplaceAll(text, ` COLLATE "C"`, "")
-				}
-				if _, err := old.ExecContext(ctx, text); err != nil {
-					t.Fatalf("migration %s: %v", f, err)
-				}
-				if _, err := old.ExecContext(ctx, fmt.Sprintf(`INSERT INTO schema_migrations (version, applied_at) VALUES (%d, 0)`, i+1)); err != nil {
-					t.Fatal(err)
-				}
-			}
 			const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // SHA-256 of "test"
 			for _, stmt := range []string{
 				`INSERT INTO tenants (name, created_at) VALUES ('acme', 1000)`,

@@ -28,43 +28,13 @@ import (
 func TestUpgradeFromVersion3KeepsData(t *testing.T) {
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		t.Run(dialect, func(t *testing.T) {
-			var dsn, driver, raw string
-			if dialect == "sqlite" {
-				path := filepath.Join(t.TempDir(), "herald.db")
-				dsn, driver, raw = "sqlite:"+path, "sqlite", path
-			} else {
-				dsn = storetest.PostgresSchema(t, storetest.PostgresDSN(t))
-				driver, raw = "pgx", dsn
-			}
+			dsn, old := oldSchema(t, dialect, 3)
 			ctx := context.Background()
-			old, err := sql.Open(driver, raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer old.Close()
 			exec := func(stmt string) {
 				t.Helper()
 				if _, err := old.ExecContext(ctx, stmt); err != nil {
 					t.Fatalf("%v\n%s", err, stmt)
 				}
-			}
-
-			files, err := filepath.Glob("migrations/000[1-3]_*.sql")
-			if err != nil || len(files) != 3 {
-				t.Fatalf("migrations 0001 to 0003: %q %v", files, err)
-			}
-			exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`)
-			for i, f := range files { // Glob sorts them
-				b, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				text := string(b)
-				if dialect == "sqlite" {
-					text = strings.ReplaceAll(text, ` COLLATE "C"`, "")
-				}
-				exec(text)
-				exec(fmt.Sprintf(`INSERT INTO schema_migrations (version, applied_at) VALUES (%d, 0)`, i+1))
 			}
 
 			// The data, as version 3 wrote it: times in unix milliseconds,
@@ -213,11 +183,7 @@ func TestUpgradeFromVersion3KeepsData(t *testing.T) {
 
 			// On disk: every migration recorded, the token key gone, the
 			// secrets sealed (no plain value left).
-			check, err := sql.Open(driver, raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer check.Close()
+			check := rawDB(t, dsn)
 			all, err := filepath.Glob("migrations/*.sql")
 			if err != nil {
 				t.Fatal(err)
@@ -271,4 +237,58 @@ func TestUpgradeFromVersion3KeepsData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// oldSchema returns a new database of dialect ("sqlite" or "postgres") at
+// schema version: migrations 1 to version applied and recorded in
+// schema_migrations as Open records them, and a raw connection to it,
+// closed when the test ends, for writing data as that version did.
+func oldSchema(t *testing.T, dialect string, version int) (dsn string, old *sql.DB) {
+	t.Helper()
+	if dialect == "sqlite" {
+		dsn = "sqlite:" + filepath.Join(t.TempDir(), "herald.db")
+	} else {
+		dsn = storetest.PostgresSchema(t, storetest.PostgresDSN(t))
+	}
+	old = rawDB(t, dsn)
+	exec := func(stmt string) {
+		t.Helper()
+		if _, err := old.Exec(stmt); err != nil {
+			t.Fatalf("%v\n%s", err, stmt)
+		}
+	}
+	files, err := filepath.Glob("migrations/*.sql") // Glob sorts them
+	if err != nil || len(files) < version {
+		t.Fatalf("migrations: %q %v", files, err)
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`)
+	for i, f := range files[:version] {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		if dialect == "sqlite" {
+			text = strings.ReplaceAll(text, ` COLLATE "C"`, "")
+		}
+		exec(text)
+		exec(fmt.Sprintf(`INSERT INTO schema_migrations (version, applied_at) VALUES (%d, 0)`, i+1))
+	}
+	return dsn, old
+}
+
+// rawDB opens the database of a store DSN with database/sql, beside the
+// store, to read or write what is really stored; closed when the test ends.
+func rawDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	driver, raw := "pgx", dsn
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, raw = "sqlite", path
+	}
+	db, err := sql.Open(driver, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
