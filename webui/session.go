@@ -234,16 +234,7 @@ func (u *ui) signin(w http.ResponseWriter, r *http.Request) error {
 	default:
 		var err error
 		res, err = u.access.SignIn(r.Context(), access.UserCredentials{Email: d.Email, Password: password, Code: code, Address: r.RemoteAddr})
-		var he *herald.Error
-		switch code := herald.ErrorCode(err); {
-		case err == access.ErrBadSignIn:
-			d.Error = herald.ErrorMessage(err) + " Check them and try again."
-		case code == herald.EUNAUTHORIZED:
-			d.Error = herald.ErrorMessage(err)
-		case code == herald.ERATELIMITED && errors.As(err, &he):
-			d.Error, status = he.Message, http.StatusTooManyRequests
-			w.Header().Set("Retry-After", strconv.Itoa(int(he.RetryAfter/time.Second)))
-		case err != nil:
+		if d.Error, status, err = signinRefusal(w, err, access.ErrBadSignIn, " Check them and try again."); err != nil {
 			return err
 		}
 	}
@@ -256,6 +247,26 @@ func (u *ui) signin(w http.ResponseWriter, r *http.Request) error {
 	u.log.InfoContext(r.Context(), "web ui sign-in", "user", res.User.ID, "tenant", res.User.Tenant)
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 	return nil
+}
+
+// signinRefusal turns the error of a sign-in into what the form says and
+// its status: "" and 401 when err is nil; bad (wrong credentials) with
+// hint; another refusal as it is; 429 with Retry-After past the limits.
+// Any other error is returned for the error page.
+func signinRefusal(w http.ResponseWriter, err, bad error, hint string) (string, int, error) {
+	var he *herald.Error
+	switch code := herald.ErrorCode(err); {
+	case err == nil:
+		return "", http.StatusUnauthorized, nil
+	case err == bad:
+		return herald.ErrorMessage(err) + hint, http.StatusUnauthorized, nil
+	case code == herald.EUNAUTHORIZED:
+		return herald.ErrorMessage(err), http.StatusUnauthorized, nil
+	case code == herald.ERATELIMITED && errors.As(err, &he):
+		w.Header().Set("Retry-After", strconv.Itoa(int(he.RetryAfter/time.Second)))
+		return he.Message, http.StatusTooManyRequests, nil
+	}
+	return "", 0, err
 }
 
 // signinClient exchanges an API client's name and secret for a session,
@@ -273,16 +284,7 @@ func (u *ui) signinClient(w http.ResponseWriter, r *http.Request) error {
 	default:
 		var err error
 		g, err = u.access.Exchange(r.Context(), access.Credentials{Client: d.Client, Secret: secret, Address: r.RemoteAddr})
-		var he *herald.Error
-		switch code := herald.ErrorCode(err); {
-		case err == access.ErrBadCredentials:
-			d.Error = herald.ErrorMessage(err) + " Check both and try again."
-		case code == herald.EUNAUTHORIZED:
-			d.Error = herald.ErrorMessage(err)
-		case code == herald.ERATELIMITED && errors.As(err, &he):
-			d.Error, status = he.Message, http.StatusTooManyRequests
-			w.Header().Set("Retry-After", strconv.Itoa(int(he.RetryAfter/time.Second)))
-		case err != nil:
+		if d.Error, status, err = signinRefusal(w, err, access.ErrBadCredentials, " Check both and try again."); err != nil {
 			return err
 		}
 	}
