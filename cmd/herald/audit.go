@@ -31,8 +31,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	database := fs.String("database", envOr("HERALD_DATABASE", DefaultDatabase), "sqlite:<file> or postgres://... (env HERALD_DATABASE)")
-	keyFile := fs.String("master-key-file", envOr("HERALD_MASTER_KEY_FILE", ""), "file holding the master keys (or env HERALD_MASTER_KEY)")
+	db := databaseFlags(fs, "")
 	head := fs.String("expect-head", "", "SEQ:HASH of a chain head recorded earlier (from the maintenance log): the chain must still hold it")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -40,13 +39,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("audit verify takes no arguments, got %q", fs.Args())
 	}
-	ring, _, err := loadKeys(ctx, *database, *keyFile, false)
+	store, _, _, err := db.open(ctx, sqlstore.Config{ReadOnly: true}, false)
 	if err != nil {
 		return err
-	}
-	store, err := sqlstore.Open(ctx, *database, sqlstore.Config{Keys: ring, ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", sqlstore.RedactDSN(*database), err)
 	}
 	defer store.Close()
 	start, err := store.AuditStart(ctx)

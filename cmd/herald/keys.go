@@ -124,6 +124,37 @@ func warnKeyCreated(logger *slog.Logger, file string) {
 		"file", file)
 }
 
+// toolDatabase is the database a command other than serve opens, from its
+// --database and --master-key-file flags, read as serve reads them.
+type toolDatabase struct {
+	dsn, keyFile *string
+}
+
+// databaseFlags defines --database (its help ending with note) and
+// --master-key-file on fs.
+func databaseFlags(fs *flag.FlagSet, note string) toolDatabase {
+	return toolDatabase{
+		dsn:     fs.String("database", envOr("HERALD_DATABASE", DefaultDatabase), "sqlite:<file> or postgres://... (env HERALD_DATABASE)"+note),
+		keyFile: fs.String("master-key-file", envOr("HERALD_MASTER_KEY_FILE", ""), "file holding the master keys, newest first (or env HERALD_MASTER_KEY)"),
+	}
+}
+
+// open loads the master keys (making the SQLite key file when create is
+// set, as loadKeys does) and opens the store with them and cfg. created
+// is the path of a key file made just now.
+func (d toolDatabase) open(ctx context.Context, cfg sqlstore.Config, create bool) (store *sqlstore.DB, ring *keyring.Ring, created string, err error) {
+	ring, created, err = loadKeys(ctx, *d.dsn, *d.keyFile, create)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	cfg.Keys = ring
+	store, err = sqlstore.Open(ctx, *d.dsn, cfg)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("open database %s: %w", sqlstore.RedactDSN(*d.dsn), err)
+	}
+	return store, ring, created, nil
+}
+
 const keysUsage = `Usage:
   herald keys generate              print a new master key (base64 of 32 random bytes)
   herald keys rewrap [flags]        seal every secret in the database under the newest master key
@@ -161,8 +192,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func runRewrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keys rewrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	database := fs.String("database", envOr("HERALD_DATABASE", DefaultDatabase), "sqlite:<file> or postgres://... (env HERALD_DATABASE)")
-	keyFile := fs.String("master-key-file", envOr("HERALD_MASTER_KEY_FILE", ""), "file holding the master keys, newest first (or env HERALD_MASTER_KEY)")
+	db := databaseFlags(fs, "")
+	database, keyFile := db.dsn, db.keyFile
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -177,13 +208,9 @@ func runRewrap(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("database %s: %w", path, err)
 		}
 	}
-	ring, _, err := loadKeys(ctx, *database, *keyFile, false)
+	store, ring, _, err := db.open(ctx, sqlstore.Config{}, false)
 	if err != nil {
 		return err
-	}
-	store, err := sqlstore.Open(ctx, *database, sqlstore.Config{Keys: ring})
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", sqlstore.RedactDSN(*database), err)
 	}
 	defer store.Close()
 	fmt.Fprintf(stdout, "re-sealing every secret under master key %s\n", ring.ID())

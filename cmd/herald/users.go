@@ -29,8 +29,7 @@ func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fs := flag.NewFlagSet("users create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	database := fs.String("database", envOr("HERALD_DATABASE", DefaultDatabase), "sqlite:<file> or postgres://... (env HERALD_DATABASE); on SQLite, with herald serve stopped")
-	keyFile := fs.String("master-key-file", envOr("HERALD_MASTER_KEY_FILE", ""), "file holding the master keys (or env HERALD_MASTER_KEY)")
+	db := databaseFlags(fs, "; on SQLite, with herald serve stopped")
 	email := fs.String("email", "", "the person's email address: they sign in with it")
 	name := fs.String("display-name", "", "the person's name, as others see it")
 	platform := fs.Bool("platform-admin", false, "make a platform admin: every right on every tenant")
@@ -52,13 +51,9 @@ func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *tenant == "":
 		return errors.New("give --platform-admin, or --tenant and --role")
 	}
-	ring, created, err := loadKeys(ctx, *database, *keyFile, true)
+	store, ring, created, err := db.open(ctx, sqlstore.Config{}, true)
 	if err != nil {
 		return err
-	}
-	store, err := sqlstore.Open(ctx, *database, sqlstore.Config{Keys: ring})
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", sqlstore.RedactDSN(*database), err)
 	}
 	defer store.Close()
 	if created != "" {
