@@ -291,10 +291,17 @@ func (g *Gate) SignIn(ctx context.Context, cr UserCredentials) (*SignInResult, e
 		return nil, err
 	}
 	email := strings.ToLower(strings.TrimSpace(cr.Email))
+	// Who the refused sign-in claimed to be goes on record only when it is
+	// an email address: anything else may be a password typed into the
+	// wrong field.
+	actor := email
+	if _, err := herald.NormalizeEmail("email", email); err != nil {
+		actor = "[not an email address]"
+	}
 	fail := func(u *herald.User, reason string) error {
 		diff, _ := json.Marshal(map[string]string{"reason": reason})
-		e := &herald.AuditEntry{ActorType: herald.ActorUser, Actor: email, Source: sourceHost(cr.Address),
-			Action: "auth.sign-in.failed", Target: "user " + email, Diff: diff}
+		e := &herald.AuditEntry{ActorType: herald.ActorUser, Actor: actor, Source: sourceHost(cr.Address),
+			Action: "auth.sign-in.failed", Target: "user " + actor, Diff: diff}
 		if u != nil {
 			e.ActorTenant, e.Tenant = u.Tenant, u.Tenant
 		}

@@ -266,3 +266,31 @@ func TestUserRolesAsClients(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordInTheEmailFieldIsNotRecorded: a refused sign-in whose "email"
+// is not an email address (a password typed into the wrong field) is on
+// record without it.
+func TestPasswordInTheEmailFieldIsNotRecorded(t *testing.T) {
+	e := mustEnv(t, Config{})
+	e.gate.audit = e.store
+	e.enrol("p@example.com", herald.RoleViewer)
+	if _, err := e.signIn("Correct-Horse-Battery-77", testPassword, "123456"); err == nil {
+		t.Fatal("a sign-in with a password as the email was accepted")
+	}
+	if _, err := e.signIn("nobody@example.com", testPassword, "123456"); err == nil {
+		t.Fatal("a sign-in of an unknown email was accepted")
+	}
+	var failed []*herald.AuditEntry
+	_ = e.store.WalkAudit(e.ctx, func(a *herald.AuditEntry) error {
+		if a.Action == "auth.sign-in.failed" {
+			failed = append(failed, a)
+		}
+		if strings.Contains(a.Actor+a.Target+string(a.Diff), "Battery") {
+			t.Errorf("the audit trail holds what was typed as the email: %+v", a)
+		}
+		return nil
+	})
+	if len(failed) != 2 || failed[0].Actor != "[not an email address]" || failed[1].Actor != "nobody@example.com" {
+		t.Fatalf("refused sign-ins on record: %+v", failed)
+	}
+}
