@@ -69,3 +69,28 @@ func TestFormsAreAudited(t *testing.T) {
 		t.Fatalf("sign-out entries: %+v %v", out, err)
 	}
 }
+
+// TestAuditPageIsForAdmins: the audit page shows the trail to admins and
+// refuses everyone else.
+func TestAuditPageIsForAdmins(t *testing.T) {
+	e := mustEnv(t)
+	admin := e.browser()
+	admin.signIn("admin")
+	path := "/ui/t/acme/i/sandbox/webhooks/wh"
+	if status, _, body := admin.post(path, url.Values{"csrf": {admin.csrf(path)}, "url": {"https://example.com/audited"}, "format": {"welkin"}, "timeout": {"30"}}); status != http.StatusSeeOther {
+		t.Fatalf("save: %d\n%s", status, body)
+	}
+	for _, page := range []string{"/ui/t/acme/audit", "/ui/audit"} {
+		status, _, body := admin.get(page)
+		if status != http.StatusOK || !strings.Contains(body, "webhook.update") || !strings.Contains(body, "https://example.com/audited") {
+			t.Fatalf("%s for the platform admin: %d\n%s", page, status, body)
+		}
+	}
+	viewer := e.browser()
+	viewer.signIn("viewer")
+	for _, page := range []string{"/ui/t/acme/audit", "/ui/audit"} {
+		if status, _, body := viewer.get(page); status != http.StatusForbidden || strings.Contains(body, "webhook.update") {
+			t.Fatalf("%s for a viewer: %d, want 403 without the trail\n%s", page, status, body)
+		}
+	}
+}
