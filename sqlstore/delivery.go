@@ -33,6 +33,39 @@ func scanDelivery(s interface{ Scan(...any) error }) (*herald.Delivery, string, 
 	return &d, webhookID, nil
 }
 
+// attempt1Cols are the columns of a delivery's first attempt, kept in its
+// row (migration 0011); NULL until the attempt is recorded. Later attempts
+// are rows of attempts.
+const attempt1Cols = `attempt1_started_at, attempt1_duration_ms, attempt1_status_code, attempt1_response_body, attempt1_error`
+
+// firstAttempt receives attempt1Cols.
+type firstAttempt struct {
+	started, duration, code sql.NullInt64
+	body, err               sql.NullString
+}
+
+func (f *firstAttempt) dest() []any {
+	return []any{&f.started, &f.duration, &f.code, &f.body, &f.err}
+}
+
+// attempt returns the first attempt, if it was made.
+func (f *firstAttempt) attempt() (herald.Attempt, bool) {
+	if !f.started.Valid {
+		return herald.Attempt{}, false
+	}
+	return herald.Attempt{N: 1, StartedAt: fromMS(f.started.Int64), DurationMs: f.duration.Int64,
+		StatusCode: int(f.code.Int64), ResponseBody: f.body.String, Error: f.err.String}, true
+}
+
+// scanWith scans a row into the destinations of scanDelivery followed by
+// more.
+type scanWith struct {
+	s    interface{ Scan(...any) error }
+	more []any
+}
+
+func (w scanWith) Scan(dest ...any) error { return w.s.Scan(append(dest, w.more...)...) }
+
 // Page sizes of ListDeliveries.
 const (
 	defaultPage = 50
@@ -64,6 +97,32 @@ func decodeCursor(c string) (string, error) {
 	return id, nil
 }
 
+// statusIndexed is the predicate of the partial index deliveries_status
+// (migration 0011), the statuses off the common path. SQLite uses a partial
+// index only for a query whose WHERE implies its predicate, which a bound
+// parameter never does: a query repeats it literally.
+const statusIndexed = `(status = 'PENDING' OR status = 'RETRYING' OR status = 'FAILED' OR status = 'CANCELLED')`
+
+// statusFilter is the condition of the log's status filter, status being
+// one of herald.Statuses (so safe to write as a literal):
+//   - PENDING, RETRYING, FAILED, CANCELLED: deliveries_status;
+//   - SENT: the open deliveries of the instance's webhooks, by
+//     deliveries_due, which holds every SENT delivery (a node's in-flight
+//     work, plus the backlog at most), not the instance's history;
+//   - DELIVERED, the common case: the instance's deliveries newest first
+//     (or the index of another filter), most of which are delivered.
+func statusFilter(status, tenant, instance string) (string, []any) {
+	cond := `status = '` + status + `'`
+	switch status {
+	case herald.StatusPending, herald.StatusRetrying, herald.StatusFailed, herald.StatusCancelled:
+		return cond + ` AND ` + statusIndexed, nil
+	case herald.StatusSent:
+		return cond + ` AND id IN (SELECT o.id FROM webhooks w JOIN deliveries o ON o.webhook_id = w.id AND o.due_at IS NOT NULL
+			WHERE w.tenant = ? AND w.instance = ?)`, []any{tenant, instance}
+	}
+	return cond, nil
+}
+
 // ListDeliveries returns the deliveries of an instance that match f, newest
 // first, without attempts, and the cursor of the next page ("" on the last).
 // EINVALID for a cursor it did not make or an unknown status; ENOTFOUND for
@@ -83,7 +142,8 @@ func (db *DB) ListDeliveries(ctx context.Context, f herald.DeliveryFilter) ([]*h
 		if !slices.Contains(herald.Statuses, f.Status) {
 			return nil, "", herald.FieldErrorf("status", "status %q is not known; use one of %s.", f.Status, strings.Join(herald.Statuses, ", "))
 		}
-		add("status = ?", f.Status)
+		cond, v := statusFilter(f.Status, f.Tenant, f.Instance)
+		add(cond, v...)
 	}
 	if f.EventSubtype != "" {
 		add("event_subtype = ?", f.EventSubtype)
@@ -150,11 +210,12 @@ func (db *DB) GetDelivery(ctx context.Context, tenant, instance, id string) (*he
 }
 
 func (db *DB) getDelivery(ctx context.Context, q q, tenant, instance, id string, lock bool) (*herald.Delivery, string, error) {
-	query := `SELECT ` + deliveryCols + ` FROM deliveries WHERE id = ? AND tenant = ? AND instance = ?`
+	query := `SELECT ` + deliveryCols + `, ` + attempt1Cols + ` FROM deliveries WHERE id = ? AND tenant = ? AND instance = ?`
 	if lock {
 		query += db.forUpdate()
 	}
-	d, webhookID, err := scanDelivery(q.row(ctx, query, id, tenant, instance))
+	var first firstAttempt
+	d, webhookID, err := scanDelivery(scanWith{q.row(ctx, query, id, tenant, instance), first.dest()})
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := db.missing(ctx, q, tenant, instance); err != nil {
 			return nil, "", err
@@ -162,6 +223,9 @@ func (db *DB) getDelivery(ctx context.Context, q q, tenant, instance, id string,
 		return nil, "", herald.Errorf(herald.ENOTFOUND, "delivery %q not found in instance %q of tenant %q.", id, instance, tenant)
 	} else if err != nil {
 		return nil, "", err
+	}
+	if a, ok := first.attempt(); ok {
+		d.Attempts = append(d.Attempts, a)
 	}
 	rows, err := q.query(ctx, `SELECT n, started_at, duration_ms, status_code, response_body, error FROM attempts WHERE delivery_id = ? ORDER BY n`, id)
 	if err != nil {
@@ -382,6 +446,9 @@ type openDelivery struct {
 	claimedBy    string
 	lastCode     int
 	touched      bool
+	// first is the delivery's first attempt when this write records it:
+	// it goes into the delivery's row, not into attempts.
+	first *herald.Attempt
 }
 
 // RecordAttempts stores attempts and the new states of claimed deliveries in
@@ -467,7 +534,12 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		if len(body) > herald.MaxResponseBody {
 			body = strings.ToValidUTF8(body[:herald.MaxResponseBody], "")
 		}
-		attemptArgs = append(attemptArgs, r.DeliveryID, d.attempts, started, a.DurationMs, a.StatusCode, body, a.Error)
+		if d.attempts == 1 {
+			d.first = &herald.Attempt{N: 1, StartedAt: fromMS(started), DurationMs: a.DurationMs, StatusCode: a.StatusCode,
+				ResponseBody: body, Error: a.Error}
+		} else {
+			attemptArgs = append(attemptArgs, r.DeliveryID, d.attempts, started, a.DurationMs, a.StatusCode, body, a.Error)
+		}
 
 		h := healths[d.webhookID]
 		if h == nil {
@@ -603,29 +675,41 @@ var attemptBatch = &batch{
 }
 
 // deliveryUpdateBatch writes the new state of many deliveries in one
-// statement, on PostgreSQL. The casts tell PostgreSQL the types of the otherwise untyped
-// parameters; SQLite does not mind them. Both name the columns of a VALUES
-// list column1, column2...
+// statement, on PostgreSQL. The casts tell PostgreSQL the types of the
+// otherwise untyped parameters. Both dialects name the columns of a VALUES
+// list column1, column2... The first attempt's columns are NULL for a
+// delivery whose first attempt is not in this write, and COALESCE keeps
+// what the row has.
 var deliveryUpdateBatch = &batch{
 	prefix: `UPDATE deliveries SET status = v.column2, attempt_count = v.column3, due_at = v.column4,
 		first_attempt_at = v.column5, wait_reason = v.column6, claimed_by = v.column7, last_status_code = v.column8,
-		updated_at = v.column9 FROM (VALUES `,
+		updated_at = v.column9, attempt1_started_at = COALESCE(v.column10, attempt1_started_at),
+		attempt1_duration_ms = COALESCE(v.column11, attempt1_duration_ms), attempt1_status_code = COALESCE(v.column12, attempt1_status_code),
+		attempt1_response_body = COALESCE(v.column13, attempt1_response_body), attempt1_error = COALESCE(v.column14, attempt1_error)
+		FROM (VALUES `,
 	row: `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT),
-		CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT))`,
-	ncols:  9,
+		CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT),
+		CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT))`,
+	ncols:  14,
 	suffix: `) AS v WHERE deliveries.id = v.column1`,
 }
 
 // deliveryUpdate writes the new state of one delivery: on SQLite, a
 // prepared statement run once per row is cheaper than the VALUES join,
-// which SQLite carries out in two passes.
-const deliveryUpdate = `UPDATE deliveries SET status = ?, attempt_count = ?, due_at = ?, first_attempt_at = ?, wait_reason = ?,
+// which SQLite carries out in two passes. deliveryUpdateFirst also writes
+// the delivery's first attempt into its row.
+const (
+	deliveryUpdate = `UPDATE deliveries SET status = ?, attempt_count = ?, due_at = ?, first_attempt_at = ?, wait_reason = ?,
 	claimed_by = ?, last_status_code = ?, updated_at = ? WHERE id = ?`
+	deliveryUpdateFirst = `UPDATE deliveries SET status = ?, attempt_count = ?, due_at = ?, first_attempt_at = ?, wait_reason = ?,
+	claimed_by = ?, last_status_code = ?, updated_at = ?, attempt1_started_at = ?, attempt1_duration_ms = ?, attempt1_status_code = ?,
+	attempt1_response_body = ?, attempt1_error = ? WHERE id = ?`
+)
 
 // updateDeliveries writes the new state of the touched deliveries.
 func (db *DB) updateDeliveries(ctx context.Context, q q, ids []string, open map[string]*openDelivery, nowMS int64) error {
 	var args []any
-	stmt := q.stmt(ctx, deliveryUpdate)
+	var plain, withFirst *sql.Stmt // SQLite's prepared statements, once looked up
 	for _, id := range ids {
 		d := open[id]
 		if d == nil || !d.touched {
@@ -638,17 +722,34 @@ func (db *DB) updateDeliveries(ctx context.Context, q q, ids []string, open map[
 		if d.firstAttempt.Valid {
 			first = d.firstAttempt.Int64
 		}
-		switch {
-		case db.pg:
-			args = append(args, id, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS)
-		case stmt != nil:
-			if _, err := stmt.ExecContext(ctx, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS, id); err != nil {
-				return err
+		row := []any{d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS}
+		var a1 []any
+		if a := d.first; a != nil {
+			a1 = []any{ms(a.StartedAt), a.DurationMs, a.StatusCode, a.ResponseBody, a.Error}
+		}
+		if db.pg {
+			if a1 == nil {
+				a1 = []any{nil, nil, nil, nil, nil}
 			}
-		default:
-			if _, err := q.exec(ctx, deliveryUpdate, d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS, id); err != nil {
-				return err
-			}
+			args = append(append(append(args, id), row...), a1...)
+			continue
+		}
+		// Each statement is taken into the transaction once per call.
+		query, stmt := deliveryUpdate, &plain
+		if a1 != nil {
+			query, stmt = deliveryUpdateFirst, &withFirst
+		}
+		if *stmt == nil {
+			*stmt = q.stmt(ctx, query)
+		}
+		var err error
+		if *stmt != nil {
+			_, err = (*stmt).ExecContext(ctx, append(append(row, a1...), id)...)
+		} else {
+			_, err = q.x.ExecContext(ctx, query, append(append(row, a1...), id)...)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return db.batchRows(ctx, q, deliveryUpdateBatch, args, nil)

@@ -112,7 +112,7 @@ func (db *DB) createEvents(ctx context.Context, q q, events []*herald.Event, h *
 			continue
 		}
 		if e.ID == "" {
-			e.ID = herald.NewID("evt", now)
+			e.ID = db.ids.next("evt", now)
 		}
 		if e.CreatedAt.IsZero() {
 			e.CreatedAt = fromMS(nowMS)
@@ -306,7 +306,7 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 	for i, ts := range targets {
 		e := events[i]
 		for _, t := range ts {
-			id := herald.NewID("dlv", now)
+			id := db.ids.next("dlv", now)
 			status, due, owner := herald.StatusPending, nowMS, ""
 			if limit > 0 {
 				r, ok := room[t.ID]

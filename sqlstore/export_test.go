@@ -10,3 +10,7 @@ func (db *DB) AttemptCountRows(ctx context.Context) (rows, minutes int, err erro
 		FROM attempt_counts`).Scan(&rows, &minutes)
 	return rows, minutes, err
 }
+
+// DialectSQL is dialectSQL, for tests that build an older schema from the
+// migration files as Open would.
+func DialectSQL(text string, pg bool) string { return dialectSQL(text, pg) }

@@ -1,8 +1,11 @@
 package sqlstore
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,4 +37,58 @@ func idFloor(prefix string, t time.Time) string {
 	n := new(big.Int).Lsh(big.NewInt(m), 80)
 	s := toHerald.Replace(n.Text(62))
 	return prefix + "_" + strings.Repeat("0", max(22-len(s), 0)) + s
+}
+
+// idSeq makes the IDs of the events and deliveries a store creates: the
+// same form as herald.NewID (the creation time to the millisecond in the
+// top 48 of 128 bits, then 80 bits, as 22 base-62 digits), but increasing
+// in the order this process makes them: within a millisecond the 80 low
+// bits count up from a random start instead of being drawn anew. Rows
+// created together then sort, and are claimed when due at the same time,
+// in the order they were made (with WITHOUT ROWID tables there is no rowid
+// to break such ties), and each batch of inserts goes to the right edge of
+// the primary key's B-tree instead of all over the current millisecond.
+type idSeq struct {
+	mu     sync.Mutex
+	ms     int64
+	hi, lo uint64 // the last ID's 128 bits
+}
+
+// next returns a new ID with prefix for a row created at now.
+func (s *idSeq) next(prefix string, now time.Time) string {
+	m := now.UnixMilli()
+	s.mu.Lock()
+	if m != s.ms {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], uint64(m)<<16)
+		rand.Read(b[6:])
+		b[6] &= 0x7f // room to count up within the millisecond
+		s.ms, s.hi, s.lo = m, binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	} else {
+		// The same millisecond: one more than the last. (A clock that
+		// went back starts afresh above: an ID always carries its time.)
+		s.lo++
+		if s.lo == 0 {
+			s.hi++
+		}
+	}
+	hi, lo := s.hi, s.lo
+	s.mu.Unlock()
+	return prefix + "_" + base62(hi, lo)
+}
+
+// base62 encodes 128 bits as 22 base-62 digits, most significant first,
+// in herald.NewID's alphabet (ASCII order, so the text sorts as the number).
+func base62(hi, lo uint64) string {
+	var out [22]byte
+	for i := len(out) - 1; i >= 0; i-- {
+		qhi, rhi := hi/62, hi%62
+		t := rhi<<32 | lo>>32
+		q1, r1 := t/62, t%62
+		t2 := r1<<32 | lo&0xffffffff
+		q2, r2 := t2/62, t2%62
+		hi, lo = qhi, q1<<32|q2
+		out[i] = heraldDigits[r2]
+	}
+	return string(out[:])
 }

@@ -210,7 +210,8 @@ func (db *DB) PurgePatient(ctx context.Context, tenant, instance, patientID stri
 }
 
 // deleteDeliveries deletes the deliveries ids, locked by the caller's
-// transaction, with their attempts, and counts both.
+// transaction, with their attempts, and counts both (a delivery's first
+// attempt, kept in its row, included).
 func (db *DB) deleteDeliveries(ctx context.Context, q q, ids []string) (herald.PurgeCounts, error) {
 	var c herald.PurgeCounts
 	for chunk := range slices.Chunk(ids, purgeBatch) {
@@ -224,6 +225,12 @@ func (db *DB) deleteDeliveries(ctx context.Context, q q, ids []string) (herald.P
 			return c, err
 		}
 		c.Attempts += int(n)
+		// The first attempt of each is in its row (migration 0011).
+		var firsts int
+		if err := q.row(ctx, `SELECT COUNT(*) FROM deliveries WHERE id IN (`+in+`) AND attempt1_started_at IS NOT NULL`, args...).Scan(&firsts); err != nil {
+			return c, err
+		}
+		c.Attempts += firsts
 		if res, err = q.exec(ctx, `DELETE FROM deliveries WHERE id IN (`+in+`)`, args...); err != nil {
 			return c, err
 		}

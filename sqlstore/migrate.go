@@ -97,10 +97,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		if applied[m.version] {
 			continue
 		}
-		text := m.sql
-		if !db.pg {
-			text = strings.ReplaceAll(text, ` COLLATE "C"`, "")
-		}
+		text := dialectSQL(m.sql, db.pg)
 		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -119,4 +116,14 @@ func (db *DB) migrate(ctx context.Context) error {
 		db.cfg.Logger.Info("applied migration", "migration", m.name, "dialect", db.Dialect())
 	}
 	return nil
+}
+
+// dialectSQL rewrites a migration for its dialect: SQLite has no collation
+// named "C" and needs none (its BINARY collation compares bytes), and
+// PostgreSQL has no WITHOUT ROWID tables (its tables are heaps anyway).
+func dialectSQL(text string, pg bool) string {
+	if pg {
+		return strings.ReplaceAll(text, ") WITHOUT ROWID;", ");")
+	}
+	return strings.ReplaceAll(text, ` COLLATE "C"`, "")
 }

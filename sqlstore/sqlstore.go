@@ -83,6 +83,9 @@ type DB struct {
 	subs   map[chan struct{}]struct{}
 	listen *listener // PostgreSQL LISTEN connection, started by the first Subscribe
 
+	// ids makes the IDs of new events and deliveries (id.go).
+	ids idSeq
+
 	lead  leader
 	ready readiness
 	// checkpointErr is the error of the SQLite checkpointer's last run, nil

@@ -267,11 +267,7 @@ func oldSchema(t *testing.T, dialect string, version int) (dsn string, old *sql.
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := string(b)
-		if dialect == "sqlite" {
-			text = strings.ReplaceAll(text, ` COLLATE "C"`, "")
-		}
-		exec(text)
+		exec(sqlstore.DialectSQL(string(b), dialect == "postgres"))
 		exec(fmt.Sprintf(`INSERT INTO schema_migrations (version, applied_at) VALUES (%d, 0)`, i+1))
 	}
 	return dsn, old
