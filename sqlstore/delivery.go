@@ -97,14 +97,12 @@ func decodeCursor(c string) (string, error) {
 	return id, nil
 }
 
-// statusIndexed is the predicate of the partial index deliveries_status
-// (migration 0011), the statuses off the common path. SQLite uses a partial
-// index only for a query whose WHERE implies its predicate, which a bound
-// parameter never does: a query repeats it literally.
-const statusIndexed = `(status = 'PENDING' OR status = 'RETRYING' OR status = 'FAILED' OR status = 'CANCELLED')`
-
 // statusFilter is the condition of the log's status filter, status being
-// one of herald.Statuses (so safe to write as a literal):
+// one of herald.Statuses. The status is written as a literal, not bound:
+// deliveries_status is partial (migration 0011), and a planner uses a
+// partial index only for a query whose WHERE implies its predicate, which
+// a parameter does not (SQLite would prepare the statement again for each
+// value bound; PostgreSQL's generic plans could not use the index at all).
 //   - PENDING, RETRYING, FAILED, CANCELLED: deliveries_status;
 //   - SENT: the open deliveries of the instance's webhooks, by
 //     deliveries_due, which holds every SENT delivery (a node's in-flight
@@ -115,10 +113,12 @@ func statusFilter(status, tenant, instance string) (string, []any) {
 	cond := `status = '` + status + `'`
 	switch status {
 	case herald.StatusPending, herald.StatusRetrying, herald.StatusFailed, herald.StatusCancelled:
-		return cond + ` AND ` + statusIndexed, nil
+		return cond, nil
 	case herald.StatusSent:
-		return cond + ` AND id IN (SELECT o.id FROM webhooks w JOIN deliveries o ON o.webhook_id = w.id AND o.due_at IS NOT NULL
-			WHERE w.tenant = ? AND w.instance = ?)`, []any{tenant, instance}
+		// CROSS JOIN makes SQLite start from the instance's webhooks
+		// (PostgreSQL's planner reorders it freely).
+		return cond + ` AND id IN (SELECT o.id FROM webhooks w CROSS JOIN deliveries o
+			WHERE w.tenant = ? AND w.instance = ? AND o.webhook_id = w.id AND o.due_at IS NOT NULL)`, []any{tenant, instance}
 	}
 	return cond, nil
 }
@@ -129,51 +129,12 @@ func statusFilter(status, tenant, instance string) (string, []any) {
 // an unknown instance.
 func (db *DB) ListDeliveries(ctx context.Context, f herald.DeliveryFilter) ([]*herald.Delivery, string, error) {
 	limit := pageSize(f.Limit)
-	where := []string{"tenant = ?", "instance = ?"}
-	args := []any{f.Tenant, f.Instance}
-	add := func(cond string, v ...any) {
-		where = append(where, cond)
-		args = append(args, v...)
+	query, args, err := listQuery(f, limit)
+	if err != nil {
+		return nil, "", err
 	}
-	if f.Webhook != "" {
-		add("webhook_name = ?", f.Webhook)
-	}
-	if f.Status != "" {
-		if !slices.Contains(herald.Statuses, f.Status) {
-			return nil, "", herald.FieldErrorf("status", "status %q is not known; use one of %s.", f.Status, strings.Join(herald.Statuses, ", "))
-		}
-		cond, v := statusFilter(f.Status, f.Tenant, f.Instance)
-		add(cond, v...)
-	}
-	if f.EventSubtype != "" {
-		add("event_subtype = ?", f.EventSubtype)
-	}
-	if f.EventEntity != "" {
-		add("event_entity = ?", f.EventEntity)
-	}
-	if f.EventID != "" {
-		add("event_id = ?", f.EventID)
-	}
-	// IDs sort by creation time, so the time bounds are also bounds on the
-	// ID, which the indexes end in.
-	if !f.From.IsZero() {
-		add("id >= ?", idFloor("dlv", f.From))
-		add("created_at >= ?", ms(f.From))
-	}
-	if !f.To.IsZero() {
-		add("id < ?", idFloor("dlv", f.To))
-		add("created_at < ?", ms(f.To))
-	}
-	if f.Cursor != "" {
-		id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		add("id < ?", id)
-	}
-	args = append(args, limit+1)
 	r := db.reader()
-	rows, err := r.query(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, args...)
+	rows, err := r.query(ctx, query, args...)
 	if err != nil {
 		return nil, "", db.wrap("list deliveries", err)
 	}
@@ -200,6 +161,54 @@ func (db *DB) ListDeliveries(ctx context.Context, f herald.DeliveryFilter) ([]*h
 		next = encodeCursor(out[limit-1].ID)
 	}
 	return out, next, nil
+}
+
+// listQuery is ListDeliveries' query for f, a page of limit plus one.
+func listQuery(f herald.DeliveryFilter, limit int) (string, []any, error) {
+	where := []string{"tenant = ?", "instance = ?"}
+	args := []any{f.Tenant, f.Instance}
+	add := func(cond string, v ...any) {
+		where = append(where, cond)
+		args = append(args, v...)
+	}
+	if f.Webhook != "" {
+		add("webhook_name = ?", f.Webhook)
+	}
+	if f.Status != "" {
+		if !slices.Contains(herald.Statuses, f.Status) {
+			return "", nil, herald.FieldErrorf("status", "status %q is not known; use one of %s.", f.Status, strings.Join(herald.Statuses, ", "))
+		}
+		cond, v := statusFilter(f.Status, f.Tenant, f.Instance)
+		add(cond, v...)
+	}
+	if f.EventSubtype != "" {
+		add("event_subtype = ?", f.EventSubtype)
+	}
+	if f.EventEntity != "" {
+		add("event_entity = ?", f.EventEntity)
+	}
+	if f.EventID != "" {
+		add("event_id = ?", f.EventID)
+	}
+	// IDs sort by creation time, so the time bounds are also bounds on the
+	// ID, which the indexes end in.
+	if !f.From.IsZero() {
+		add("id >= ?", idFloor("dlv", f.From))
+		add("created_at >= ?", ms(f.From))
+	}
+	if !f.To.IsZero() {
+		add("id < ?", idFloor("dlv", f.To))
+		add("created_at < ?", ms(f.To))
+	}
+	if f.Cursor != "" {
+		id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		add("id < ?", id)
+	}
+	args = append(args, limit+1)
+	return `SELECT ` + deliveryCols + ` FROM deliveries WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ?`, args, nil
 }
 
 // GetDelivery returns one delivery of an instance with its attempts, oldest

@@ -109,10 +109,13 @@ CREATE INDEX deliveries_due ON deliveries (webhook_id, due_at) WHERE due_at IS N
 CREATE INDEX deliveries_instance ON deliveries (tenant, instance, id);
 CREATE INDEX deliveries_webhook ON deliveries (tenant, instance, webhook_name, id);
 CREATE INDEX deliveries_subtype ON deliveries (tenant, instance, event_subtype, id);
-CREATE INDEX deliveries_event ON deliveries (event_id);
+-- An event's deliveries (the log's event filter, erasure, retention). With
+-- tenant and instance in it SQLite takes it for the event filter, not the
+-- instance's history newest first.
+CREATE INDEX deliveries_event ON deliveries (event_id, tenant, instance);
 -- The status filter, for the statuses off the common path only: a
 -- delivery handed off SENT and then DELIVERED never enters it. A query
--- repeats this predicate, literally, to use it (sqlstore/delivery.go,
--- statusIndexed).
+-- names the status as a literal to use it (sqlstore/delivery.go,
+-- statusFilter).
 CREATE INDEX deliveries_status ON deliveries (tenant, instance, status, id)
     WHERE status = 'PENDING' OR status = 'RETRYING' OR status = 'FAILED' OR status = 'CANCELLED';
