@@ -8,6 +8,15 @@
 -- made): most deliveries have exactly one attempt, which then writes no row
 -- of its own. attempts keeps the later ones (n >= 2).
 --
+-- The new tables declare no foreign keys: checking them cost every delivery
+-- two lookups (its event, its webhook) and every attempt one, on
+-- PostgreSQL a trigger and a row lock each, and the store keeps the
+-- references itself: a delivery is made only in its event's transaction,
+-- for a webhook read under lock, and webhooks are never deleted; an attempt
+-- is written only for a delivery locked in the same transaction; and
+-- deletions take the attempts before their deliveries and the deliveries
+-- before their events (sqlstore/maintenance.go).
+--
 -- Every delivery is copied with its id, state, lease (due_at, claimed_by)
 -- and history: what was owed stays owed. The new tables are filled before
 -- the old ones go, and the renames make them the only ones, in this
@@ -44,10 +53,10 @@ FROM events;
 
 CREATE TABLE deliveries_v11 (
     id                     TEXT COLLATE "C" PRIMARY KEY,
-    event_id               TEXT COLLATE "C" NOT NULL REFERENCES events_v11 (id),
+    event_id               TEXT COLLATE "C" NOT NULL,
     tenant                 TEXT COLLATE "C" NOT NULL,
     instance               TEXT COLLATE "C" NOT NULL,
-    webhook_id             TEXT COLLATE "C" NOT NULL REFERENCES webhooks (id),
+    webhook_id             TEXT COLLATE "C" NOT NULL,
     webhook_name           TEXT COLLATE "C" NOT NULL,
     event_entity           TEXT COLLATE "C" NOT NULL,
     event_subtype          TEXT COLLATE "C" NOT NULL,
@@ -77,7 +86,7 @@ SELECT d.id, d.event_id, d.tenant, d.instance, d.webhook_id, d.webhook_name, d.e
 FROM deliveries d LEFT JOIN attempts a ON a.delivery_id = d.id AND a.n = 1;
 
 CREATE TABLE attempts_v11 (
-    delivery_id   TEXT COLLATE "C" NOT NULL REFERENCES deliveries_v11 (id),
+    delivery_id   TEXT COLLATE "C" NOT NULL,
     n             INTEGER NOT NULL,
     started_at    BIGINT NOT NULL,
     duration_ms   BIGINT NOT NULL,
