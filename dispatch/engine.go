@@ -1,14 +1,23 @@
-// Package dispatch is Herald's delivery engine: it gathers incoming events
-// and attempt results into group commits (write.go), which also claim the
-// new deliveries for this node under a lease (handoff); it claims what
-// else is due (retries, overflow, other nodes' work), signs and sends
-// deliveries to receivers with bounded concurrency per webhook (queue.go,
-// send.go), and schedules retries (schedule.go).
+// Package dispatch is Herald's delivery engine, in four parts that each
+// own their state and pass work one way:
 //
-// The store is the only source of truth. The engine keeps nothing that a
-// crash could lose except attempts not yet written, and those deliveries
-// are sent again once their lease runs out (at-least-once; receivers dedupe
-// on webhook-id). A Maintainer runs the leader-only housekeeping.
+//   - the writer (writer.go) stores incoming events and attempt results in
+//     group commits, which also claim the new deliveries for this node
+//     under a lease (handoff), as far as the scheduler grants room;
+//   - the claimer (claimer.go) claims what else is due (retries, overflow,
+//     other nodes' work) and releases orphaned claims;
+//   - the scheduler (scheduler.go, pure data behind one mutex in
+//     queues.go) keeps the per-webhook queues: fairness, capacity,
+//     in-flight bounds, expiry, and the room each claim or write may fill;
+//   - senders (senders.go) sign and send (send.go), decide retries
+//     (schedule.go), and give every result to the writer, the one way back.
+//
+// The Engine (engine.go) wires them. The store is the only source of
+// truth. The engine keeps nothing that a crash could lose except attempts
+// not yet written, and those deliveries are sent again once their lease
+// runs out (at-least-once; receivers dedupe on webhook-id). A Maintainer
+// runs the leader-only housekeeping. docs/decisions/0012-engine-parts.md
+// says why the parts are cut this way.
 package dispatch
 
 import (
