@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -16,7 +17,7 @@ import (
 // half full, a job whose lease is too short is dropped, and a stop keeps
 // only what is in flight.
 func TestQueueTakesTurns(t *testing.T) {
-	e, err := New(Config{Store: storetest.NewSQLite(t), Concurrency: 3, PerWebhookInFlight: 2, Registerer: prometheus.NewRegistry()})
+	e, err := New(Config{Store: storekit.NewSQLite(t), Concurrency: 3, PerWebhookInFlight: 2, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestQueueTakesTurns(t *testing.T) {
 // dropped and claimed again.
 func TestQueuedJobNeedsLeaseForItsTimeout(t *testing.T) {
 	lease := maxQueueWait + 5*time.Second
-	e, err := New(Config{Store: storetest.NewSQLite(t), Lease: lease, Registerer: prometheus.NewRegistry()})
+	e, err := New(Config{Store: storekit.NewSQLite(t), Lease: lease, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestQueuedJobNeedsLeaseForItsTimeout(t *testing.T) {
 	if !e.orphans.Load() {
 		t.Error("the dropped job is not to be released")
 	}
-	if _, err := New(Config{Store: storetest.NewSQLite(t), Lease: maxQueueWait, Registerer: prometheus.NewRegistry()}); err == nil {
+	if _, err := New(Config{Store: storekit.NewSQLite(t), Lease: maxQueueWait, Registerer: prometheus.NewRegistry()}); err == nil {
 		t.Error("a Lease no longer than the queue wait was accepted")
 	}
 }
@@ -145,7 +146,7 @@ func TestQueuedJobNeedsLeaseForItsTimeout(t *testing.T) {
 // milliseconds gets a deeper queue, so its senders do not empty it before
 // a claim refills it; a slow one keeps 2 x PerWebhookInFlight.
 func TestQueueGrowsForFastReceivers(t *testing.T) {
-	e, err := New(Config{Store: storetest.NewSQLite(t), Concurrency: 64, PerWebhookInFlight: 4, Registerer: prometheus.NewRegistry()})
+	e, err := New(Config{Store: storekit.NewSQLite(t), Concurrency: 64, PerWebhookInFlight: 4, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 // item 6.2), so a node that has sent to many webhooks over time does not
 // carry them all in memory and in every write's handoff.
 func TestIdleSpeedsAreForgotten(t *testing.T) {
-	e, err := New(Config{Store: storetest.NewSQLite(t), Registerer: prometheus.NewRegistry()})
+	e, err := New(Config{Store: storekit.NewSQLite(t), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
