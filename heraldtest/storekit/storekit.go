@@ -2,6 +2,7 @@
 // stores: a SQLite file in t.TempDir(), or a PostgreSQL database created
 // for the test and dropped after it, each sealed with a master key (Keys)
 // and closed when the test ends. Each *sqlstore.DB is a herald.Store.
+// SQLiteFactory and PostgresFactory give storetest.Run the same stores.
 //
 // It is a package of its own because it imports sqlstore: heraldtest and
 // storetest do not, so sqlstore's tests can use them, and a user testing a
