@@ -101,7 +101,8 @@ type Request struct {
 	// presented over mutual TLS, or "".
 	ClientCert string
 	// Status is what the receiver answered: 0 while it is answering, or
-	// when the client went away before an answer.
+	// when the client went away before an answer (and always with
+	// ReceiverConfig.Forget).
 	Status int
 }
 
@@ -306,7 +307,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, rc.maxBody+1))
+	body, err := readBody(r, rc.maxBody)
 	if err != nil {
 		return // the client went away while sending
 	}
@@ -368,16 +369,25 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.notifyLocked()
 	rc.mu.Unlock()
 
-	sw := &statusWriter{ResponseWriter: w}
+	// The answer's status is noted for what the receiver keeps; when it
+	// keeps nothing, the wrapper is not worth its allocation.
+	var sw *statusWriter
+	if !rc.forget {
+		sw = &statusWriter{ResponseWriter: w}
+		w = sw
+	}
 	switch {
 	case req.SignatureErr != nil:
-		http.Error(sw, "signature: "+req.SignatureErr.Error(), http.StatusUnauthorized)
+		http.Error(w, "signature: "+req.SignatureErr.Error(), http.StatusUnauthorized)
 	case respond != nil:
-		respond(sw, r, req)
+		respond(w, r, req)
 	}
-	status := sw.status
-	if status == 0 && r.Context().Err() == nil {
-		status = http.StatusOK // net/http answers 200 for a handler that wrote nothing
+	status := 0
+	if sw != nil {
+		status = sw.status
+		if status == 0 && r.Context().Err() == nil {
+			status = http.StatusOK // net/http answers 200 for a handler that wrote nothing
+		}
 	}
 
 	rc.mu.Lock()
@@ -393,6 +403,21 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.notifyLocked()
 	rc.mu.Unlock()
+}
+
+// readBody reads r's body, at most limit+1 bytes: in one allocation of
+// the announced length when there is one (net/http holds the body to it),
+// else as io.ReadAll does.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	n := r.ContentLength
+	if n < 0 || n > limit {
+		return io.ReadAll(io.LimitReader(r.Body, limit+1))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 // notifyLocked wakes the waiters; rc.mu is held.

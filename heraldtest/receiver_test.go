@@ -316,3 +316,31 @@ func TestReceiverCloseEndsHeldRequests(t *testing.T) {
 		t.Error("the held request got an answer")
 	}
 }
+
+// A body over MaxBody is refused 413 and not recorded, whether its length
+// is announced or not.
+func TestReceiverMaxBody(t *testing.T) {
+	rc := heraldtest.NewReceiver(t, heraldtest.ReceiverConfig{MaxBody: 16})
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(strings.Repeat("x", 17))
+		if chunked {
+			body = io.MultiReader(body) // no length: sent chunked
+		}
+		resp, err := http.Post(rc.URL, "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("17 bytes (chunked %t): %d, want 413", chunked, resp.StatusCode)
+		}
+	}
+	resp, err := http.Post(rc.URL, "application/json", io.MultiReader(strings.NewReader(strings.Repeat("y", 16))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r, ok := rc.Last(); resp.StatusCode != 200 || !ok || string(r.Body) != strings.Repeat("y", 16) || rc.Count() != 1 {
+		t.Errorf("16 bytes chunked: %d, recorded %q of %d requests", resp.StatusCode, r.Body, rc.Count())
+	}
+}
