@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 )
@@ -22,7 +24,7 @@ import (
 type env struct {
 	t     *testing.T
 	ctx   context.Context
-	clock *storetest.Clock
+	clock *heraldtest.Clock
 	store *sqlstore.DB
 	gate  *Gate
 	logs  *syncBuffer
@@ -47,10 +49,10 @@ func (s *syncBuffer) String() string {
 
 func mustEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
-	clock := storetest.NewClock(storetest.Epoch)
-	store := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	clock := heraldtest.NewClock(storetest.Epoch)
+	store := storekit.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
 	logs := &syncBuffer{}
-	cfg.Store, cfg.Keys, cfg.Now = store, storetest.Keys, clock.Now
+	cfg.Store, cfg.Keys, cfg.Now = store, storekit.Keys, clock.Now
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	g, err := New(cfg)
 	if err != nil {
@@ -294,7 +296,7 @@ func TestStateIsReadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another node makes a client and a token: this node knows it at once.
-	other, err := New(Config{Store: e.store, Keys: storetest.Keys, Now: e.clock.Now})
+	other, err := New(Config{Store: e.store, Keys: storekit.Keys, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,13 +24,13 @@ import (
 // delivery, deliveries/s (each event goes to every webhook), and the batch
 // sizes that decide the number of transactions.
 //
-// The PostgreSQL runs need the server storetest.PostgresDSN names; they
+// The PostgreSQL runs need the server storekit.PostgresDSN names; they
 // skip when HERALD_TEST_POSTGRES=off.
 func BenchmarkDeliver(b *testing.B) {
 	stores := []struct {
 		name string
 		open func(testing.TB) *sqlstore.DB
-	}{{"sqlite", storetest.NewSQLite}, {"postgres", storetest.NewPostgres}}
+	}{{"sqlite", storekit.NewSQLite}, {"postgres", storekit.NewPostgres}}
 	for _, st := range stores {
 		for _, webhooks := range []int{1, 4} {
 			b.Run(fmt.Sprintf("%s/webhooks=%d", st.name, webhooks), func(b *testing.B) { benchmarkDeliver(b, st.open(b), webhooks) })

@@ -19,6 +19,8 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
@@ -46,13 +48,13 @@ func TestDeliversEveryEventOnceSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
-	for _, r := range rc.got() {
-		id := r.header.Get("webhook-id")
+	for _, r := range rc.Requests() {
+		id := r.Header.Get("webhook-id")
 		seen[id]++
-		if err := verifier.Verify(r.body, r.header); err != nil {
+		if err := verifier.Verify(r.Body, r.Header); err != nil {
 			t.Errorf("request for %s: signature does not verify with the Standard Webhooks library: %v", id, err)
 		}
-		ts, _ := strconv.ParseInt(r.header.Get("webhook-timestamp"), 10, 64)
+		ts, _ := strconv.ParseInt(r.Header.Get("webhook-timestamp"), 10, 64)
 		if d := time.Since(time.Unix(ts, 0)); d < -time.Second || d > time.Minute {
 			t.Errorf("webhook-timestamp %d is %s from now", ts, d)
 		}
@@ -61,19 +63,19 @@ func TestDeliversEveryEventOnceSigned(t *testing.T) {
 			"User-Agent":   "Herald/" + herald.Version,
 			"X-Api-Key":    "k-123",
 		} {
-			if got := r.header.Get(h); got != want {
+			if got := r.Header.Get(h); got != want {
 				t.Errorf("%s = %q, want %q", h, got, want)
 			}
 		}
-		if r.query != "source=herald&team=care+ops" {
-			t.Errorf("query = %q, want the URL's own query then the configured parameters", r.query)
+		if r.Query != "source=herald&team=care+ops" {
+			t.Errorf("query = %q, want the URL's own query then the configured parameters", r.Query)
 		}
 		var body map[string]any
-		if err := json.Unmarshal(r.body, &body); err != nil {
-			t.Fatalf("body %s: %v", r.body, err)
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatalf("body %s: %v", r.Body, err)
 		}
 		if body["eventId"] != id || body["eventSubtype"] != "PATIENT_CREATED" || body["tenantName"] != tenant || body["patientId"] != "pat-1" {
-			t.Errorf("body %s does not describe event %s", r.body, id)
+			t.Errorf("body %s does not describe event %s", r.Body, id)
 		}
 	}
 	for _, id := range ids {
@@ -92,8 +94,8 @@ func TestDeliversEveryEventOnceSigned(t *testing.T) {
 }
 
 func TestRetriesUntilTheReceiverRecovers(t *testing.T) {
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int) {
-		if n == 1 {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, req *heraldtest.Request) {
+		if req.N == 1 {
 			http.Error(w, "database migration in progress", http.StatusInternalServerError)
 			return
 		}
@@ -128,14 +130,14 @@ func TestRetriesUntilTheReceiverRecovers(t *testing.T) {
 			t.Errorf("herald_delivery_attempts_total{outcome=%q} = %g, want %g", outcome, got, want)
 		}
 	}
-	got := rc.got()
-	if got[0].header.Get("webhook-id") != got[1].header.Get("webhook-id") {
-		t.Errorf("webhook-id changed between attempts: %q then %q", got[0].header.Get("webhook-id"), got[1].header.Get("webhook-id"))
+	got := rc.Requests()
+	if got[0].Header.Get("webhook-id") != got[1].Header.Get("webhook-id") {
+		t.Errorf("webhook-id changed between attempts: %q then %q", got[0].Header.Get("webhook-id"), got[1].Header.Get("webhook-id"))
 	}
 }
 
 func TestGoneDeactivatesTheWebhook(t *testing.T) {
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusGone) })
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) { w.WriteHeader(http.StatusGone) })
 	db, _ := mustStore(t, hook{name: "wh-gone", url: rc.URL})
 	e, _ := mustRun(t, testConfig(t, db))
 
@@ -151,14 +153,14 @@ func TestGoneDeactivatesTheWebhook(t *testing.T) {
 	if w.Active || !strings.HasPrefix(w.DeactivatedReason, "receiver answered 410 Gone at 20") {
 		t.Errorf("webhook active=%v reason %q; want inactive, reason \"receiver answered 410 Gone at <time>\"", w.Active, w.DeactivatedReason)
 	}
-	if rc.count() != 1 {
-		t.Errorf("receiver got %d requests, want 1: 410 must stop retries", rc.count())
+	if rc.Count() != 1 {
+		t.Errorf("receiver got %d requests, want 1: 410 must stop retries", rc.Count())
 	}
 }
 
 func TestRedirectIsNotFollowed(t *testing.T) {
 	elsewhere := newReceiver(t, nil)
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ *heraldtest.Request) {
 		http.Redirect(w, r, elsewhere.URL+"/new-home", http.StatusFound)
 	})
 	db, _ := mustStore(t, hook{name: "wh-moved", url: rc.URL})
@@ -173,13 +175,13 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	if !strings.HasPrefix(d.WaitReason, want+" on attempt 1; next attempt at ") {
 		t.Errorf("wait reason = %q", d.WaitReason)
 	}
-	if elsewhere.count() != 0 {
-		t.Errorf("the redirect target got %d requests", elsewhere.count())
+	if elsewhere.Count() != 0 {
+		t.Errorf("the redirect target got %d requests", elsewhere.Count())
 	}
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) {
 		w.Header().Set("Retry-After", "120")
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
@@ -200,7 +202,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 }
 
 func TestTimeoutIsRecorded(t *testing.T) {
-	rc := newReceiver(t, hang)
+	rc := newReceiver(t, heraldtest.Hang)
 	db, _ := mustStore(t, hook{name: "wh-slow", url: rc.URL, timeout: 1})
 	e, _ := mustRun(t, testConfig(t, db))
 
@@ -241,13 +243,13 @@ func TestRefusesLoopbackByDefault(t *testing.T) {
 	if a.Error != want {
 		t.Errorf("test attempt error = %q, want %q", a.Error, want)
 	}
-	if rc.count() != 0 {
-		t.Errorf("the loopback receiver got %d requests", rc.count())
+	if rc.Count() != 0 {
+		t.Errorf("the loopback receiver got %d requests", rc.Count())
 	}
 }
 
 func TestTestWebhookSendsPlaceholders(t *testing.T) {
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { fmt.Fprint(w, "thanks") })
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) { fmt.Fprint(w, "thanks") })
 	db, hooks := mustStore(t, hook{name: "wh-try", url: rc.URL})
 	e, err := dispatch.New(testConfig(t, db)) // no Run: the test action needs none
 	if err != nil {
@@ -262,21 +264,21 @@ func TestTestWebhookSendsPlaceholders(t *testing.T) {
 	if a.N != 1 || a.StatusCode != 200 || a.ResponseBody != "thanks" || a.Error != "" || a.StartedAt.IsZero() {
 		t.Errorf("attempt = %+v", a)
 	}
-	got := rc.got()
+	got := rc.Requests()
 	if len(got) != 1 {
 		t.Fatalf("receiver got %d requests, want 1", len(got))
 	}
 	var body map[string]any
-	if err := json.Unmarshal(got[0].body, &body); err != nil {
+	if err := json.Unmarshal(got[0].Body, &body); err != nil {
 		t.Fatal(err)
 	}
 	if body["sourceId"] != "SOURCE_ID" || body["eventSubtype"] != "EVENT_SUBTYPE" || body["tenantName"] != tenant || body["instanceName"] != instance {
-		t.Errorf("body = %s, want placeholders with the real tenant and instance", got[0].body)
+		t.Errorf("body = %s, want placeholders with the real tenant and instance", got[0].Body)
 	}
 	// Both secrets sign: a receiver on either one accepts the request.
 	for _, s := range []string{rotated, wh.secret} {
 		v, _ := standardwebhooks.NewWebhook(s)
-		if err := v.Verify(got[0].body, got[0].header); err != nil {
+		if err := v.Verify(got[0].Body, got[0].Header); err != nil {
 			t.Errorf("signature does not verify with one of the secrets: %v", err)
 		}
 	}
@@ -312,7 +314,7 @@ func TestTestWebhookReportsFailures(t *testing.T) {
 		t.Errorf("attempt = %+v, %v; want error \"connection refused\"", a, err)
 	}
 
-	long := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+	long := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, "x"+strings.Repeat("é", 8<<10)) // 2-byte characters, cut mid-character at 4 KiB
 	})
@@ -334,7 +336,7 @@ func TestTestWebhookReportsFailures(t *testing.T) {
 // at most PerWebhookInFlight senders, and another webhook's events all go
 // through meanwhile, at most FastWebhookInFlight at once.
 func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
-	slow := newReceiver(t, hang)
+	slow := newReceiver(t, heraldtest.Hang)
 	fast := newReceiver(t, nil)
 	db, _ := mustStore(t, hook{name: "wh-slow", url: slow.URL, timeout: 30}, hook{name: "wh-fast", url: fast.URL})
 	cfg := testConfig(t, db)
@@ -349,20 +351,16 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 	const n = 40
 	mustCreateEvents(t, e, n) // each event goes to both webhooks
 	waitStatus(t, db, "wh-fast", n, 10*time.Second, herald.StatusDelivered)
-	waitFor(t, 5*time.Second, "the slow receiver to be saturated", func() bool { return slow.count() == 2 })
+	waitFor(t, 5*time.Second, "the slow receiver to be saturated", func() bool { return slow.Count() == 2 })
 
-	if fast.count() != n {
-		t.Errorf("fast receiver got %d requests, want %d", fast.count(), n)
+	if fast.Count() != n {
+		t.Errorf("fast receiver got %d requests, want %d", fast.Count(), n)
 	}
-	slow.mu.Lock()
-	maxSlow := slow.maxIn
-	slow.mu.Unlock()
-	if maxSlow != 2 || slow.count() != 2 {
-		t.Errorf("slow receiver: %d requests, at most %d at once; want 2 (PerWebhookInFlight)", slow.count(), maxSlow)
+	maxSlow := slow.MaxInFlight()
+	if maxSlow != 2 || slow.Count() != 2 {
+		t.Errorf("slow receiver: %d requests, at most %d at once; want 2 (PerWebhookInFlight)", slow.Count(), maxSlow)
 	}
-	fast.mu.Lock()
-	maxFast := fast.maxIn
-	fast.mu.Unlock()
+	maxFast := fast.MaxInFlight()
 	if maxFast > 3 {
 		t.Errorf("fast receiver saw %d requests at once; FastWebhookInFlight is 3", maxFast)
 	}
@@ -449,7 +447,7 @@ func TestGroupCommitFailsEveryCallerOfTheBatch(t *testing.T) {
 
 func TestGracefulStopReleasesClaims(t *testing.T) {
 	var answer sync.Map // set "ok" to let requests through
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ *heraldtest.Request) {
 		if _, ok := answer.Load("ok"); !ok {
 			<-r.Context().Done()
 		}
@@ -460,7 +458,7 @@ func TestGracefulStopReleasesClaims(t *testing.T) {
 	e, stop := mustRun(t, cfg)
 
 	mustCreateEvents(t, e, 3)
-	waitFor(t, 5*time.Second, "the three requests to be in flight", func() bool { return rc.count() == 3 })
+	waitFor(t, 5*time.Second, "the three requests to be in flight", func() bool { return rc.Count() == 3 })
 	for _, d := range deliveries(t, db, "wh-sync") {
 		if d.Status != herald.StatusSent {
 			t.Fatalf("delivery %s is %s while its request is in flight, want SENT", d.ID, d.Status)
@@ -489,7 +487,7 @@ func TestGracefulStopReleasesClaims(t *testing.T) {
 // in flight holds. A graceful stop releases the queued jobs with the rest.
 func TestClaimsAheadOfSenders(t *testing.T) {
 	var answer atomic.Bool // let requests through
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ *heraldtest.Request) {
 		if !answer.Load() {
 			<-r.Context().Done()
 		}
@@ -509,7 +507,7 @@ func TestClaimsAheadOfSenders(t *testing.T) {
 	// a claim topping it up and a write handing jobs off reserve their room
 	// before they run (TestSchedulerClaimAndHandoffRace).
 	waitFor(t, 5*time.Second, "2 requests in flight and 4 jobs queued", func() bool {
-		return rc.count() == 2 && gauge("herald_deliveries_in_flight") == 2 && gauge("herald_deliveries_queued") == 4
+		return rc.Count() == 2 && gauge("herald_deliveries_in_flight") == 2 && gauge("herald_deliveries_queued") == 4
 	})
 	if got := statuses(deliveries(t, db, "wh-sync")); got[herald.StatusSent] != 6 || got[herald.StatusPending] != n-6 {
 		t.Errorf("statuses = %v; want 6 SENT (2 in flight, 4 queued), the rest PENDING", got)
@@ -521,20 +519,16 @@ func TestClaimsAheadOfSenders(t *testing.T) {
 				d.ID, d.Status, d.NextAttemptAt, d.Attempts)
 		}
 	}
-	if rc.count() != 2 {
-		t.Errorf("receiver got %d requests, want the 2 in flight: queued jobs must not start during the drain", rc.count())
+	if rc.Count() != 2 {
+		t.Errorf("receiver got %d requests, want the 2 in flight: queued jobs must not start during the drain", rc.Count())
 	}
 
 	answer.Store(true)
-	rc.mu.Lock()
-	rc.maxIn = 0
-	rc.mu.Unlock()
+	rc.ResetMaxInFlight()
 	cfg.Registerer = prometheus.NewRegistry()
 	mustRun(t, cfg)
 	waitStatus(t, db, "wh-sync", n, 10*time.Second, herald.StatusDelivered)
-	rc.mu.Lock()
-	maxIn := rc.maxIn
-	rc.mu.Unlock()
+	maxIn := rc.MaxInFlight()
 	if maxIn > 2 {
 		t.Errorf("receiver saw %d requests at once; PerWebhookInFlight is 2", maxIn)
 	}
@@ -546,8 +540,8 @@ func TestClaimsAheadOfSenders(t *testing.T) {
 // and sent once.
 func TestStaleQueuedJobIsClaimedAgain(t *testing.T) {
 	unblock := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, req *heraldtest.Request) {
+		if req.N == 1 {
 			select {
 			case <-unblock:
 			case <-r.Context().Done():
@@ -555,21 +549,21 @@ func TestStaleQueuedJobIsClaimedAgain(t *testing.T) {
 		}
 	})
 	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL, timeout: 30})
-	var skew atomic.Int64 // how far the engine's clock is ahead
+	clock := heraldtest.NewRunningClock() // the engine's, moved ahead below
 	cfg := testConfig(t, db)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
-	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	cfg.Now = clock.Now
 	cfg.Concurrency, cfg.PerWebhookInFlight = 1, 1
 	cfg.Lease = 10 * time.Minute
 	e, _ := mustRun(t, cfg)
 
 	mustCreateEvents(t, e, 2)
 	waitFor(t, 5*time.Second, "one request in flight and one job queued", func() bool {
-		return rc.count() == 1 && metric(t, reg, "herald_deliveries_queued", nil).GetGauge().GetValue() == 1
+		return rc.Count() == 1 && metric(t, reg, "herald_deliveries_queued", nil).GetGauge().GetValue() == 1
 	})
 	// The queued job has now waited 6s.
-	skew.Store(int64(6 * time.Second))
+	clock.Advance(6 * time.Second)
 	close(unblock)
 	ds := waitStatus(t, db, "wh-sync", 2, 10*time.Second, herald.StatusDelivered)
 	for _, d := range ds {
@@ -577,8 +571,8 @@ func TestStaleQueuedJobIsClaimedAgain(t *testing.T) {
 			t.Errorf("delivery %s has %d attempts, want 1", d.ID, len(d.Attempts))
 		}
 	}
-	if rc.count() != 2 {
-		t.Errorf("receiver got %d requests, want 2", rc.count())
+	if rc.Count() != 2 {
+		t.Errorf("receiver got %d requests, want 2", rc.Count())
 	}
 	for name, want := range map[string]float64{"herald_queue_dropped_total": 1, "herald_orphaned_claims_released_total": 1} {
 		if got := counter(t, reg, name, nil); got != want {
@@ -592,7 +586,7 @@ func TestStaleQueuedJobIsClaimedAgain(t *testing.T) {
 // not sent; recording the 410 cancels them with the webhook's other
 // deliveries.
 func TestGoneEmptiesTheQueue(t *testing.T) {
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusGone) })
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) { w.WriteHeader(http.StatusGone) })
 	db, _ := mustStore(t, hook{name: "wh-gone", url: rc.URL})
 	cfg := testConfig(t, db)
 	cfg.PerWebhookInFlight, cfg.FastWebhookInFlight = 1, 1 // one request at a time, two queued
@@ -603,8 +597,8 @@ func TestGoneEmptiesTheQueue(t *testing.T) {
 	if got := statuses(ds); got[herald.StatusFailed] != 1 || got[herald.StatusCancelled] != 2 {
 		t.Errorf("statuses = %v, want the one sent FAILED and the other two CANCELLED", got)
 	}
-	if rc.count() != 1 {
-		t.Errorf("receiver got %d requests, want 1: nothing more after 410 Gone", rc.count())
+	if rc.Count() != 1 {
+		t.Errorf("receiver got %d requests, want 1: nothing more after 410 Gone", rc.Count())
 	}
 	waitIdle(t, e)
 }
@@ -639,8 +633,8 @@ func TestLeaseTakeover(t *testing.T) {
 			t.Errorf("delivery %s has attempts %+v, want the survivor's one", d.ID, d.Attempts)
 		}
 	}
-	if rc.count() != 4 {
-		t.Errorf("receiver got %d requests, want 4", rc.count())
+	if rc.Count() != 4 {
+		t.Errorf("receiver got %d requests, want 4", rc.Count())
 	}
 }
 
@@ -651,8 +645,8 @@ func TestLeaseTakeover(t *testing.T) {
 // keeps the claim it is still working on.
 func TestLostClaimIsReleased(t *testing.T) {
 	unblock := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, req *heraldtest.Request) {
+		if req.N == 1 {
 			select { // the first request stays in flight until the end
 			case <-unblock:
 			case <-r.Context().Done():
@@ -662,7 +656,7 @@ func TestLostClaimIsReleased(t *testing.T) {
 	e, db, store, reg := runLossy(t, rc)
 
 	inFlight := mustCreateEvents(t, e, 1)[0]
-	waitFor(t, 5*time.Second, "the first request to be in flight", func() bool { return rc.count() == 1 })
+	waitFor(t, 5*time.Second, "the first request to be in flight", func() bool { return rc.Count() == 1 })
 
 	store.lose.Store(true)
 	// Stored by another node, so they are PENDING for this one to claim.
@@ -699,11 +693,11 @@ func TestLostClaimIsReleased(t *testing.T) {
 	close(unblock)
 	waitStatus(t, db, "wh-sync", 4, 10*time.Second, herald.StatusDelivered)
 	seen := map[string]int{}
-	for _, r := range rc.got() {
-		seen[r.header.Get("webhook-id")]++
+	for _, r := range rc.Requests() {
+		seen[r.Header.Get("webhook-id")]++
 	}
-	if len(seen) != 4 || rc.count() != 4 {
-		t.Errorf("receiver got %d requests for %d events, want each of the 4 once", rc.count(), len(seen))
+	if len(seen) != 4 || rc.Count() != 4 {
+		t.Errorf("receiver got %d requests for %d events, want each of the 4 once", rc.Count(), len(seen))
 	}
 	if got := counter(t, reg, "herald_orphaned_claims_released_total", nil); got != 3 {
 		t.Errorf("herald_orphaned_claims_released_total = %g, want 3", got)
@@ -730,8 +724,8 @@ func TestLostHandoffIsReleased(t *testing.T) {
 	}
 	lost := <-store.lost
 	waitStatus(t, db, "wh-sync", 3, 10*time.Second, herald.StatusDelivered)
-	if rc.count() != 3 {
-		t.Errorf("receiver got %d requests, want 3", rc.count())
+	if rc.Count() != 3 {
+		t.Errorf("receiver got %d requests, want 3", rc.Count())
 	}
 	if got := counter(t, reg, "herald_orphaned_claims_released_total", nil); got != float64(len(lost)) {
 		t.Errorf("herald_orphaned_claims_released_total = %g, want %d", got, len(lost))
@@ -742,7 +736,7 @@ func TestLostHandoffIsReleased(t *testing.T) {
 // runLossy runs an engine on a lossyStore with one webhook sending to rc,
 // and a lease far beyond the test: only a release can explain a prompt
 // delivery.
-func runLossy(t *testing.T, rc *receiver) (*dispatch.Engine, *sqlstore.DB, *lossyStore, *prometheus.Registry) {
+func runLossy(t *testing.T, rc *heraldtest.Receiver) (*dispatch.Engine, *sqlstore.DB, *lossyStore, *prometheus.Registry) {
 	t.Helper()
 	db, _ := mustStore(t, hook{name: "wh-sync", url: rc.URL})
 	store := &lossyStore{DB: db, lost: make(chan []string, 1)}
@@ -760,9 +754,11 @@ func runLossy(t *testing.T, rc *receiver) (*dispatch.Engine, *sqlstore.DB, *loss
 // receiver always fails, and the delivery is FAILED once the next attempt
 // would fall outside the 24h window.
 func TestRetriesForADayThenFails(t *testing.T) {
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusBadGateway) })
-	clock := storetest.NewClock(time.Now())
-	db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	clock := heraldtest.NewClock(time.Now())
+	db := storekit.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
 	mustSetup(t, db, hook{name: "wh-down", url: rc.URL})
 	cfg := testConfig(t, db)
 	cfg.Now = clock.Now
@@ -801,8 +797,8 @@ func TestRetriesForADayThenFails(t *testing.T) {
 		!strings.Contains(d.WaitReason, "the end of the 24h retry window that began at "+first.UTC().Format(time.RFC3339)) {
 		t.Errorf("wait reason = %q", d.WaitReason)
 	}
-	if rc.count() != 11 {
-		t.Errorf("receiver got %d requests, want 11", rc.count())
+	if rc.Count() != 11 {
+		t.Errorf("receiver got %d requests, want 11", rc.Count())
 	}
 }
 
@@ -810,9 +806,11 @@ func TestRetriesForADayThenFails(t *testing.T) {
 // and with it the schedule: the first failure after it waits 5s, however
 // many attempts were made before.
 func TestResendStartsTheScheduleOver(t *testing.T) {
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusBadGateway) })
-	clock := storetest.NewClock(time.Now())
-	db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	clock := heraldtest.NewClock(time.Now())
+	db := storekit.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
 	mustSetup(t, db, hook{name: "wh-down", url: rc.URL})
 	cfg := testConfig(t, db)
 	cfg.Now = clock.Now
@@ -914,8 +912,8 @@ func TestMaintainerRunsWhenLeader(t *testing.T) {
 // delivery still owed stays, however old, and so does its event.
 func TestMaintainerPurgesEveryFinalState(t *testing.T) {
 	ctx := context.Background()
-	clock := storetest.NewClock(storetest.Epoch)
-	db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	clock := heraldtest.NewClock(storetest.Epoch)
+	db := storekit.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
 	hooks := mustSetup(t, db, hook{name: "wh", url: "https://receiver.example/wh"}, hook{name: "gone", url: "https://receiver.example/gone"})
 	var events []*herald.Event
 	for range 3 {
@@ -1043,8 +1041,8 @@ func TestOverflowIsClaimedWithoutWaitingForThePoll(t *testing.T) {
 	if handedOff == 0 || handedOff >= n {
 		t.Errorf("%g of %d deliveries handed off; want some, and the rest claimed", handedOff, n+1)
 	}
-	if rc.count() != n+1 {
-		t.Errorf("receiver got %d requests, want %d", rc.count(), n+1)
+	if rc.Count() != n+1 {
+		t.Errorf("receiver got %d requests, want %d", rc.Count(), n+1)
 	}
 	// Every first attempt's wait is observed once, handed off or claimed.
 	if lags, _ := histogram(t, reg, "herald_queue_lag_seconds"); lags != n+1 {
@@ -1057,8 +1055,8 @@ func TestOverflowIsClaimedWithoutWaitingForThePoll(t *testing.T) {
 // (apart from event retention), and logs the chain head.
 func TestMaintainerAudit(t *testing.T) {
 	ctx := context.Background()
-	clock := storetest.NewClock(storetest.Epoch)
-	db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	clock := heraldtest.NewClock(storetest.Epoch)
+	db := storekit.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
 	for i := range 3 {
 		if err := db.AppendAudit(ctx, &herald.AuditEntry{ActorType: herald.ActorAPIClient, Actor: "admin", Action: fmt.Sprintf("test.%d", i)}); err != nil {
 			t.Fatal(err)

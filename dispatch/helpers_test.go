@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,9 +12,10 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -46,7 +45,7 @@ type webhook struct {
 // every PATIENT event.
 func mustStore(tb testing.TB, hooks ...hook) (*sqlstore.DB, map[string]webhook) {
 	tb.Helper()
-	db := storetest.NewSQLite(tb)
+	db := storekit.NewSQLite(tb)
 	return db, mustSetup(tb, db, hooks...)
 }
 
@@ -239,65 +238,12 @@ func waitStatus(tb testing.TB, db *sqlstore.DB, webhook string, n int, within ti
 	return ds
 }
 
-// request is what a receiver saw.
-type request struct {
-	header http.Header
-	query  string
-	body   []byte
-	at     time.Time
+// newReceiver is the kit's receiver on 127.0.0.1, answering with respond
+// (200 when nil). It verifies nothing until given a secret.
+func newReceiver(tb testing.TB, respond heraldtest.RespondFunc) *heraldtest.Receiver {
+	tb.Helper()
+	return heraldtest.NewReceiver(tb, heraldtest.ReceiverConfig{Respond: respond})
 }
-
-// receiver is an httptest server on 127.0.0.1 that records requests and
-// answers with respond (200 when nil).
-type receiver struct {
-	*httptest.Server
-	mu       sync.Mutex
-	requests []request
-	inFlight int
-	maxIn    int
-	respond  func(w http.ResponseWriter, r *http.Request, n int) // n counts from 1
-}
-
-func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Request, n int)) *receiver {
-	rc := &receiver{respond: respond}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		rc.requests = append(rc.requests, request{header: r.Header.Clone(), query: r.URL.RawQuery, body: body, at: time.Now()})
-		n := len(rc.requests)
-		rc.inFlight++
-		rc.maxIn = max(rc.maxIn, rc.inFlight)
-		rc.mu.Unlock()
-		defer func() {
-			rc.mu.Lock()
-			rc.inFlight--
-			rc.mu.Unlock()
-		}()
-		if rc.respond != nil {
-			rc.respond(w, r, n)
-		}
-	}))
-	// Hanging handlers end when their request is cancelled; closing client
-	// connections first keeps Close from waiting on them.
-	tb.Cleanup(func() { rc.CloseClientConnections(); rc.Close() })
-	return rc
-}
-
-func (rc *receiver) got() []request {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return slices.Clone(rc.requests)
-}
-
-func (rc *receiver) count() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return len(rc.requests)
-}
-
-// hang blocks a handler until the request is cancelled (the client timed
-// out or went away).
-func hang(_ http.ResponseWriter, r *http.Request, _ int) { <-r.Context().Done() }
 
 // histogram returns the sample count and sum of a histogram in reg.
 func histogram(tb testing.TB, reg prometheus.Gatherer, name string) (count uint64, sum float64) {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,29 +22,29 @@ import (
 // it answers the first request: that attempt's result cannot be written.
 type outage struct {
 	proxy *storetest.Proxy
-	clock *storetest.Clock
+	clock *heraldtest.Clock
 	db    *sqlstore.DB
-	rc    *receiver
+	rc    *heraldtest.Receiver
 	cfg   dispatch.Config
 	reg   *prometheus.Registry
 }
 
 func newOutage(t *testing.T) *outage {
 	t.Helper()
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
-	o := &outage{proxy: storetest.NewProxy(t, u.Host), clock: storetest.NewClock(time.Now()), reg: prometheus.NewRegistry()}
+	o := &outage{proxy: storetest.NewProxy(t, u.Host), clock: heraldtest.NewClock(time.Now()), reg: prometheus.NewRegistry()}
 	u.Host = o.proxy.Addr()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := sqlstore.Open(ctx, u.String(), sqlstore.Config{Keys: storetest.Keys, Now: o.clock.Now})
+	db, err := sqlstore.Open(ctx, u.String(), sqlstore.Config{Keys: storekit.Keys, Now: o.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	o.db = db
-	o.rc = newReceiver(t, func(_ http.ResponseWriter, _ *http.Request, n int) {
-		if n == 1 {
+	o.rc = newReceiver(t, func(_ http.ResponseWriter, _ *http.Request, req *heraldtest.Request) {
+		if req.N == 1 {
 			o.proxy.Cut()
 		}
 	})
@@ -63,14 +65,14 @@ func (o *outage) leaseRunsOut() {
 func (o *outage) sentAgain(t *testing.T) {
 	t.Helper()
 	d := waitStatus(t, o.db, "wh-sync", 1, 20*time.Second, herald.StatusDelivered)[0]
-	if n := o.rc.count(); n != 2 {
+	if n := o.rc.Count(); n != 2 {
 		t.Errorf("receiver got %d requests, want 2: the delivery is sent again", n)
 	}
 	if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != 200 {
 		t.Errorf("attempts = %+v, want only the second request's", d.Attempts)
 	}
-	got := o.rc.got()
-	if len(got) == 2 && got[0].header.Get("webhook-id") != got[1].header.Get("webhook-id") {
+	got := o.rc.Requests()
+	if len(got) == 2 && got[0].Header.Get("webhook-id") != got[1].Header.Get("webhook-id") {
 		t.Errorf("sent again under another webhook-id: receivers could not dedupe")
 	}
 }
@@ -150,14 +152,14 @@ func TestResultsLostAtDrain(t *testing.T) {
 func TestMaintainerErrors(t *testing.T) {
 	ctx := context.Background()
 	closed := func() *sqlstore.DB {
-		db := storetest.NewSQLite(t)
+		db := storekit.NewSQLite(t)
 		db.Close()
 		return db
 	}
 	// failing returns a store whose webhook wh failed every attempt for six
 	// days, on clock.
-	failing := func(clock *storetest.Clock) *sqlstore.DB {
-		db := storetest.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
+	failing := func(clock *heraldtest.Clock) *sqlstore.DB {
+		db := storekit.OpenSQLite(t, sqlstore.Config{Now: clock.Now})
 		mustSetup(t, db, hook{name: "wh", url: "https://receiver.example/wh"})
 		if _, err := db.CreateEvents(ctx, []*herald.Event{{TenantName: tenant, InstanceName: instance, Entity: "PATIENT", Subtype: "PATIENT_CREATED"}}); err != nil {
 			t.Fatal(err)
@@ -207,7 +209,7 @@ func TestMaintainerErrors(t *testing.T) {
 	})
 
 	t.Run("audit trail closed", func(t *testing.T) {
-		clock := storetest.NewClock(storetest.Epoch)
+		clock := heraldtest.NewClock(storetest.Epoch)
 		db := failing(clock)
 		r, reg := run(t, dispatch.MaintainerConfig{Store: db, Audit: closed(), Now: clock.Now})
 		wantErr(t, r, reg, "audit a deactivation: ")
@@ -225,7 +227,7 @@ func TestMaintainerErrors(t *testing.T) {
 	})
 
 	t.Run("PostgreSQL away while leading", func(t *testing.T) {
-		dsn := storetest.PostgresDSN(t)
+		dsn := storekit.PostgresDSN(t)
 		u, _ := url.Parse(dsn)
 		p := storetest.NewProxy(t, u.Host)
 		u.Host = p.Addr()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +21,7 @@ func mustOpen(t *testing.T, dsn string) *sqlstore.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storetest.Keys})
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storekit.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +34,12 @@ func mustOpen(t *testing.T, dsn string) *sqlstore.DB {
 // no room for them) are sent by both, each exactly once, and the nodes
 // learn of them by LISTEN/NOTIFY.
 func TestTwoNodesShareTheWork(t *testing.T) {
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	// Receivers this slow get queues of 10 jobs, so neither node can take
 	// everything.
-	slowish := func(w http.ResponseWriter, _ *http.Request, _ int) { time.Sleep(100 * time.Millisecond) }
+	slowish := func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	rcA, rcB := newReceiver(t, slowish), newReceiver(t, slowish)
 	db1, db2 := mustOpen(t, dsn), mustOpen(t, dsn)
 	mustSetup(t, db1, hook{name: "wh-a", url: rcA.URL}, hook{name: "wh-b", url: rcB.URL})
@@ -61,10 +65,10 @@ func TestTwoNodesShareTheWork(t *testing.T) {
 	}
 	waitStatus(t, db1, "wh-a", n, 20*time.Second, herald.StatusDelivered)
 	waitStatus(t, db1, "wh-b", n, 20*time.Second, herald.StatusDelivered)
-	for _, rc := range []*receiver{rcA, rcB} {
+	for _, rc := range []*heraldtest.Receiver{rcA, rcB} {
 		seen := map[string]int{}
-		for _, r := range rc.got() {
-			seen[r.header.Get("webhook-id")]++
+		for _, r := range rc.Requests() {
+			seen[r.Header.Get("webhook-id")]++
 		}
 		for id, c := range seen {
 			if c != 1 {
@@ -86,12 +90,12 @@ func TestTwoNodesShareTheWork(t *testing.T) {
 // request is in flight; the engine keeps the result and writes it once the
 // database is back, within the lease, so nothing is sent twice.
 func TestResultsSurviveADatabaseOutage(t *testing.T) {
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
 	p := storetest.NewProxy(t, u.Host)
 	u.Host = p.Addr()
 	db := mustOpen(t, u.String())
-	rc := newReceiver(t, func(http.ResponseWriter, *http.Request, int) {
+	rc := newReceiver(t, func(http.ResponseWriter, *http.Request, *heraldtest.Request) {
 		p.Cut() // the database goes away while the receiver answers
 	})
 	mustSetup(t, db, hook{name: "wh-sync", url: rc.URL})
@@ -109,8 +113,8 @@ func TestResultsSurviveADatabaseOutage(t *testing.T) {
 	if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != 200 {
 		t.Errorf("attempts = %+v, want the one 200 written after the outage", d.Attempts)
 	}
-	if rc.count() != 1 {
-		t.Errorf("receiver got %d requests, want 1", rc.count())
+	if rc.Count() != 1 {
+		t.Errorf("receiver got %d requests, want 1", rc.Count())
 	}
 	if lost := counter(t, reg, "herald_results_lost_total", nil); lost != 0 {
 		t.Errorf("%g results lost", lost)
@@ -122,7 +126,7 @@ func TestResultsSurviveADatabaseOutage(t *testing.T) {
 // stored, handed off and sent, each once.
 func TestConcurrentWritersOnPostgres(t *testing.T) {
 	rc := newReceiver(t, nil)
-	db := mustOpen(t, storetest.PostgresDSN(t))
+	db := mustOpen(t, storekit.PostgresDSN(t))
 	mustSetup(t, db, hook{name: "wh-sync", url: rc.URL})
 	cfg := testConfig(t, db)
 	cfg.Writers = 4
@@ -137,11 +141,11 @@ func TestConcurrentWritersOnPostgres(t *testing.T) {
 	wg.Wait()
 	waitStatus(t, db, "wh-sync", producers*each, 20*time.Second, herald.StatusDelivered)
 	seen := map[string]int{}
-	for _, r := range rc.got() {
-		seen[r.header.Get("webhook-id")]++
+	for _, r := range rc.Requests() {
+		seen[r.Header.Get("webhook-id")]++
 	}
-	if len(seen) != producers*each || rc.count() != producers*each {
-		t.Errorf("receiver got %d requests for %d events, want each of the %d once", rc.count(), len(seen), producers*each)
+	if len(seen) != producers*each || rc.Count() != producers*each {
+		t.Errorf("receiver got %d requests for %d events, want each of the %d once", rc.Count(), len(seen), producers*each)
 	}
 	waitIdle(t, e)
 }

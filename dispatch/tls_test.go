@@ -4,12 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,41 +14,22 @@ import (
 	"github.com/heraldhooks/herald/heraldtest"
 )
 
-// mtlsReceiver is an HTTPS receiver on 127.0.0.1 with a certificate from
-// ca that demands a client certificate from ca, and records the common
-// name of the certificate each request came with.
-type mtlsReceiver struct {
-	URL string
-	mu  sync.Mutex
-	cns []string
-}
-
-func newMTLSReceiver(t *testing.T, ca *heraldtest.CA, clientAuth tls.ClientAuthType) *mtlsReceiver {
+// newMTLSReceiver is the kit's receiver over HTTPS on 127.0.0.1, with a
+// certificate from ca, asking for a client certificate from ca as
+// clientAuth says.
+func newMTLSReceiver(t *testing.T, ca *heraldtest.CA, clientAuth tls.ClientAuthType) *heraldtest.Receiver {
 	t.Helper()
-	r := &mtlsReceiver{}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		cn := ""
-		if len(req.TLS.PeerCertificates) > 0 {
-			cn = req.TLS.PeerCertificates[0].Subject.CommonName
-		}
-		r.mu.Lock()
-		r.cns = append(r.cns, cn)
-		r.mu.Unlock()
-		fmt.Fprint(w, "hello "+cn)
-	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "receiver", "127.0.0.1").TLS},
-		ClientAuth: clientAuth, ClientCAs: ca.Pool()}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	r.URL = srv.URL + "/hook"
-	return r
+	return heraldtest.NewReceiver(t, heraldtest.ReceiverConfig{TLS: ca.ServerTLS(t, clientAuth)})
 }
 
-func (r *mtlsReceiver) seen() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.cns...)
+// clientCerts returns the common name of the client certificate each
+// request to rc came with ("" for none), in order.
+func clientCerts(rc *heraldtest.Receiver) []string {
+	var cns []string
+	for _, r := range rc.Requests() {
+		cns = append(cns, r.ClientCert)
+	}
+	return cns
 }
 
 func tlsWebhook(id, url string, pair *heraldtest.Pair) *herald.Webhook {
@@ -93,7 +70,7 @@ func TestClientCertificatePerWebhook(t *testing.T) {
 			t.Fatalf("%s: attempt %+v, want 200", w.ID, att)
 		}
 	}
-	if got, want := strings.Join(rc.seen(), " "), "client-a client-b client-a client-b client-a"; got != want {
+	if got, want := strings.Join(clientCerts(rc), " "), "client-a client-b client-a client-b client-a"; got != want {
 		t.Fatalf("receiver saw client certificates %q, want %q", got, want)
 	}
 
@@ -109,7 +86,7 @@ func TestClientCertificatePerWebhook(t *testing.T) {
 	if att := send(a); att.StatusCode != 200 {
 		t.Fatalf("after the new pair: attempt %+v", att)
 	}
-	if seen := rc.seen(); seen[len(seen)-1] != "client-a2" {
+	if seen := clientCerts(rc); seen[len(seen)-1] != "client-a2" {
 		t.Errorf("after the new pair the receiver saw %q, want client-a2", seen[len(seen)-1])
 	}
 
@@ -166,8 +143,8 @@ func TestRequireHTTPS(t *testing.T) {
 	if err != nil || att.Error != want {
 		t.Errorf("test attempt %+v, %v; want error %q", att, err, want)
 	}
-	if plain.count() != 0 {
-		t.Errorf("the http:// receiver got %d requests", plain.count())
+	if plain.Count() != 0 {
+		t.Errorf("the http:// receiver got %d requests", plain.Count())
 	}
 	if att, err := e.TestWebhook(context.Background(), tlsWebhook("wh", secure.URL, nil), nil); err != nil || att.StatusCode != 200 {
 		t.Errorf("https:// test attempt %+v, %v; want 200", att, err)

@@ -1,7 +1,3 @@
-// Package heraldtest is Herald's test kit, for Herald's own tests and for
-// anyone testing a receiver or a deployment of it: for now a certificate
-// authority that issues server and client certificates, so TLS and mutual
-// TLS are tested for real, on loopback, without files from elsewhere.
 package heraldtest
 
 import (
@@ -16,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
@@ -31,7 +26,7 @@ type CA struct {
 
 // NewCA returns a fresh certificate authority, valid from an hour ago for
 // a day. It fails the test if a key cannot be made.
-func NewCA(tb testing.TB) *CA {
+func NewCA(tb TB) *CA {
 	tb.Helper()
 	key := newKey(tb)
 	tmpl := &x509.Certificate{
@@ -75,7 +70,7 @@ type Pair struct {
 // random serial number, valid for a day, for both server and client
 // authentication, naming hosts (IP addresses or DNS names) as its
 // subject alternative names.
-func (ca *CA) Issue(tb testing.TB, cn string, hosts ...string) Pair {
+func (ca *CA) Issue(tb TB, cn string, hosts ...string) Pair {
 	tb.Helper()
 	key := newKey(tb)
 	tmpl := &x509.Certificate{
@@ -112,9 +107,23 @@ func (ca *CA) Issue(tb testing.TB, cn string, hosts ...string) Pair {
 	return p
 }
 
+// ServerTLS returns a server configuration for a receiver on 127.0.0.1:
+// a certificate from ca for 127.0.0.1 and ::1, and ca as the authority of
+// client certificates, demanded as clientAuth says
+// (tls.RequireAndVerifyClientCert for mutual TLS, tls.NoClientCert for
+// plain TLS).
+func (ca *CA) ServerTLS(tb TB, clientAuth tls.ClientAuthType) *tls.Config {
+	tb.Helper()
+	return &tls.Config{
+		Certificates: []tls.Certificate{ca.Issue(tb, "receiver", "127.0.0.1", "::1").TLS},
+		ClientAuth:   clientAuth,
+		ClientCAs:    ca.Pool(),
+	}
+}
+
 // WriteFiles writes the pair as cert.pem and key.pem in dir, replacing
 // what is there, and returns their paths.
-func (p Pair) WriteFiles(tb testing.TB, dir string) (certFile, keyFile string) {
+func (p Pair) WriteFiles(tb TB, dir string) (certFile, keyFile string) {
 	tb.Helper()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certFile, p.CertPEM, 0o600); err != nil {
@@ -126,7 +135,7 @@ func (p Pair) WriteFiles(tb testing.TB, dir string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-func newKey(tb testing.TB) *ecdsa.PrivateKey {
+func newKey(tb TB) *ecdsa.PrivateKey {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		tb.Fatalf("generate a test key: %v", err)
@@ -134,7 +143,7 @@ func newKey(tb testing.TB) *ecdsa.PrivateKey {
 	return key
 }
 
-func serial(tb testing.TB) *big.Int {
+func serial(tb TB) *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		tb.Fatal(err)

@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald/access"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/httpapi"
-	"github.com/heraldhooks/herald/storetest"
 )
 
 // withLimits gives the API an access layer with small token request limits.
 func withLimits(perClient, perAddress int) envOption {
 	return func(c *httpapi.Config) {
-		g, err := access.New(access.Config{Store: c.Store, Keys: storetest.Keys, Now: c.Now,
+		g, err := access.New(access.Config{Store: c.Store, Keys: storekit.Keys, Now: c.Now,
 			LimitPerClient: perClient, LimitPerAddress: perAddress, Audit: c.Store})
 		if err != nil {
 			panic(err)

@@ -2,14 +2,12 @@ package httpapi_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/signature"
 )
 
@@ -101,12 +99,12 @@ func TestDesignerToInstanceFlow(t *testing.T) {
 	e.must(422, req{method: "POST", path: wh + "/activate", token: tok})
 
 	// PATCH merges, also inside payload.
-	receiver := newReceiver(t)
+	receiver := heraldtest.NewReceiver(t, heraldtest.ReceiverConfig{Respond: heraldtest.Answer{Body: "ok"}.Respond})
 	e.must(200, req{method: "PATCH", path: wh, token: tok, body: map[string]any{
-		"url": receiver.srv.URL + "/hook", "payload": map[string]any{"customFields": []map[string]string{{"name": "env", "value": "test"}}},
+		"url": receiver.URL + "/hook", "payload": map[string]any{"customFields": []map[string]string{{"name": "env", "value": "test"}}},
 	}})
 	e.must(200, req{method: "PATCH", path: wh, token: tok, body: map[string]any{"payload": map[string]any{"format": "standard"}}}).json(t, &got)
-	if got.URL != receiver.srv.URL+"/hook" || got.Payload.Format != "standard" || len(got.Payload.CustomFields) != 1 ||
+	if got.URL != receiver.URL+"/hook" || got.Payload.Format != "standard" || len(got.Payload.CustomFields) != 1 ||
 		len(got.Payload.PredefinedFields) == 0 || got.TimeoutSeconds != 30 {
 		t.Fatalf("after two merging PATCHes: %+v", got)
 	}
@@ -144,15 +142,18 @@ func TestDesignerToInstanceFlow(t *testing.T) {
 	if test.Attempt.StatusCode != 200 || test.Attempt.Error != "" || test.Attempt.ResponseBody != "ok" {
 		t.Fatalf("test attempt: %s", resp)
 	}
-	body := receiver.last(t)
-	if !strings.Contains(body.body, `"sourceId":"SOURCE_ID"`) || !strings.Contains(body.body, `"tenantName":"acme"`) {
-		t.Fatalf("test body %s: want placeholders with the real tenant", body.body)
+	body, ok := receiver.Last()
+	if !ok {
+		t.Fatal("the receiver got no request")
 	}
-	if err := signature.Verify(rotated.Secret, body.header, []byte(body.body), time.Now(), 5*time.Minute); err != nil {
+	if !strings.Contains(string(body.Body), `"sourceId":"SOURCE_ID"`) || !strings.Contains(string(body.Body), `"tenantName":"acme"`) {
+		t.Fatalf("test body %s: want placeholders with the real tenant", body.Body)
+	}
+	if err := signature.Verify(rotated.Secret, body.Header, body.Body, time.Now(), 5*time.Minute); err != nil {
 		t.Fatalf("test request signature: %v", err)
 	}
 	// A failing receiver is still a 200 whose attempt says what happened.
-	receiver.status.Store(http.StatusServiceUnavailable)
+	receiver.SetAnswer(heraldtest.Answer{Status: http.StatusServiceUnavailable, Body: "ok"})
 	e.must(200, req{method: "POST", path: wh + "/test", token: tok}).json(t, &test)
 	if test.Attempt.StatusCode != 503 {
 		t.Fatalf("test to a failing receiver: %+v", test.Attempt)
@@ -198,45 +199,4 @@ func TestDesignerToInstanceFlow(t *testing.T) {
 	}
 	// Until published, the instance keeps it.
 	e.must(200, req{method: "GET", path: wh, token: tok})
-}
-
-// receiver is a webhook receiver on 127.0.0.1 that records requests.
-type receiver struct {
-	srv    *httptest.Server
-	status atomic.Int32
-	reqs   chan received
-}
-
-type received struct {
-	header http.Header
-	body   string
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{reqs: make(chan received, 100)}
-	r.status.Store(200)
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		r.reqs <- received{req.Header.Clone(), string(b)}
-		w.WriteHeader(int(r.status.Load()))
-		_, _ = w.Write([]byte("ok"))
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// last returns the request received last, failing if there was none.
-func (r *receiver) last(t *testing.T) received {
-	t.Helper()
-	var got received
-	for {
-		select {
-		case got = <-r.reqs:
-		default:
-			if got.header == nil {
-				t.Fatal("the receiver got no request")
-			}
-			return got
-		}
-	}
 }

@@ -16,34 +16,16 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
 	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/httpapi"
 	"github.com/heraldhooks/herald/keyring"
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 const adminSecret = "hsk_test-platform-admin-secret"
-
-// clock is the API's, the engine's and the store's clock: real time plus an
-// offset tests move forward to expire tokens or to order what they create.
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
-}
 
 // env is a Herald API on a real SQLite store, served on 127.0.0.1, with a
 // platform admin "admin" and, once setup has run, tenant acme with
@@ -53,7 +35,7 @@ type env struct {
 	store   herald.Store
 	engine  *dispatch.Engine
 	srv     *httptest.Server
-	clock   *clock
+	clock   *heraldtest.Clock // the API's, the engine's and the store's: real time, moved forward to expire tokens or order what tests create
 	reg     *prometheus.Registry
 	admin   string // platform-admin token
 	mu      sync.Mutex
@@ -68,8 +50,8 @@ type envOption func(*httpapi.Config)
 // tests' backs).
 func mustEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	clk := &clock{}
-	store := storetest.OpenSQLite(t, sqlstore.Config{Now: clk.Now})
+	clk := heraldtest.NewRunningClock()
+	store := storekit.OpenSQLite(t, sqlstore.Config{Now: clk.Now})
 	reg := prometheus.NewRegistry()
 	eng, err := dispatch.New(dispatch.Config{
 		Store:        store,
@@ -85,7 +67,7 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 		tokens: map[string]string{}, secrets: map[string]string{}}
 	cfg := httpapi.Config{
 		Store:      store,
-		Access:     mustGate(t, store, storetest.Keys, e.clock.Now),
+		Access:     mustGate(t, store, storekit.Keys, e.clock.Now),
 		Ingester:   eng,
 		Tester:     eng,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -296,11 +278,11 @@ func (e *env) deliveryCount() int {
 func mustSecondNode(t *testing.T, first *env) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	h, err := httpapi.New(httpapi.Config{Store: first.store, Access: mustGate(t, first.store, storetest.Keys, nil), Registerer: reg, Gatherer: reg})
+	h, err := httpapi.New(httpapi.Config{Store: first.store, Access: mustGate(t, first.store, storekit.Keys, nil), Registerer: reg, Gatherer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: first.store, clock: &clock{}, reg: reg, srv: httptest.NewServer(h),
+	e := &env{t: t, store: first.store, clock: heraldtest.NewRunningClock(), reg: reg, srv: httptest.NewServer(h),
 		tokens: map[string]string{}, secrets: map[string]string{}}
 	t.Cleanup(e.srv.Close)
 	return e

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 )
 
 // forDialects runs fn on a fresh SQLite and a fresh PostgreSQL store, each
@@ -18,9 +18,9 @@ func forDialects(b *testing.B, fn func(b *testing.B, db *sqlstore.DB)) {
 		b.Run(dialect, func(b *testing.B) {
 			var db *sqlstore.DB
 			if dialect == "sqlite" {
-				db = storetest.NewSQLite(b)
+				db = storekit.NewSQLite(b)
 			} else {
-				db = storetest.NewPostgres(b)
+				db = storekit.NewPostgres(b)
 			}
 			benchStore(b, db)
 			fn(b, db)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -20,7 +21,7 @@ import (
 func TestOpenRefusesBadDSN(t *testing.T) {
 	t.Parallel()
 	for _, dsn := range []string{"sqlite:", "mysql://root@localhost/db", "herald.db", ""} {
-		_, err := sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storetest.Keys})
+		_, err := sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storekit.Keys})
 		if herald.ErrorCode(err) != herald.EINVALID {
 			t.Errorf("Open(%q) = %v, want EINVALID", dsn, err)
 		}
@@ -30,7 +31,7 @@ func TestOpenRefusesBadDSN(t *testing.T) {
 func TestOpenSQLiteCreatesDirectoryAndUsesWAL(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "a", "b", "herald.db")
-	db, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storetest.Keys})
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storekit.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,12 +47,12 @@ func TestOpenSQLiteCreatesDirectoryAndUsesWAL(t *testing.T) {
 	}
 	// A second store on the same file is refused while the first is open:
 	// SQLite serves one node.
-	if _, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storetest.Keys}); herald.ErrorCode(err) != herald.ECONFLICT || !strings.Contains(herald.ErrorMessage(err), "in use by another Herald process") {
+	if _, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storekit.Keys}); herald.ErrorCode(err) != herald.ECONFLICT || !strings.Contains(herald.ErrorMessage(err), "in use by another Herald process") {
 		t.Errorf("second Open on the same file: %v, want ECONFLICT saying it is in use", err)
 	}
 	// Opening again finds the schema in place and the data kept.
 	db.Close()
-	db2, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storetest.Keys})
+	db2, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storekit.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestOpenSQLiteCreatesDirectoryAndUsesWAL(t *testing.T) {
 // with SQLITE_BUSY.
 func TestSQLiteConcurrentWriters(t *testing.T) {
 	t.Parallel()
-	db := storetest.NewSQLite(t)
+	db := storekit.NewSQLite(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
@@ -91,13 +92,13 @@ func TestSQLiteConcurrentWriters(t *testing.T) {
 
 func TestSubscribeSQLite(t *testing.T) {
 	t.Parallel()
-	db := storetest.NewSQLite(t)
+	db := storekit.NewSQLite(t)
 	testSubscribe(t, db, func(ctx context.Context) <-chan struct{} { return db.Subscribe(ctx) })
 }
 
 func TestSubscribePostgresAcrossNodes(t *testing.T) {
 	t.Parallel()
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	a := openPG(t, dsn)
 	if a.Dialect() != "postgres" {
 		t.Errorf("Dialect = %q", a.Dialect())
@@ -204,7 +205,7 @@ func waitWake(t *testing.T, ch <-chan struct{}, after string) {
 
 func openPG(t *testing.T, dsn string) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storetest.Keys})
+	db, err := sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storekit.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func openPG(t *testing.T, dsn string) *sqlstore.DB {
 
 func TestTryLeadSQLite(t *testing.T) {
 	t.Parallel()
-	db := storetest.NewSQLite(t)
+	db := storekit.NewSQLite(t)
 	if ok, err := db.TryLead(context.Background()); !ok || err != nil {
 		t.Errorf("TryLead on SQLite = %v, %v", ok, err)
 	}
@@ -222,7 +223,7 @@ func TestTryLeadSQLite(t *testing.T) {
 
 func TestTryLeadPostgres(t *testing.T) {
 	t.Parallel()
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	ctx := context.Background()
 	a, b := openPG(t, dsn), openPG(t, dsn)
 	lead := func(db *sqlstore.DB) bool {
@@ -283,7 +284,7 @@ func killSessions(t *testing.T, dsn, text string) {
 // itself.
 func TestPostgresOutage(t *testing.T) {
 	t.Parallel()
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
 	p := storetest.NewProxy(t, u.Host)
 	u.Host = p.Addr()
@@ -336,7 +337,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := sqlstore.Open(ctx, "postgres://postgres@127.0.0.1:1/nothing?sslmode=disable&connect_timeout=2", sqlstore.Config{Keys: storetest.Keys})
+	_, err := sqlstore.Open(ctx, "postgres://postgres@127.0.0.1:1/nothing?sslmode=disable&connect_timeout=2", sqlstore.Config{Keys: storekit.Keys})
 	if herald.ErrorCode(err) != herald.EUNAVAILABLE {
 		t.Fatalf("Open of an unreachable server = %v, want EUNAVAILABLE", err)
 	}
@@ -347,7 +348,7 @@ func TestPostgresUnreachable(t *testing.T) {
 // one of them stores is the one every other node verifies.
 func TestPostgresNodesStartTogether(t *testing.T) {
 	t.Parallel()
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	const n = 4
 	dbs := make([]*sqlstore.DB, n)
 	errs := make([]error, n)
@@ -356,7 +357,7 @@ func TestPostgresNodesStartTogether(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dbs[i], errs[i] = sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storetest.Keys})
+			dbs[i], errs[i] = sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storekit.Keys})
 		}()
 	}
 	wg.Wait()

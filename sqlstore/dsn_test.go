@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 )
 
 func TestRedactDSN(t *testing.T) {
@@ -43,7 +43,7 @@ func TestOpenErrorsHoldNoPassword(t *testing.T) {
 		"postgress://herald:" + pw + " x@127.0.0.1:1/herald",
 		"mysql://herald:" + pw + "@127.0.0.1/herald",
 	} {
-		_, err := sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storetest.Keys})
+		_, err := sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storekit.Keys})
 		if err == nil {
 			t.Fatalf("Open(%s) succeeded", sqlstore.RedactDSN(dsn))
 		}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 )
 
 // SQLite's files are the owner's alone, whatever the umask: the database,
@@ -24,7 +24,7 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 	defer syscall.Umask(old)
 	root := t.TempDir()
 	path := filepath.Join(root, "a", "b", "herald.db")
-	db, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storetest.Keys})
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storekit.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestSQLiteLockFollowsSymlinks(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "data", "herald.db")
-	db, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storetest.Keys})
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Config{Keys: storekit.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestSQLiteLockFollowsSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, other := range []string{fileLink, filepath.Join(dirLink, "herald.db")} {
-		_, err := sqlstore.Open(context.Background(), "sqlite:"+other, sqlstore.Config{Keys: storetest.Keys})
+		_, err := sqlstore.Open(context.Background(), "sqlite:"+other, sqlstore.Config{Keys: storekit.Keys})
 		if herald.ErrorCode(err) != herald.ECONFLICT || !strings.Contains(herald.ErrorMessage(err), "in use by another Herald process") {
 			t.Errorf("Open(%s) beside the running store: %v, want ECONFLICT saying it is in use", strings.TrimPrefix(other, dir), err)
 		}
@@ -81,7 +81,7 @@ func TestSQLiteLockFollowsSymlinks(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "nowhere", "herald.db"), dangling); err != nil {
 		t.Fatal(err)
 	}
-	_, err = sqlstore.Open(context.Background(), "sqlite:"+dangling, sqlstore.Config{Keys: storetest.Keys})
+	_, err = sqlstore.Open(context.Background(), "sqlite:"+dangling, sqlstore.Config{Keys: storekit.Keys})
 	if herald.ErrorCode(err) != herald.EINVALID || !strings.Contains(herald.ErrorMessage(err), "symbolic link") {
 		t.Errorf("Open through a dangling link: %v, want EINVALID naming the link", err)
 	}
@@ -91,8 +91,8 @@ func TestSQLiteLockFollowsSymlinks(t *testing.T) {
 // pings and refuses writes, and Ready says so until it takes writes again.
 func TestReadyNeedsACommit(t *testing.T) {
 	t.Parallel()
-	dsn := storetest.PostgresDSN(t)
-	db, err := sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storetest.Keys})
+	dsn := storekit.PostgresDSN(t)
+	db, err := sqlstore.Open(context.Background(), dsn, sqlstore.Config{Keys: storekit.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 )
 
 // TestAPIClientMigrationKeepsRows builds a database as version 0005 left
@@ -31,7 +31,7 @@ func TestAPIClientMigrationKeepsRows(t *testing.T) {
 			}
 			old.Close()
 
-			db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storetest.Keys})
+			db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storekit.Keys})
 			if err != nil {
 				t.Fatal(err)
 			}

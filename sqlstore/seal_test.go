@@ -12,9 +12,9 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/keyring"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 )
 
 // sealTarget is a database to test sealing on: its DSN for the store and
@@ -34,7 +34,7 @@ func sealTargets(t *testing.T) map[string]func(t *testing.T) sealTarget {
 			return sealTarget{dsn: "sqlite:" + path, raw: raw}
 		},
 		"postgres": func(t *testing.T) sealTarget {
-			dsn := storetest.PostgresDSN(t)
+			dsn := storekit.PostgresDSN(t)
 			raw, err := sql.Open("pgx", dsn)
 			must(t, err)
 			t.Cleanup(func() { raw.Close() })
@@ -128,7 +128,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			tg := target(t)
-			db := openWith(t, tg.dsn, storetest.Keys)
+			db := openWith(t, tg.dsn, storekit.Keys)
 			secret, clientKey := setupSecrets(t, db)
 			_, err := db.RotateWebhookSecret(context.Background(), "acme", "live", "wh", time.Hour)
 			must(t, err)
@@ -139,7 +139,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 					t.Errorf("the database holds %q in the clear", s)
 				}
 			}
-			if !strings.Contains(stored, "hk1."+storetest.Keys.ID()+".") {
+			if !strings.Contains(stored, "hk1."+storekit.Keys.ID()+".") {
 				t.Fatalf("no value sealed under the key:\n%s", stored)
 			}
 
@@ -243,7 +243,7 @@ func TestPlainSecretsSealedAtOpen(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			tg := target(t)
-			db := openWith(t, tg.dsn, storetest.Keys)
+			db := openWith(t, tg.dsn, storekit.Keys)
 			setup(t, db)
 			w, err := db.GetWebhook(context.Background(), "acme", "live", "wh")
 			must(t, err)
@@ -259,7 +259,7 @@ func TestPlainSecretsSealedAtOpen(t *testing.T) {
 				}
 			}
 
-			db = openWith(t, tg.dsn, storetest.Keys)
+			db = openWith(t, tg.dsn, storekit.Keys)
 			stored := rawText(t, tg.raw)
 			for _, s := range []string{headerSecret, urlSecret, "whsec_b2xkLXNlY3JldA=="} {
 				if strings.Contains(stored, s) {
@@ -283,7 +283,7 @@ func TestPlainSecretsSealedAtOpen(t *testing.T) {
 func TestSealedValueBoundToItsRow(t *testing.T) {
 	t.Parallel()
 	tg := sealTargets(t)["sqlite"](t)
-	db := openWith(t, tg.dsn, storetest.Keys)
+	db := openWith(t, tg.dsn, storekit.Keys)
 	setupSecrets(t, db)
 	ctx := context.Background()
 	must(t, db.CreateDesignerWebhook(ctx, "acme", &herald.DesignerWebhook{Name: "other", Title: "Other", Triggers: []herald.Trigger{{EventEntity: "PATIENT"}}}))

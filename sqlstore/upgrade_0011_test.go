@@ -14,10 +14,10 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/signature"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -116,7 +116,7 @@ func TestUpgradeFrom0010DeliversWhatWasOwed(t *testing.T) {
 			}
 			old.Close()
 
-			db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storetest.Keys})
+			db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storekit.Keys})
 			if err != nil {
 				t.Fatalf("open the 0010 database: %v", err)
 			}

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/keyring"
 	"github.com/heraldhooks/herald/sqlstore"
-	"github.com/heraldhooks/herald/storetest"
 )
 
 // TestUpgradeFromVersion3KeepsData builds a database as version 0003 left
@@ -94,7 +94,7 @@ func TestUpgradeFromVersion3KeepsData(t *testing.T) {
 			}
 			old.Close()
 
-			db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storetest.Keys})
+			db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Keys: storekit.Keys})
 			if err != nil {
 				t.Fatalf("open the version 3 database: %v", err)
 			}
@@ -248,7 +248,7 @@ func oldSchema(t *testing.T, dialect string, version int) (dsn string, old *sql.
 	if dialect == "sqlite" {
 		dsn = "sqlite:" + filepath.Join(t.TempDir(), "herald.db")
 	} else {
-		dsn = storetest.PostgresSchema(t, storetest.PostgresDSN(t))
+		dsn = storekit.PostgresSchema(t, storekit.PostgresDSN(t))
 	}
 	old = rawDB(t, dsn)
 	exec := func(stmt string) {

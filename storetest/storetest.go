@@ -1,199 +1,52 @@
 // Package storetest is the conformance suite every herald.Store must pass,
-// and the helpers other packages' tests use to get a real store: a SQLite
-// file in a temporary directory, or a fresh PostgreSQL database.
+// against real databases only. It opens no store itself: the caller gives
+// Run a factory (NewStoreFunc) that opens a new, empty store for each
+// behaviour; sqlstore's tests give it one per dialect, built on
+// heraldtest/storekit. storetest does not import sqlstore, so what the
+// suite checks is the herald.Store contract and the capabilities the
+// factory hands over (Store.Rewrap), nothing of one implementation.
 //
-// The suite runs against real databases only; sqlstore runs it against both
-// dialects. PostgreSQL helpers use the admin DSN in HERALD_TEST_POSTGRES
-// (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable) and skip
-// only when it is "off".
+// It also holds Proxy, a TCP proxy that cuts a database's connections, for
+// outage tests.
 package storetest
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/heraldhooks/herald/keyring"
-	"github.com/heraldhooks/herald/sqlstore"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for the admin connection
+	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest"
 )
 
-// Clock is a controllable time source for Config.Now: tests move it instead
-// of sleeping. It is safe for concurrent use.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
+// Epoch is where every suite clock starts.
+var Epoch = time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC)
+
+// Store is what a NewStoreFunc returns: the store under test and the
+// capabilities beyond herald.Store that the suite checks when they are
+// given.
+type Store struct {
+	herald.Store
+	// Rewrap, when set, seals every secret and audit diff again under the
+	// store's current master key (herald keys rewrap); the suite checks
+	// that the audit chain still verifies after it. Nil skips that check.
+	Rewrap func(context.Context) error
 }
 
-// NewClock returns a clock stopped at t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+// NewStoreFunc returns a new, empty store whose Config.Now is clock.Now.
+// The store must be closed when t ends.
+type NewStoreFunc func(t *testing.T, clock *heraldtest.Clock) Store
 
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d and returns the new time.
-func (c *Clock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
-
-// NewSQLite returns a store on a new SQLite file in t.TempDir(), on real
-// time, closed when the test ends.
-func NewSQLite(t testing.TB) *sqlstore.DB {
-	return OpenSQLite(t, sqlstore.Config{})
-}
-
-// OpenSQLite is NewSQLite with a Config, for a test clock or logger.
-func OpenSQLite(t testing.TB, cfg sqlstore.Config) *sqlstore.DB {
-	t.Helper()
-	return open(t, "sqlite:"+filepath.Join(t.TempDir(), "herald.db"), cfg)
-}
-
-// NewPostgres returns a store on a fresh PostgreSQL database (see
-// PostgresDSN), on real time, closed and dropped when the test ends.
-func NewPostgres(t testing.TB) *sqlstore.DB {
-	return OpenPostgres(t, sqlstore.Config{})
-}
-
-// OpenPostgres is NewPostgres with a Config, for a test clock or logger.
-func OpenPostgres(t testing.TB, cfg sqlstore.Config) *sqlstore.DB {
-	t.Helper()
-	return open(t, PostgresDSN(t), cfg)
-}
-
-// Keys is the master key ring of the stores these helpers open (a new
-// random key per test process), for tests that open a store themselves.
-var Keys = func() *keyring.Ring {
-	r, err := keyring.Parse(keyring.Generate())
-	if err != nil {
-		panic(err)
+// Run runs the conformance suite: one subtest per behaviour, each on its own
+// new store and its own clock, stopped at Epoch.
+func Run(t *testing.T, newStore NewStoreFunc) {
+	for _, tc := range suite {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			clock := heraldtest.NewClock(Epoch)
+			s := newStore(t, clock)
+			e := &env{T: t, S: s.Store, rewrap: s.Rewrap, Clock: clock, Ctx: context.Background()}
+			tc.fn(e)
+		})
 	}
-	return r
-}()
-
-func open(t testing.TB, dsn string, cfg sqlstore.Config) *sqlstore.DB {
-	t.Helper()
-	if cfg.Keys == nil {
-		cfg.Keys = Keys
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := sqlstore.Open(ctx, dsn, cfg)
-	if err != nil {
-		t.Fatalf("open store %s: %v", dsn, err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// DefaultPostgresAdmin is the admin DSN used when HERALD_TEST_POSTGRES is
-// not set.
-const DefaultPostgresAdmin = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// PostgresDSN creates a fresh database herald_test_<random> through the
-// admin DSN in HERALD_TEST_POSTGRES and returns its DSN; the database is
-// dropped (with FORCE, so leftover connections do not block it) when the
-// test ends. Its sessions run with synchronous_commit=off, which only
-// gives up durability across a crash of the server. It skips the test when HERALD_TEST_POSTGRES is "off" and fails
-// it, saying how to fix it, when PostgreSQL does not answer.
-func PostgresDSN(t testing.TB) string {
-	t.Helper()
-	admin := os.Getenv("HERALD_TEST_POSTGRES")
-	if admin == "off" {
-		t.Skip("HERALD_TEST_POSTGRES=off: skipping PostgreSQL")
-	}
-	if admin == "" {
-		admin = DefaultPostgresAdmin
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("HERALD_TEST_POSTGRES %q is not a URL: %v", admin, err)
-	}
-	adm, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatalf("HERALD_TEST_POSTGRES: %v", err)
-	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "herald_test_" + hex.EncodeToString(b)
-	if _, err := adm.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("PostgreSQL at %s does not answer (%v). Start it, point HERALD_TEST_POSTGRES at an admin DSN, or set HERALD_TEST_POSTGRES=off to skip PostgreSQL tests.", u.Redacted(), err)
-	}
-	t.Cleanup(func() {
-		adm, err := sql.Open("pgx", admin)
-		if err != nil {
-			return
-		}
-		defer adm.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := adm.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop test database %s: %v", name, err)
-		}
-	})
-	u.Path = "/" + name
-	// Test data need not survive a power cut; waiting for the disk at
-	// every commit would make up most of the suite's run time.
-	qv := u.Query()
-	qv.Set("synchronous_commit", "off")
-	u.RawQuery = qv.Encode()
-	return u.String()
-}
-
-// PostgresSchema creates a fresh schema in the database of dsn and returns
-// dsn with that schema as its search_path, so that many tests can share one
-// database (see PostgresDSN) yet each see only its own tables; creating a
-// schema takes milliseconds where a database takes most of a second. The
-// schema is dropped when the test ends. Advisory locks and NOTIFY channels
-// are per database, so tests of leadership and wake-ups want a database of
-// their own.
-func PostgresSchema(t testing.TB, dsn string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("PostgresSchema: %v", err)
-	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("PostgresSchema: %v", err)
-	}
-	defer db.Close()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "s_" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+name); err != nil {
-		t.Fatalf("create schema in %s: %v", u.Redacted(), err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		db.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE")
-	})
-	qv := u.Query()
-	qv.Set("search_path", name)
-	u.RawQuery = qv.Encode()
-	return u.String()
 }

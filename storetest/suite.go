@@ -9,34 +9,16 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/heraldtest"
 )
-
-// Epoch is where every suite clock starts.
-var Epoch = time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC)
-
-// NewStoreFunc returns a new, empty store whose Config.Now is clock.Now.
-// The store must be closed when t ends.
-type NewStoreFunc func(t *testing.T, clock *Clock) herald.Store
-
-// Run runs the conformance suite: one subtest per behaviour, each on its own
-// new store.
-func Run(t *testing.T, newStore NewStoreFunc) {
-	for _, tc := range suite {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			clock := NewClock(Epoch)
-			e := &env{T: t, S: newStore(t, clock), Clock: clock, Ctx: context.Background()}
-			tc.fn(e)
-		})
-	}
-}
 
 // env is what each subtest gets: its store, clock and helpers.
 type env struct {
 	*testing.T
-	S     herald.Store
-	Clock *Clock
-	Ctx   context.Context
+	S      herald.Store
+	rewrap func(context.Context) error // Store.Rewrap
+	Clock  *heraldtest.Clock
+	Ctx    context.Context
 }
 
 type testCase struct {

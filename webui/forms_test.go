@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/dispatch"
+	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/webui"
 	"github.com/prometheus/client_golang/prometheus"
@@ -270,8 +271,8 @@ func TestWebhookActionsWithoutURL(t *testing.T) {
 // TestSecretForms: the secret is revealed only by a POST, and a rotation
 // shows the new one and says how long the old one keeps signing.
 func TestSecretForms(t *testing.T) {
-	clock := time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC)
-	e := mustEnv(t, func(c *webui.Config) { c.Now = func() time.Time { return clock } })
+	clock := heraldtest.NewClock(time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC))
+	e := mustEnv(t, func(c *webui.Config) { c.Now = clock.Now })
 	ctx := context.Background()
 	b := e.browser()
 	b.signIn("admin")

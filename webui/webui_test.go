@@ -13,7 +13,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
-	"github.com/heraldhooks/herald/storetest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/webui"
 )
 
@@ -34,8 +34,8 @@ type env struct {
 // mustEnv starts the UI; opts are funcs of *webui.Config or *access.Config.
 func mustEnv(t *testing.T, opts ...any) *env {
 	t.Helper()
-	store := storetest.NewSQLite(t)
-	cfg := access.Config{Store: store, Keys: storetest.Keys}
+	store := storekit.NewSQLite(t)
+	cfg := access.Config{Store: store, Keys: storekit.Keys}
 	// These tests sign in as API clients, which the UI allows only when
 	// told to; the tests of people turn it off.
 	ucfg := webui.Config{Store: store, APIClientSignIn: true}

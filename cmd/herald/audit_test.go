@@ -17,12 +17,12 @@ func TestAuditVerify(t *testing.T) {
 	p := startHerald(t, nil, "--database", "sqlite:"+db, "--allow-private-destinations")
 	c := p.client(t)
 	recv := newReceiver(t)
-	inst, _ := setupWebhook(t, c, recv.URL)
+	inst, _ := setupWebhook(t, c, recv.URL+"/hook")
 	hook := inst + "/webhooks/wh-patient-sync"
 	for i := 0; len(auditEntries(t, c)) < 50; i++ {
 		switch i % 5 {
 		case 0:
-			mustDo(t, c, "PATCH", hook, map[string]any{"url": fmt.Sprintf("%s?n=%d", recv.URL, i)}, nil)
+			mustDo(t, c, "PATCH", hook, map[string]any{"url": fmt.Sprintf("%s?n=%d", recv.URL+"/hook", i)}, nil)
 		case 1:
 			mustDo(t, c, "POST", hook+"/deactivate", nil, nil)
 		case 2:

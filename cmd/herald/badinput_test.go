@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/heraldhooks/herald/heraldtest"
 	"io"
 	"net/http"
 	"strings"
@@ -19,8 +20,8 @@ func TestBadInputsAreRefusedClearly(t *testing.T) {
 	p := startHerald(t, nil, sqliteArgs(t)...)
 	c := p.client(t)
 	recv := newReceiver(t)
-	inst, secret := setupWebhook(t, c, recv.URL) // active: anything accepted would be delivered
-	recv.setSecret(secret)
+	inst, secret := setupWebhook(t, c, recv.URL+"/hook") // active: anything accepted would be delivered
+	recv.SetSecrets(secret)
 	var catalog struct {
 		Entities []struct{ Entity string } `json:"entities"`
 	}
@@ -38,10 +39,10 @@ func TestBadInputsAreRefusedClearly(t *testing.T) {
 		"name": "wh-no-url", "title": "No URL yet", "triggers": []map[string]string{{"eventEntity": "TASK"}}}, nil)
 	mustDo(t, c, "POST", "/v1/tenants/acme/designer/publish", map[string]any{"comment": "second"}, nil)
 	all := newReceiver(t)
-	mustDo(t, c, "PATCH", inst+"/webhooks/wh-everything", map[string]any{"url": all.URL}, nil)
+	mustDo(t, c, "PATCH", inst+"/webhooks/wh-everything", map[string]any{"url": all.URL + "/hook"}, nil)
 	var allSecret struct{ Secret string }
 	mustDo(t, c, "GET", inst+"/webhooks/wh-everything/secret", nil, &allSecret)
-	all.setSecret(allSecret.Secret)
+	all.SetSecrets(allSecret.Secret)
 	mustDo(t, c, "POST", inst+"/webhooks/wh-everything/activate", nil, nil)
 	forged := c.token[:len(c.token)-4] + "AAAA"
 	if forged == c.token {
@@ -144,19 +145,17 @@ func TestBadInputsAreRefusedClearly(t *testing.T) {
 		var res struct{ EventID string }
 		mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": src}, &res)
 		sent[res.EventID] = true
-		recv.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
-		all.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
+		recv.WaitDelivered(t, 30*time.Second, res.EventID)
+		all.WaitDelivered(t, 30*time.Second, res.EventID)
 	}
-	for name, r := range map[string]*receiver{"wh-patient-sync": recv, "wh-everything": all} {
-		r.mu.Lock()
-		if r.requests != len(sent) || len(r.bodies) != len(sent) {
+	for name, r := range map[string]*heraldtest.Receiver{"wh-patient-sync": recv, "wh-everything": all} {
+		if got := r.Delivered(); r.Count() != len(sent) || len(got) != len(sent) {
 			var b bytes.Buffer
-			for id, body := range r.bodies {
-				json.NewEncoder(&b).Encode(map[string]any{id: body})
+			for id, req := range got {
+				json.NewEncoder(&b).Encode(map[string]any{id: jsonBody(t, req)})
 			}
-			t.Errorf("%s's receiver got %d requests, want only the good event's and the sentinel's:\n%s", name, r.requests, b.String())
+			t.Errorf("%s's receiver got %d requests, want only the good event's and the sentinel's:\n%s", name, r.Count(), b.String())
 		}
-		r.mu.Unlock()
 	}
 	dl := listDeliveries(t, c, inst, "")
 	for _, d := range dl {

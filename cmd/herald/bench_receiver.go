@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/heraldhooks/herald/signature"
+	"github.com/heraldhooks/herald/heraldtest"
 )
 
 const (
@@ -35,7 +34,6 @@ type benchEndpoint struct {
 	secret string // set before the webhook is activated
 
 	mu         sync.Mutex
-	seen       map[string]bool // webhook-id of each delivery received
 	latencies  []time.Duration // creation to receipt, first receipt of each delivery
 	duplicates int             // requests for a webhook-id already received
 }
@@ -49,63 +47,65 @@ func benchEndpoints(cfg benchConfig) []*benchEndpoint {
 	if cfg.Mode == modeSlow {
 		eps = append(eps, &benchEndpoint{name: "slow", path: "/slow", slow: true})
 	}
-	for _, ep := range eps {
-		ep.seen = map[string]bool{}
-	}
 	return eps
 }
 
-// record notes a verified delivery and reports whether it was the first
-// for its webhook-id.
-func (e *benchEndpoint) record(id string, latency time.Duration) (first bool) {
+// record notes a verified delivery: its latency when it is the first
+// request for its webhook-id at this endpoint, a duplicate otherwise.
+func (e *benchEndpoint) record(first bool, latency time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.seen[id] {
+	if !first {
 		e.duplicates++
-		return false
+		return
 	}
-	e.seen[id] = true
 	e.latencies = append(e.latencies, latency)
-	return true
 }
 
-// benchReceiver is the receiver of every webhook of the run: a net/http
-// server on loopback that verifies each request's signature with the
-// public signature package, records it and answers 200.
+// benchReceiver is the receiver of every webhook of the run: the test
+// kit's receiver (heraldtest) on loopback, which verifies each request's
+// signature with the public signature package against its endpoint's
+// secret and counts duplicates, keeping no request; the bench notes
+// latencies and answers 200. Its ceiling path answers at once, verifying
+// nothing.
 type benchReceiver struct {
 	url string
-	srv *http.Server
+	rc  *heraldtest.Receiver
 
 	// Set by expect before the first event is posted.
 	routes atomic.Pointer[map[string]*benchEndpoint]
 	load   *benchLoad
 	want   int64 // deliveries to fast webhooks the run waits for
 
-	delivered     atomic.Int64 // first receipts at fast webhooks
-	finishedAt    atomic.Int64 // load clock when the last awaited delivery arrived
-	badSignatures atomic.Int64
-	unknown       atomic.Int64 // requests to no webhook's path, or for no event the bench posted
-	done          chan struct{}
-	doneOnce      sync.Once
+	delivered  atomic.Int64 // first receipts at fast webhooks
+	finishedAt atomic.Int64 // load clock when the last awaited delivery arrived
+	unknown    atomic.Int64 // requests to no webhook's path, or for no event the bench posted
+	done       chan struct{}
+	doneOnce   sync.Once
 }
 
 func startBenchReceiver() (*benchReceiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r := &benchReceiver{done: make(chan struct{})}
+	ceiling := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.Copy(io.Discard, req.Body) // 200
+	})
+	rc, err := heraldtest.StartReceiver(heraldtest.ReceiverConfig{Forget: true, Respond: r.respond,
+		Other: map[string]http.Handler{ceilingPath: ceiling}})
 	if err != nil {
 		return nil, fmt.Errorf("start the receiver: %w", err)
 	}
-	r := &benchReceiver{url: "http://" + ln.Addr().String(), done: make(chan struct{})}
-	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	go r.srv.Serve(ln)
+	r.rc, r.url = rc, rc.URL
 	return r, nil
 }
 
-// expect routes the endpoints' paths and arms the count of deliveries to
-// wait for: every event to every fast webhook.
+// expect routes the endpoints' paths, gives the receiver their secrets and
+// arms the count of deliveries to wait for: every event to every fast
+// webhook.
 func (r *benchReceiver) expect(eps []*benchEndpoint, load *benchLoad, events int) {
 	routes := map[string]*benchEndpoint{}
 	for _, ep := range eps {
 		routes[ep.path] = ep
+		r.rc.SetPathSecrets(ep.path, ep.secret)
 		if !ep.slow {
 			r.want += int64(events)
 		}
@@ -114,39 +114,33 @@ func (r *benchReceiver) expect(eps []*benchEndpoint, load *benchLoad, events int
 	r.routes.Store(&routes)
 }
 
-func (r *benchReceiver) close() { r.srv.Close() }
+func (r *benchReceiver) close() { r.rc.Close() }
 
-func (r *benchReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if req.URL.Path == ceilingPath {
-		return // 200
-	}
+// signatureFailures returns how many requests failed verification.
+func (r *benchReceiver) signatureFailures() int64 { return int64(r.rc.SignatureFailures()) }
+
+// respond answers a request the kit's receiver verified (or, at a path
+// with no secret, one no webhook of the run has).
+func (r *benchReceiver) respond(w http.ResponseWriter, req *http.Request, got *heraldtest.Request) {
 	var ep *benchEndpoint
 	if routes := r.routes.Load(); routes != nil {
-		ep = (*routes)[req.URL.Path]
+		ep = (*routes)[got.Path]
 	}
 	if ep == nil {
 		r.unknown.Add(1)
-		http.Error(w, "no webhook of this bench at "+req.URL.Path, http.StatusNotFound)
+		http.Error(w, "no webhook of this bench at "+got.Path, http.StatusNotFound)
 		return
 	}
-	at := r.load.clock()
-	if err := signature.Verify(ep.secret, req.Header, body, time.Now(), 0); err != nil {
-		r.badSignatures.Add(1)
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return
-	}
-	posted, ok := r.load.postedAt(benchEventIndex(body))
+	at := got.At.Sub(r.load.t0)
+	posted, ok := r.load.postedAt(benchEventIndex(got.Body))
 	if !ok {
 		r.unknown.Add(1)
 		http.Error(w, "not an event this bench posted", http.StatusBadRequest)
 		return
 	}
-	if ep.record(req.Header.Get(signature.HeaderID), max(0, at-posted)) && !ep.slow {
+	first := got.Seen == 1
+	ep.record(first, max(0, at-posted))
+	if first && !ep.slow {
 		if r.delivered.Add(1) == r.want {
 			r.finishedAt.Store(int64(at))
 			r.doneOnce.Do(func() { close(r.done) })

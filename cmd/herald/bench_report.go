@@ -103,7 +103,7 @@ func newBenchReport(cfg benchConfig, m measured) *benchReport {
 		Events: m.load.events, Rate: cfg.Rate, Batch: cfg.Batch, Webhooks: len(m.endpoints),
 		DeliveriesExpected: m.recv.want, Delivered: m.recv.delivered.Load(),
 		CeilingPerSecond:  m.ceiling,
-		SignatureFailures: m.recv.badSignatures.Load(), UnknownRequests: m.recv.unknown.Load(),
+		SignatureFailures: m.recv.signatureFailures(), UnknownRequests: m.recv.unknown.Load(),
 		APIErrors: m.load.rejected.Load(), APIRetries: m.load.retried.Load(),
 		BenchCPUSeconds: m.self.Seconds(),
 	}

@@ -36,7 +36,7 @@ func TestBrowserPeople(t *testing.T) {
 	p := startHerald(t, nil, "--database", db, "--allow-private-destinations", "--session-idle", idle.String())
 	api := p.client(t)
 	rcv := newReceiver(t)
-	setupWebhook(t, api, rcv.URL)
+	setupWebhook(t, api, rcv.URL+"/hook")
 
 	b := newBrowser(t, p.URL)
 	b.open("/ui/signin")
@@ -68,7 +68,7 @@ func TestBrowserPeople(t *testing.T) {
 	b.mustContain("nurse@example.com", "admin")
 
 	// ...changes the webhook's URL...
-	newURL := strings.Replace(rcv.URL, "/hook", "/hook-v2", 1)
+	newURL := strings.Replace(rcv.URL+"/hook", "/hook", "/hook-v2", 1)
 	b.open("/ui/t/acme/i/sandbox/webhooks/wh-patient-sync")
 	b.do("new URL", chromedp.SetValue(chromedp.CSS("#url"), newURL))
 	b.submit(`form.settings button[type=submit]`, `//p[contains(@class,"flash")][contains(., "Settings saved")]`)
@@ -76,7 +76,7 @@ func TestBrowserPeople(t *testing.T) {
 	// ...and the audit page shows it under the nurse's email.
 	b.open("/ui/t/acme/audit?action=webhook.update")
 	row := b.text("tr.audit-entry")
-	for _, want := range []string{"nurse@example.com", "user", "admin", "webhook.update", "webhook wh-patient-sync", "url", rcv.URL + " → " + newURL} {
+	for _, want := range []string{"nurse@example.com", "user", "admin", "webhook.update", "webhook wh-patient-sync", "url", rcv.URL + "/hook" + " → " + newURL} {
 		if !strings.Contains(row, want) {
 			t.Fatalf("the audit entry of the change lacks %q:\n%s", want, row)
 		}

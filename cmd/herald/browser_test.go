@@ -23,12 +23,12 @@ func TestBrowserWebhookLifecycle(t *testing.T) {
 	rcv := newReceiver(t)
 	// Events about record "flaky" are refused, for the log and the chart
 	// to show failures too.
-	rcv.respond = func(n int, body map[string]any) int {
+	rcv.SetRespond(answer(func(n int, body map[string]any) int {
 		if body["sourceId"] == "flaky" {
 			return 503
 		}
 		return 200
-	}
+	}))
 
 	b := newBrowser(t, p.URL)
 	b.open("/ui/")
@@ -85,13 +85,13 @@ func TestBrowserWebhookLifecycle(t *testing.T) {
 		t.Fatalf("activating without a URL: the page says %q", msg)
 	}
 	b.do("set the URL and a header",
-		chromedp.SetValue(chromedp.CSS("#url"), rcv.URL),
+		chromedp.SetValue(chromedp.CSS("#url"), rcv.URL+"/hook"),
 		chromedp.SetValue(chromedp.CSS("#hn0"), "X-Team"),
 		chromedp.SetValue(chromedp.CSS("#hv0"), "care-ops"),
 	)
 	b.submit(`form.settings button[type=submit]`, `//p[contains(@class,"flash")][contains(., "Settings saved")]`)
-	if v := runB(b, "saved URL", chromedp.Value(chromedp.CSS("#url"))); v != rcv.URL {
-		t.Fatalf("URL after saving = %q, want %q", v, rcv.URL)
+	if v := runB(b, "saved URL", chromedp.Value(chromedp.CSS("#url"))); v != rcv.URL+"/hook" {
+		t.Fatalf("URL after saving = %q, want %q", v, rcv.URL+"/hook")
 	}
 	b.submit(`form[action$="/activate"] button`, `//p[contains(@class,"flash")][contains(., "activated")]`)
 	if badge := b.text(".status-line .badge"); badge != "active" {
@@ -104,7 +104,7 @@ func TestBrowserWebhookLifecycle(t *testing.T) {
 	if !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("revealed secret %q", secret)
 	}
-	rcv.setSecret(secret)
+	rcv.SetSecrets(secret)
 	b.submit(`form[action$="/test"] button`, `#test-result`)
 	if res := b.text("#test-result"); !strings.Contains(res, "answered 200") || !strings.Contains(res, "answered 200 in") {
 		t.Fatalf("test result: %q", res)
@@ -119,7 +119,7 @@ func TestBrowserWebhookLifecycle(t *testing.T) {
 	for i := range 4 {
 		mustDo(t, api, "POST", inst+"/events", map[string]any{"eventSubtype": "CDT_CREATED", "sourceId": "cdt-" + string(rune('a'+i))}, nil)
 	}
-	rcv.waitFor(t, map[string]bool{ok.EventID: true}, 15*time.Second)
+	rcv.WaitDelivered(t, 15*time.Second, ok.EventID)
 	waitDeliveries(t, api, inst, "status=DELIVERED", 5)
 	waitDeliveries(t, api, inst, "status=RETRYING", 1)
 
@@ -184,10 +184,10 @@ func TestBrowserWebhookLifecycle(t *testing.T) {
 	// Requests verify with the new secret, and with the old one during
 	// the grace: a receiver switches at its own pace.
 	for _, s := range []string{rotated, secret} {
-		rcv.setSecret(s)
+		rcv.SetSecrets(s)
 		var ev2 struct{ EventID string }
 		mustDo(t, api, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "p-2"}, &ev2)
-		rcv.waitFor(t, map[string]bool{ev2.EventID: true}, 15*time.Second)
+		rcv.WaitDelivered(t, 15*time.Second, ev2.EventID)
 	}
 
 	// Deactivate with a reason on record.
@@ -227,13 +227,13 @@ func TestBrowserRefusesWhatItShould(t *testing.T) {
 	p := startHerald(t, nil, append(sqliteArgs(t), "--ui-api-client-sign-in")...)
 	api := p.client(t)
 	rcv := newReceiver(t)
-	inst, secret := setupWebhook(t, api, rcv.URL)
-	rcv.setSecret(secret)
+	inst, secret := setupWebhook(t, api, rcv.URL+"/hook")
+	rcv.SetSecrets(secret)
 	const evil = `<script>alert(1)</script><img src=x onerror=alert(2)>`
 	var res struct{ EventID string }
 	mustDo(t, api, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "xss-1",
 		"sourceName": evil, "patientId": "p-9"}, &res)
-	rcv.waitFor(t, map[string]bool{res.EventID: true}, 15*time.Second)
+	rcv.WaitDelivered(t, 15*time.Second, res.EventID)
 
 	b := newBrowser(t, p.URL)
 	b.signIn("admin", testAdminSecret)

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/storetest"
 )
 
@@ -23,7 +26,7 @@ import (
 // event that got a 202 arrives at least once: the other nodes take over
 // the dead node's claims when their leases run out.
 func TestClusterKill9LosesNothing(t *testing.T) {
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	args := []string{"--database", dsn, "--allow-private-destinations"}
 	nodes := []*proc{
 		startHerald(t, []string{"HERALD_NODE_ID=node-a"}, args...),
@@ -35,8 +38,8 @@ func TestClusterKill9LosesNothing(t *testing.T) {
 		clients[i] = n.client(t) // a token from each node; any node's token works on every node
 	}
 	recv := newReceiver(t)
-	inst, secret := setupWebhook(t, clients[0], recv.URL)
-	recv.setSecret(secret)
+	inst, secret := setupWebhook(t, clients[0], recv.URL+"/hook")
+	recv.SetSecrets(secret)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -87,18 +90,18 @@ func TestClusterKill9LosesNothing(t *testing.T) {
 	waitUntil(t, 60*time.Second, "a sixth of the events acknowledged", func() bool { return acked.Load() >= total/6 })
 	stuck := newGate()
 	t.Cleanup(stuck.open)
-	recv.setHold(stuck)
+	recv.SetRespond(stuck.hold)
 	waitUntil(t, 60*time.Second, "a third of the events acknowledged, with deliveries claimed by node-c", func() bool {
 		return acked.Load() >= total/3 && stuck.waiting.Load() > 0 && claimedBy("node-c") > 0
 	})
 	nodes[2].kill()
-	arrived := recv.arrivedSet()
+	arrived := delivered(recv)
 	heldByC := claimedBy("node-c") // the dead node's claims, until their leases run out
 	t.Logf("node-c killed with SIGKILL after %d acknowledged events, holding %d deliveries", acked.Load(), heldByC)
 	if heldByC == 0 {
 		t.Fatalf("node-c held no delivery when it was killed: nothing to take over")
 	}
-	recv.setHold(nil)
+	recv.SetRespond(answer(nil))
 	stuck.open()
 	wg.Wait()
 	owed := 0
@@ -116,11 +119,11 @@ func TestClusterKill9LosesNothing(t *testing.T) {
 	}
 	// A killed node's claimed deliveries (in flight and queued) come back when
 	// their lease runs out, 65 s for the default 30 s timeout: allow for that.
-	recv.waitFor(t, accepted, 3*time.Minute)
+	recv.WaitDelivered(t, 3*time.Minute, slices.Collect(maps.Keys(accepted))...)
 	if n := claimedBy("node-c"); n != 0 {
 		t.Errorf("%d deliveries are still claimed by the dead node-c", n)
 	}
-	t.Logf("every acknowledged event arrived; duplicates: %d", recv.duplicates(accepted))
+	t.Logf("every acknowledged event arrived; duplicates: %d", recv.Duplicates())
 }
 
 // A node whose database becomes unreachable answers 503 to producers and
@@ -129,7 +132,7 @@ func TestClusterKill9LosesNothing(t *testing.T) {
 // until the cut, then fails) keep their results until the database is
 // back, then are retried and arrive. No accepted event is lost.
 func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -147,17 +150,17 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 	})
 	c := p.client(t)
 	recv := newReceiver(t)
-	inst, secret := setupWebhook(t, c, recv.URL)
-	recv.setSecret(secret)
+	inst, secret := setupWebhook(t, c, recv.URL+"/hook")
+	recv.SetSecrets(secret)
 	cut := newGate() // opens once the database is cut off
 	t.Cleanup(cut.open)
-	recv.setRespond(func(n int, _ map[string]any) int {
+	recv.SetRespond(answer(func(n int, _ map[string]any) int {
 		if n == 1 {
 			cut.wait(context.Background())
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
-	})
+	}))
 
 	before := postEvents(t, c, inst, 20)
 	if len(before) != 20 {
@@ -188,7 +191,7 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 	// Readiness is probed with a write at most once a second: allow it
 	// that long to notice.
 	waitReadyz(t, p, http.StatusServiceUnavailable)
-	for id := range recv.arrivedSet() {
+	for id := range delivered(recv) {
 		if before[id] != "" {
 			t.Fatalf("event %s arrived while the database was cut off: its delivery did not span the outage", id)
 		}
@@ -217,7 +220,7 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 	for id := range after {
 		want[id] = true
 	}
-	recv.waitFor(t, want, 90*time.Second)
+	recv.WaitDelivered(t, 90*time.Second, slices.Collect(maps.Keys(want))...)
 	waitReadyz(t, p, http.StatusOK)
 
 	// The log has every event delivered, and the attempts made while the
@@ -239,7 +242,7 @@ func TestDatabaseOutageAnswers503AndLosesNothing(t *testing.T) {
 // leader alive and stay followers; when the leader dies another node takes
 // over within one lease period (the maintenance interval).
 func TestLeaderHandOver(t *testing.T) {
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	env := []string{"HERALD_MAINTENANCE_INTERVAL=500ms"}
 	a := startHerald(t, append(env, "HERALD_NODE_ID=node-a"), "--database", dsn)
 	waitLog(t, a, "maintenance leader", 15*time.Second)

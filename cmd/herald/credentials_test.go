@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhooks/herald/storetest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 )
 
 // revocationDeadline is the promise: a token whose client was deleted,
@@ -65,7 +65,7 @@ func waitRefused(t *testing.T, c *apiClient, path, want string, within time.Dura
 // saying why; a rotated client's old token works on node 2 through the
 // grace and is refused once the grace has ended, by time alone.
 func TestClusterCredentialChangesReachEveryNode(t *testing.T) {
-	dsn := storetest.PostgresDSN(t)
+	dsn := storekit.PostgresDSN(t)
 	n1 := startHerald(t, []string{"HERALD_NODE_ID=node-1"}, "--database", dsn)
 	n2 := startHerald(t, []string{"HERALD_NODE_ID=node-2"}, "--database", dsn)
 	admin := n1.client(t)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/signature"
 )
 
@@ -59,15 +59,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
 
-	// The receiver verifies every request before it believes it. It learns
-	// the secret once the webhook exists, so it is started first.
+	// The receiver verifies every request before it believes it, and
+	// refuses all until it learns the secret, once the webhook exists; so
+	// it is started first. It is the test kit's receiver (heraldtest),
+	// which anyone may use to test an integration.
 	recv := &demoReceiver{out: stdout, firstFails: "ASSESSMENT_COMPLETED", delivered: make(chan string, 64)}
-	recvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	recvSrv, err := heraldtest.StartReceiver(heraldtest.ReceiverConfig{Strict: true, Verify: recv.verify, Respond: recv.respond})
 	if err != nil {
 		return err
 	}
-	recvSrv := &http.Server{Handler: recv, ReadHeaderTimeout: 5 * time.Second}
-	go recvSrv.Serve(recvLn)
 	defer recvSrv.Close()
 
 	adminSecret := "demo-" + randomHex(12)
@@ -130,9 +130,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			_, err := api.do(ctx, "POST", "/v1/tenants/"+tenant+"/designer/publish", map[string]any{"comment": "first webhook"}, &version)
 			return err
 		}},
-		{"pointed it at the local receiver " + "http://" + recvLn.Addr().String() + "/hooks", func() error {
+		{"pointed it at the local receiver " + recvSrv.URL + "/hooks", func() error {
 			_, err := api.do(ctx, "PATCH", inst+"/webhooks/"+hook, map[string]any{
-				"url":     "http://" + recvLn.Addr().String() + "/hooks",
+				"url":     recvSrv.URL + "/hooks",
 				"headers": []map[string]string{{"name": "X-Receiver-Team", "value": "care-ops"}},
 				"payload": map[string]any{"customFields": []map[string]string{{"name": "environment", "value": "demo"}}},
 			}, nil)
@@ -140,7 +140,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}},
 		{"read its signing secret and gave it to the receiver", func() error {
 			_, err := api.do(ctx, "GET", inst+"/webhooks/"+hook+"/secret", nil, &secret)
-			recv.setSecret(secret.Secret)
+			recvSrv.SetSecrets(secret.Secret)
 			return err
 		}},
 		{"activated it", func() error { _, err := api.do(ctx, "POST", inst+"/webhooks/"+hook+"/activate", nil, nil); return err }},
@@ -197,38 +197,34 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 }
 
-// demoReceiver is a receiver as a customer would write one: it verifies
-// the signature, answers 2xx and prints what arrived.
+// demoReceiver is what a customer's receiver does with a request once
+// the kit's receiver has verified its signature (refusing, 401, what does
+// not verify): answer 503 to the first try of one subtype, to show a
+// retry, dedupe on webhook-id (delivery is at least once), and print what
+// arrived.
 type demoReceiver struct {
 	out        io.Writer
 	firstFails string // the subtype whose first attempt gets a 503
 
-	mu        sync.Mutex
-	secret    string
+	mu        sync.Mutex // over out, failed and seen
 	failed    bool
-	seen      map[string]bool // webhook-id: receivers dedupe, delivery is at-least-once
+	seen      map[string]bool // webhook-id of each event delivered
 	delivered chan string
 }
 
-func (d *demoReceiver) setSecret(s string) {
-	d.mu.Lock()
-	d.secret = s
-	d.mu.Unlock()
+// verify is signature.Verify, saying when a request is refused.
+func (d *demoReceiver) verify(secret string, h http.Header, body []byte) error {
+	err := signature.Verify(secret, h, body, time.Now(), 0)
+	if err != nil {
+		d.mu.Lock()
+		fmt.Fprintf(d.out, "  ✗ receiver refused a request: %v\n", err)
+		d.mu.Unlock()
+	}
+	return err
 }
 
-func (d *demoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := signature.Verify(d.secret, r.Header, body, time.Now(), 0); err != nil {
-		fmt.Fprintf(d.out, "  ✗ receiver refused a request: %v\n", err)
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
+// respond answers a verified request.
+func (d *demoReceiver) respond(w http.ResponseWriter, _ *http.Request, req *heraldtest.Request) {
 	var p struct {
 		EventID      string `json:"eventId"`
 		EventSubtype string `json:"eventSubtype"`
@@ -236,7 +232,9 @@ func (d *demoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		TenantName   string `json:"tenantName"`
 		InstanceName string `json:"instanceName"`
 	}
-	json.Unmarshal(body, &p)
+	json.Unmarshal(req.Body, &p)
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if p.EventSubtype == d.firstFails && !d.failed {
 		d.failed = true
 		fmt.Fprintf(d.out, "  ↺ receiver answered 503 to %s %s (signature ok); Herald will retry in about 5 s\n", p.EventSubtype, p.EventID)

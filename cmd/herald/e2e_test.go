@@ -5,9 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,8 +122,8 @@ func TestEndToEndThreeHundredEvents(t *testing.T) {
 	p := startHerald(t, nil, sqliteArgs(t)...)
 	c := p.client(t)
 	recv := newReceiver(t)
-	inst, secret := setupWebhook(t, c, recv.URL)
-	recv.setSecret(secret)
+	inst, secret := setupWebhook(t, c, recv.URL+"/hook")
+	recv.SetSecrets(secret)
 
 	ids := postEvents(t, c, inst, 300)
 	if len(ids) != 300 {
@@ -131,15 +133,14 @@ func TestEndToEndThreeHundredEvents(t *testing.T) {
 	for id := range ids {
 		want[id] = true
 	}
-	recv.waitFor(t, want, 60*time.Second)
+	recv.WaitDelivered(t, 60*time.Second, slices.Collect(maps.Keys(want))...)
 
-	recv.mu.Lock()
-	defer recv.mu.Unlock()
-	if recv.badSigs != 0 {
-		t.Errorf("%d requests failed signature verification", recv.badSigs)
+	if n := recv.SignatureFailures(); n != 0 {
+		t.Errorf("%d requests failed signature verification", n)
 	}
+	got := recv.Delivered()
 	for id, src := range ids {
-		b := recv.bodies[id]
+		b := jsonBody(t, got[id])
 		for k, v := range map[string]string{"eventId": id, "eventEntity": "PATIENT", "eventSubtype": "PATIENT_CREATED",
 			"sourceId": src, "sourceName": "Patient " + src, "patientId": src, "url": "https://care.example/" + src,
 			"tenantName": "acme", "instanceName": "sandbox"} {
@@ -160,20 +161,20 @@ func TestFailedFirstAttemptIsRetried(t *testing.T) {
 	p := startHerald(t, nil, sqliteArgs(t)...)
 	c := p.client(t)
 	recv := newReceiver(t)
-	recv.setRespond(func(n int, _ map[string]any) int {
+	recv.SetRespond(answer(func(n int, _ map[string]any) int {
 		if n == 1 {
 			return http.StatusInternalServerError
 		}
 		return http.StatusOK
-	})
-	inst, secret := setupWebhook(t, c, recv.URL)
-	recv.setSecret(secret)
+	}))
+	inst, secret := setupWebhook(t, c, recv.URL+"/hook")
+	recv.SetSecrets(secret)
 	ids := postEvents(t, c, inst, 3)
 	want := map[string]bool{}
 	for id := range ids {
 		want[id] = true
 	}
-	recv.waitFor(t, want, 60*time.Second)
+	recv.WaitDelivered(t, 60*time.Second, slices.Collect(maps.Keys(want))...)
 
 	for _, d := range listDeliveries(t, c, inst, "") {
 		var full delivery
@@ -206,8 +207,8 @@ func TestKill9DuringBurstLosesNothing(t *testing.T) {
 	p := startHerald(t, nil, dbArgs...)
 	c := p.client(t)
 	recv := newReceiver(t)
-	inst, secret := setupWebhook(t, c, recv.URL)
-	recv.setSecret(secret)
+	inst, secret := setupWebhook(t, c, recv.URL+"/hook")
+	recv.SetSecrets(secret)
 	// A long timeout makes the lease of a claimed delivery longer than this
 	// test waits for it: only the take-back at start can bring it back in time.
 	mustDo(t, c, "PATCH", inst+"/webhooks/wh-patient-sync", map[string]any{"timeoutSeconds": 120}, nil)
@@ -243,12 +244,12 @@ func TestKill9DuringBurstLosesNothing(t *testing.T) {
 	waitUntil(t, 30*time.Second, "200 events acknowledged", func() bool { return n.Load() >= 200 })
 	stuck := newGate()
 	t.Cleanup(stuck.open)
-	recv.setHold(stuck)
+	recv.SetRespond(stuck.hold)
 	waitUntil(t, 30*time.Second, "400 events acknowledged and a request in flight", func() bool {
 		return n.Load() >= 400 && stuck.waiting.Load() > 0
 	})
 	p.kill()
-	arrived := recv.arrivedSet()
+	arrived := delivered(recv)
 	wg.Wait()
 	owed := 0
 	for id := range accepted {
@@ -260,20 +261,20 @@ func TestKill9DuringBurstLosesNothing(t *testing.T) {
 	if owed == 0 {
 		t.Fatalf("every acknowledged event had arrived before the kill: nothing to recover")
 	}
-	recv.setHold(nil)
+	recv.SetRespond(answer(nil))
 	stuck.open()
 
 	p2 := startHerald(t, nil, dbArgs...)
 	waitLog(t, p2, "took back deliveries left in flight by the previous run", 10*time.Second)
-	recv.waitFor(t, accepted, 90*time.Second)
-	t.Logf("every acknowledged event arrived; %d duplicate deliveries (at-least-once)", recv.duplicates(accepted))
+	recv.WaitDelivered(t, 90*time.Second, slices.Collect(maps.Keys(accepted))...)
+	t.Logf("every acknowledged event arrived; %d duplicate deliveries (at-least-once)", recv.Duplicates())
 }
 
 func TestDefaultSettingsRefuseLoopback(t *testing.T) {
 	p := startHerald(t, nil, "--database", "sqlite:"+filepath.Join(t.TempDir(), "herald.db"))
 	c := p.client(t)
 	recv := newReceiver(t)
-	port := recv.URL[strings.LastIndex(recv.URL, ":")+1:]
+	port := recv.URL[strings.LastIndex(recv.URL, ":")+1:] + "/hook"
 	urls := map[string]string{
 		"wh-ipv4":      "http://127.0.0.1:" + port,
 		"wh-localhost": "http://localhost:" + port,
@@ -318,10 +319,8 @@ func TestDefaultSettingsRefuseLoopback(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	recv.mu.Lock()
-	defer recv.mu.Unlock()
-	if recv.requests != 0 {
-		t.Fatalf("the loopback receiver got %d requests, want none", recv.requests)
+	if n := recv.Count(); n != 0 {
+		t.Fatalf("the loopback receiver got %d requests, want none", n)
 	}
 }
 
@@ -360,9 +359,9 @@ func TestSIGTERMReleasesInFlightWork(t *testing.T) {
 	recv := newReceiver(t)
 	stuck := newGate() // a stuck receiver: nothing answers until the node is gone
 	t.Cleanup(stuck.open)
-	recv.setHold(stuck)
-	inst, secret := setupWebhook(t, c, recv.URL)
-	recv.setSecret(secret)
+	recv.SetRespond(stuck.hold)
+	inst, secret := setupWebhook(t, c, recv.URL+"/hook")
+	recv.SetSecrets(secret)
 	const n = 20
 	ids := postEvents(t, c, inst, n)
 	if len(ids) != n {
@@ -416,7 +415,7 @@ func TestSIGTERMReleasesInFlightWork(t *testing.T) {
 	for id := range ids {
 		want[id] = true
 	}
-	recv.waitFor(t, want, 60*time.Second)
+	recv.WaitDelivered(t, 60*time.Second, slices.Collect(maps.Keys(want))...)
 }
 
 // During a rotation's grace period every request carries a signature for
@@ -426,7 +425,7 @@ func TestSecretRotationSignsWithBothDuringGrace(t *testing.T) {
 	p := startHerald(t, nil, sqliteArgs(t)...)
 	c := p.client(t)
 	recv := newReceiver(t)
-	inst, oldSecret := setupWebhook(t, c, recv.URL)
+	inst, oldSecret := setupWebhook(t, c, recv.URL+"/hook")
 	hook := inst + "/webhooks/wh-patient-sync"
 
 	var rotated struct{ Secret string }
@@ -441,34 +440,30 @@ func TestSecretRotationSignsWithBothDuringGrace(t *testing.T) {
 	}
 	// A receiver still on the old secret, then one already on the new.
 	for _, secret := range []string{oldSecret, rotated.Secret} {
-		recv.setSecret(secret)
+		recv.SetSecrets(secret)
 		var res struct{ EventID string }
 		mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "p"}, &res)
-		recv.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
+		recv.WaitDelivered(t, 30*time.Second, res.EventID)
 	}
 
 	mustDo(t, c, "POST", hook+"/secret/rotate", map[string]any{"graceSeconds": 0}, &rotated)
-	recv.setSecret(oldSecret)
-	recv.setRespond(nil)
+	recv.SetSecrets(oldSecret)
+	recv.SetRespond(answer(nil))
 	var res struct{ EventID string }
 	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "q"}, &res)
 	// The receiver on the first secret now refuses (401) every attempt.
 	t.Cleanup(func() {
 		if t.Failed() {
-			recv.mu.Lock()
-			t.Logf("receiver: %d requests, %d bad signatures; per event %v", recv.requests, recv.badSigs, recv.perEvent)
-			recv.mu.Unlock()
+			t.Logf("receiver: %d requests, %d bad signatures, %d duplicates", recv.Count(), recv.SignatureFailures(), recv.Duplicates())
 			for _, d := range listDeliveries(t, c, inst, "") {
 				t.Logf("delivery %+v", d)
 			}
 		}
 	})
 	waitUntil(t, 30*time.Second, "a request the old secret cannot verify", func() bool {
-		recv.mu.Lock()
-		defer recv.mu.Unlock()
-		return recv.badSigs > 0
+		return recv.SignatureFailures() > 0
 	})
-	recv.setSecret(rotated.Secret)
+	recv.SetSecrets(rotated.Secret)
 	var full delivery
 	waitUntil(t, 10*time.Second, "the refused attempt on record", func() bool {
 		for _, d := range listDeliveries(t, c, inst, "") {

@@ -4,9 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/keyring"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
@@ -197,156 +197,70 @@ func setupWebhook(t testing.TB, c *apiClient, url string) (inst, secret string) 
 	return inst, s.Secret
 }
 
-// receiver is a webhook receiver on loopback that verifies every request
-// with the public Standard Webhooks library and records what arrived.
-type receiver struct {
-	t   testing.TB
-	URL string
-
-	mu     sync.Mutex
-	secret string
-	// respond returns the status for the n-th request of an event id; nil
-	// answers 200. Set it with setRespond. It runs without mu.
-	respond func(n int, body map[string]any) int
-	// hold, when set (setHold), keeps every verified request waiting
-	// until the gate opens or the sender goes away.
-	hold     *gate
-	requests int
-	perEvent map[string]int
-	bodies   map[string]map[string]any
-	badSigs  int
-	arrived  chan string
-}
-
-func newReceiver(t testing.TB) *receiver { return newReceiverOn(t, "127.0.0.1") }
+// newReceiver is the kit's receiver on 127.0.0.1 as the end-to-end tests
+// use it: strict (it refuses every request until SetSecrets gives it the
+// webhook's secret), verifying with the public Standard Webhooks library,
+// code Herald did not write (decision 0005), and answering with
+// answer(nil). Webhooks point at its URL plus "/hook".
+func newReceiver(t testing.TB) *heraldtest.Receiver { return newReceiverOn(t, "127.0.0.1") }
 
 // newReceiverOn is newReceiver on another loopback address, such as
 // 127.0.0.2.
-func newReceiverOn(t testing.TB, host string) *receiver {
-	r := &receiver{t: t, perEvent: map[string]int{}, bodies: map[string]map[string]any{}, arrived: make(chan string, 100000)}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+func newReceiverOn(t testing.TB, host string) *heraldtest.Receiver {
+	t.Helper()
+	return heraldtest.NewReceiver(t, heraldtest.ReceiverConfig{Host: host, Strict: true,
+		Verify: verifyStandardWebhooks, Respond: answer(nil)})
+}
+
+// verifyStandardWebhooks checks a request with the public Standard
+// Webhooks library, and that its body is JSON.
+func verifyStandardWebhooks(secret string, h http.Header, body []byte) error {
+	wh, err := standardwebhooks.NewWebhook(secret)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	srv := &http.Server{Handler: r}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	r.URL = "http://" + ln.Addr().String() + "/hook"
-	return r
+	if err := wh.Verify(body, h); err != nil {
+		return err
+	}
+	if !json.Valid(body) {
+		return errors.New("the body is not JSON")
+	}
+	return nil
 }
 
-func (r *receiver) setSecret(s string) {
-	r.mu.Lock()
-	r.secret = s
-	r.mu.Unlock()
+// answer answers with the status f returns for the n-th request of an
+// event (n counts from 1) with its JSON body, 200 when f is nil, and the
+// body "answered <status>".
+func answer(f func(n int, body map[string]any) int) heraldtest.RespondFunc {
+	return func(w http.ResponseWriter, _ *http.Request, req *heraldtest.Request) {
+		status := http.StatusOK
+		if f != nil {
+			var body map[string]any
+			json.Unmarshal(req.Body, &body)
+			status = f(req.Seen, body)
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "answered %d", status)
+	}
 }
 
-// setRespond sets how the receiver answers (see receiver.respond).
-func (r *receiver) setRespond(f func(n int, body map[string]any) int) {
-	r.mu.Lock()
-	r.respond = f
-	r.mu.Unlock()
+// jsonBody returns a request's body decoded.
+func jsonBody(t testing.TB, r heraldtest.Request) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body of %s: %v", r.ID, err)
+	}
+	return m
 }
 
-// setHold makes the receiver hold every request it verifies until g
-// opens; nil lets them through again.
-func (r *receiver) setHold(g *gate) {
-	r.mu.Lock()
-	r.hold = g
-	r.mu.Unlock()
-}
-
-// arrivedSet returns the ids of the events that have arrived (2xx) so far.
-func (r *receiver) arrivedSet() map[string]bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string]bool, len(r.bodies))
-	for id := range r.bodies {
+// delivered returns the ids of the events recv has answered 2xx.
+func delivered(recv *heraldtest.Receiver) map[string]bool {
+	out := map[string]bool{}
+	for id := range recv.Delivered() {
 		out[id] = true
 	}
 	return out
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.requests++
-	wh, err := standardwebhooks.NewWebhook(r.secret)
-	if err == nil {
-		err = wh.Verify(body, req.Header)
-	}
-	if err != nil {
-		r.badSigs++
-		http.Error(w, "bad signature: "+err.Error(), http.StatusUnauthorized)
-		return
-	}
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		r.badSigs++
-		http.Error(w, "not json", http.StatusBadRequest)
-		return
-	}
-	id := req.Header.Get("webhook-id")
-	r.perEvent[id]++
-	n, respond, hold := r.perEvent[id], r.respond, r.hold
-	// Holding and answering run unlocked: they may block, and the test
-	// reads the receiver meanwhile.
-	r.mu.Unlock()
-	opened := hold == nil || hold.wait(req.Context())
-	status := http.StatusOK
-	if opened && respond != nil {
-		status = respond(n, m)
-	}
-	r.mu.Lock()
-	if !opened {
-		return // the sender gave up (or died) while the request was held
-	}
-	if status/100 == 2 {
-		if _, dup := r.bodies[id]; !dup {
-			r.bodies[id] = m
-			r.arrived <- id
-		}
-	}
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "answered %d", status)
-}
-
-// duplicates counts the requests beyond the first for the events in ids:
-// delivery is at least once, and receivers dedupe on webhook-id.
-func (r *receiver) duplicates(ids map[string]bool) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for id := range ids {
-		n += r.perEvent[id] - 1
-	}
-	return n
-}
-
-// waitFor waits until every id in want has arrived (2xx), or fails.
-func (r *receiver) waitFor(t testing.TB, want map[string]bool, timeout time.Duration) {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		r.mu.Lock()
-		missing := 0
-		for id := range want {
-			if _, ok := r.bodies[id]; !ok {
-				missing++
-			}
-		}
-		r.mu.Unlock()
-		if missing == 0 {
-			return
-		}
-		select {
-		case <-r.arrived:
-		case <-time.After(200 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("%d of %d events never arrived", missing, len(want))
-		}
-	}
 }
 
 // gate holds requests until it opens: a receiver that hangs, for tests
@@ -360,6 +274,15 @@ type gate struct {
 }
 
 func newGate() *gate { return &gate{opened: make(chan struct{})} }
+
+// hold is a heraldtest.RespondFunc that holds each request until the gate
+// opens, then answers as answer(nil) does, or the sender goes away,
+// leaving it unanswered.
+func (g *gate) hold(w http.ResponseWriter, r *http.Request, req *heraldtest.Request) {
+	if g.wait(r.Context()) {
+		answer(nil)(w, r, req)
+	}
+}
 
 // open lets every held request and every later one through.
 func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }

@@ -19,8 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/keyring"
-	"github.com/heraldhooks/herald/storetest"
 )
 
 // serveFails runs `herald serve` with env and args and returns what it
@@ -72,12 +73,12 @@ const (
 
 // setupSecretWebhook is setupWebhook plus a secret header and query
 // parameter, and one event delivered and verified with the secret.
-func setupSecretWebhook(t *testing.T, c *apiClient, recv *receiver) (inst, secret string) {
+func setupSecretWebhook(t *testing.T, c *apiClient, recv *heraldtest.Receiver) (inst, secret string) {
 	t.Helper()
-	inst, secret = setupWebhook(t, c, recv.URL)
-	recv.setSecret(secret)
+	inst, secret = setupWebhook(t, c, recv.URL+"/hook")
+	recv.SetSecrets(secret)
 	mustDo(t, c, "PATCH", inst+"/webhooks/wh-patient-sync", map[string]any{
-		"url":             recv.URL + "/" + pathSecret,
+		"url":             recv.URL + "/hook" + "/" + pathSecret,
 		"headers":         []map[string]string{{"name": "Authorization", "value": "Bearer " + receiverKey}},
 		"queryParameters": []map[string]string{{"name": "key", "value": querySecret}},
 	}, nil)
@@ -86,15 +87,13 @@ func setupSecretWebhook(t *testing.T, c *apiClient, recv *receiver) (inst, secre
 }
 
 // deliverOne posts an event and waits until the receiver has it, verified.
-func deliverOne(t *testing.T, c *apiClient, recv *receiver, inst string) {
+func deliverOne(t *testing.T, c *apiClient, recv *heraldtest.Receiver, inst string) {
 	t.Helper()
 	var res struct{ EventID string }
 	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventEntity": "PATIENT", "eventSubtype": "PATIENT_CREATED",
 		"sourceId": "p-1", "patientId": "p-1"}, &res)
-	recv.waitFor(t, map[string]bool{res.EventID: true}, 15*time.Second)
-	recv.mu.Lock()
-	bad := recv.badSigs
-	recv.mu.Unlock()
+	recv.WaitDelivered(t, 15*time.Second, res.EventID)
+	bad := recv.SignatureFailures()
 	if bad > 0 {
 		t.Fatalf("the receiver got %d requests it could not verify", bad)
 	}
@@ -142,7 +141,7 @@ func TestSecretsNotInTheClear(t *testing.T) {
 		readAll("after shutdown")
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := storetest.PostgresDSN(t)
+		dsn := storekit.PostgresDSN(t)
 		p := startHerald(t, nil, "--database", dsn, "--allow-private-destinations")
 		c := p.client(t)
 		recv := newReceiver(t)
@@ -319,7 +318,7 @@ func TestMasterKeyMustMatch(t *testing.T) {
 	os.Chmod(keyFile, 0o600)
 
 	// PostgreSQL needs the key given.
-	out = serveFails(t, nil, "--database", storetest.PostgresDSN(t))
+	out = serveFails(t, nil, "--database", storekit.PostgresDSN(t))
 	if !strings.Contains(out, "a master key is required with PostgreSQL") || !strings.Contains(out, "herald keys generate") {
 		t.Errorf("PostgreSQL without a key: got:\n%s", out)
 	}
@@ -334,7 +333,7 @@ func TestMasterKeyMustMatch(t *testing.T) {
 func TestMasterKeyRotation(t *testing.T) {
 	a, b := keyring.Generate(), keyring.Generate()
 	t.Run("postgres", func(t *testing.T) {
-		dsn := storetest.PostgresDSN(t)
+		dsn := storekit.PostgresDSN(t)
 		args := []string{"--database", dsn, "--allow-private-destinations"}
 		p := startHerald(t, []string{"HERALD_MASTER_KEY=" + a}, args...)
 		c := p.client(t)
@@ -408,8 +407,8 @@ func TestUpgradeFromUnsealedDatabase(t *testing.T) {
 	p := startHerald(t, nil, args...)
 	c := p.client(t)
 	recv := newReceiver(t)
-	inst, secret := setupWebhook(t, c, recv.URL)
-	recv.setSecret(secret)
+	inst, secret := setupWebhook(t, c, recv.URL+"/hook")
+	recv.SetSecrets(secret)
 	p.stop()
 	// As an earlier version left it: every secret in the clear, no key
 	// check, no key file.
@@ -418,7 +417,7 @@ func TestUpgradeFromUnsealedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, stmt := range []string{
-		`UPDATE webhooks SET url = '` + recv.URL + `', headers = '[{"name":"Authorization","value":"Bearer ` + receiverKey + `"}]', query_parameters = '[]', client_key = ''`,
+		`UPDATE webhooks SET url = '` + recv.URL + "/hook" + `', headers = '[{"name":"Authorization","value":"Bearer ` + receiverKey + `"}]', query_parameters = '[]', client_key = ''`,
 		`UPDATE webhook_secrets SET secret = '` + secret + `'`,
 		`DELETE FROM audit_log`,
 		`DELETE FROM settings WHERE name = 'key_check'`,

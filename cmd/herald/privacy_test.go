@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhooks/herald/storetest"
+	"github.com/heraldhooks/herald/heraldtest/storekit"
 )
 
 // marker stands for health data in the requests below; it must never reach
@@ -29,8 +29,8 @@ func TestLogsHoldNoHealthData(t *testing.T) {
 			p := startHerald(t, nil, append(sqliteArgs(t), "--log-format", format, "--log-level", "debug")...)
 			c := p.client(t)
 			recv := newReceiver(t)
-			inst, secret := setupWebhook(t, c, recv.URL)
-			recv.setSecret(secret)
+			inst, secret := setupWebhook(t, c, recv.URL+"/hook")
+			recv.SetSecrets(secret)
 
 			for _, body := range []string{
 				`{"eventSubtype":"PATIENT_CREATED","occurredAt":"` + marker + `"}`,
@@ -46,7 +46,7 @@ func TestLogsHoldNoHealthData(t *testing.T) {
 			var res struct{ EventID string }
 			mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "patientId": marker,
 				"sourceName": marker, "data": map[string]string{"name": marker}}, &res)
-			recv.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
+			recv.WaitDelivered(t, 30*time.Second, res.EventID)
 			mustDo(t, c, "POST", inst+"/patients/"+marker+"/purge", nil, nil)
 			rawRequest(t, c, "GET", inst+"/deliveries?"+marker+"=1", "")
 			rawRequest(t, c, "GET", "/v1/"+strings.Repeat("a", 900<<10), "")
@@ -136,7 +136,7 @@ func TestDatabasePasswordIsNeverPrinted(t *testing.T) {
 		}
 	}
 	// Running: PostgreSQL trusts the test connection, so any password does.
-	dsn := strings.Replace(storetest.PostgresDSN(t), "postgres://postgres@", "postgres://postgres:"+pw+"@", 1)
+	dsn := strings.Replace(storekit.PostgresDSN(t), "postgres://postgres@", "postgres://postgres:"+pw+"@", 1)
 	if !strings.Contains(dsn, pw) {
 		t.Fatalf("test DSN %s does not start with postgres://postgres@", dsn)
 	}
@@ -214,8 +214,8 @@ func TestReadyzWhileSQLiteCannotCommit(t *testing.T) {
 	p := startHerald(t, nil, "--database", "sqlite:"+filepath.Join(dir, "herald.db"), "--allow-private-destinations")
 	c := p.client(t)
 	recv := newReceiver(t)
-	inst, secret := setupWebhook(t, c, recv.URL)
-	recv.setSecret(secret)
+	inst, secret := setupWebhook(t, c, recv.URL+"/hook")
+	recv.SetSecrets(secret)
 	waitReadyz(t, p, http.StatusOK)
 
 	fill := filepath.Join(dir, "fill")
@@ -254,7 +254,7 @@ func TestReadyzWhileSQLiteCannotCommit(t *testing.T) {
 	waitReadyz(t, p, http.StatusOK)
 	var res struct{ EventID string }
 	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "after"}, &res)
-	recv.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
+	recv.WaitDelivered(t, 30*time.Second, res.EventID)
 }
 
 func readyz(t *testing.T, p *proc) int {

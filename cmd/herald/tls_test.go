@@ -4,17 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -193,55 +189,38 @@ func TestAllowDestination(t *testing.T) {
 	p := startHerald(t, nil, "--database", "sqlite:"+filepath.Join(t.TempDir(), "herald.db"), "--allow-destination", "127.0.0.1/32")
 	c := p.client(t)
 	allowed, outside := newReceiver(t), newReceiverOn(t, "127.0.0.2")
-	inst, secret := setupWebhook(t, c, allowed.URL)
-	allowed.setSecret(secret)
-	addWebhook(t, c, inst, "wh-outside", outside.URL, nil)
+	inst, secret := setupWebhook(t, c, allowed.URL+"/hook")
+	allowed.SetSecrets(secret)
+	addWebhook(t, c, inst, "wh-outside", outside.URL+"/hook", nil)
 
 	var res struct{ EventID string }
 	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "p1"}, &res)
-	allowed.waitFor(t, map[string]bool{res.EventID: true}, 30*time.Second)
+	allowed.WaitDelivered(t, 30*time.Second, res.EventID)
 	want := "destination 127.0.0.2 is a loopback address outside the allowed ranges (127.0.0.1/32)"
 	if e := firstAttemptError(t, c, inst, "wh-outside"); !strings.Contains(e, want) || !strings.Contains(e, "--allow-destination") {
 		t.Errorf("attempt error %q, want it to say %q and how to allow it", e, want)
 	}
-	outside.mu.Lock()
-	defer outside.mu.Unlock()
-	if outside.requests != 0 {
-		t.Fatalf("the receiver on 127.0.0.2 got %d requests, want none", outside.requests)
+	if n := outside.Count(); n != 0 {
+		t.Fatalf("the receiver on 127.0.0.2 got %d requests, want none", n)
 	}
 }
 
-// tlsReceiver is an HTTPS receiver on 127.0.0.1 with a certificate from
-// ca that demands a client certificate from ca (mutual TLS), and records
-// the common name of the one each request came with.
-type tlsReceiver struct {
-	URL string
-	mu  sync.Mutex
-	cns []string
-}
-
-func newTLSReceiver(t *testing.T, ca *heraldtest.CA) *tlsReceiver {
+// newTLSReceiver is the kit's receiver over HTTPS on 127.0.0.1, with a
+// certificate from ca, demanding a client certificate from ca (mutual
+// TLS). It verifies no signature: these tests are about the connection.
+func newTLSReceiver(t *testing.T, ca *heraldtest.CA) *heraldtest.Receiver {
 	t.Helper()
-	r := &tlsReceiver{}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.cns = append(r.cns, req.TLS.PeerCertificates[0].Subject.CommonName)
-		r.mu.Unlock()
-		fmt.Fprint(w, "ok")
-	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "receiver", "127.0.0.1").TLS},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	r.URL = srv.URL + "/hook"
-	return r
+	return heraldtest.NewReceiver(t, heraldtest.ReceiverConfig{TLS: ca.ServerTLS(t, tls.RequireAndVerifyClientCert)})
 }
 
-func (r *tlsReceiver) seen() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.cns...)
+// clientCerts returns the common name of the client certificate each
+// request to rc came with, in order.
+func clientCerts(rc *heraldtest.Receiver) []string {
+	var cns []string
+	for _, r := range rc.Requests() {
+		cns = append(cns, r.ClientCert)
+	}
+	return cns
 }
 
 // --require-https-destinations refuses an http:// URL (400 naming url; an
@@ -254,7 +233,7 @@ func TestHTTPSDestinations(t *testing.T) {
 	p := startHerald(t, nil, dbArgs...)
 	c := p.client(t)
 	plain := newReceiver(t)
-	inst, _ := setupWebhook(t, c, plain.URL) // http://, stored before the flag
+	inst, _ := setupWebhook(t, c, plain.URL+"/hook") // http://, stored before the flag
 	p.stop()
 
 	ca := heraldtest.NewCA(t)
@@ -264,7 +243,7 @@ func TestHTTPSDestinations(t *testing.T) {
 	}
 	p = startHerald(t, nil, append(dbArgs, "--require-https-destinations", "--destination-ca-file", caFile)...)
 	c = p.client(t)
-	_, err := c.do(context.Background(), "PATCH", inst+"/webhooks/wh-patient-sync", map[string]any{"url": plain.URL}, nil)
+	_, err := c.do(context.Background(), "PATCH", inst+"/webhooks/wh-patient-sync", map[string]any{"url": plain.URL + "/hook"}, nil)
 	var ae *apiError
 	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "url must start with https://") {
 		t.Fatalf("PATCH of an http:// url: %v, want a 400 naming url", err)
@@ -272,8 +251,8 @@ func TestHTTPSDestinations(t *testing.T) {
 
 	recv := newTLSReceiver(t, ca)
 	pair := ca.Issue(t, "wh-mtls-client")
-	addWebhook(t, c, inst, "wh-mtls", recv.URL, map[string]any{"clientCertificate": string(pair.CertPEM), "clientKey": string(pair.KeyPEM)})
-	addWebhook(t, c, inst, "wh-nocert", recv.URL, nil)
+	addWebhook(t, c, inst, "wh-mtls", recv.URL+"/hook", map[string]any{"clientCertificate": string(pair.CertPEM), "clientKey": string(pair.KeyPEM)})
+	addWebhook(t, c, inst, "wh-nocert", recv.URL+"/hook", nil)
 	var got map[string]any
 	mustDo(t, c, "GET", inst+"/webhooks/wh-mtls", nil, &got)
 	if _, leaked := got["clientKey"]; leaked || got["hasClientKey"] != true || got["clientCertificate"] != string(pair.CertPEM) {
@@ -296,8 +275,8 @@ func TestHTTPSDestinations(t *testing.T) {
 	}
 
 	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventSubtype": "PATIENT_CREATED", "sourceId": "p1"}, nil)
-	waitUntil(t, 30*time.Second, "the delivery of wh-mtls", func() bool { return len(recv.seen()) == 2 })
-	for _, cn := range recv.seen() {
+	waitUntil(t, 30*time.Second, "the delivery of wh-mtls", func() bool { return len(clientCerts(recv)) == 2 })
+	for _, cn := range clientCerts(recv) {
 		if cn != "wh-mtls-client" {
 			t.Errorf("the receiver saw client certificate %q, want wh-mtls-client", cn)
 		}
@@ -308,9 +287,7 @@ func TestHTTPSDestinations(t *testing.T) {
 	if e := firstAttemptError(t, c, inst, "wh-patient-sync"); !strings.Contains(e, "the webhook URL is http://") || !strings.Contains(e, "--require-https-destinations") {
 		t.Errorf("wh-patient-sync attempt error %q, want the old http:// url refused", e)
 	}
-	plain.mu.Lock()
-	defer plain.mu.Unlock()
-	if plain.requests != 0 {
-		t.Fatalf("the http:// receiver got %d requests, want none", plain.requests)
+	if n := plain.Count(); n != 0 {
+		t.Fatalf("the http:// receiver got %d requests, want none", n)
 	}
 }
