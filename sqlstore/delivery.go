@@ -101,8 +101,8 @@ func decodeCursor(c string) (string, error) {
 // one of herald.Statuses. The status is written as a literal, not bound:
 // deliveries_status is partial (migration 0011), and a planner uses a
 // partial index only for a query whose WHERE implies its predicate, which
-// a parameter does not (SQLite would prepare the statement again for each
-// value bound; PostgreSQL's generic plans could not use the index at all).
+// a parameter does not by itself (SQLite then prepares the statement again
+// for the value bound; a generic plan on PostgreSQL cannot use the index).
 //   - PENDING, RETRYING, FAILED, CANCELLED: deliveries_status;
 //   - SENT: the open deliveries of the instance's webhooks, by
 //     deliveries_due, which holds every SENT delivery (a node's in-flight
