@@ -5,26 +5,6 @@ import (
 	"time"
 )
 
-// Delivery statuses. A delivery is one event for one webhook.
-//
-//	PENDING --claim--> SENT --2xx--> DELIVERED
-//	                    |--fail, window left--> RETRYING --due--> SENT
-//	                    |--fail, 24 h passed--> FAILED
-//	                    `--410 Gone--> FAILED (and the webhook is deactivated)
-//	PENDING/RETRYING/SENT --webhook deactivated--> CANCELLED
-//	FAILED/CANCELLED --recover--> PENDING;  any --resend--> PENDING
-const (
-	StatusPending   = "PENDING"
-	StatusSent      = "SENT" // in flight: claimed by a node under a lease
-	StatusDelivered = "DELIVERED"
-	StatusRetrying  = "RETRYING"
-	StatusFailed    = "FAILED"
-	StatusCancelled = "CANCELLED"
-)
-
-// Statuses lists every delivery status.
-var Statuses = []string{StatusPending, StatusSent, StatusDelivered, StatusRetrying, StatusFailed, StatusCancelled}
-
 // Delivery is one event for one webhook of an instance.
 type Delivery struct {
 	ID           string `json:"id"`
