@@ -15,26 +15,24 @@ import (
 // store), and what people do to it (Resend, Recover, Cancel). The store
 // loads, calls these, and writes what they return.
 //
-//	               claim, or handoff at creation                2xx
-//	  PENDING ────────────────────────────────────▶ SENT ──────────────▶ DELIVERED
-//	     ▲                                         │ ▲ ▲ │
-//	     │      non-2xx, timeout, network error,   │ │ │ │ lease ran out:
-//	     │      blocked destination; the next      │ │ └─┘ due again, claimed afresh
-//	     │      attempt falls within the window    │ │
-//	     │                  RETRYING ◀─────────────┘ │     (due at the schedule's next step,
-//	     │                     └───────claim─────────┘      or at Retry-After, capped)
-//	     │                                         │
-//	     │      the next attempt would fall after  │
-//	     │      the window's first attempt + 24 h, │
-//	     │      or 410 Gone (and the webhook is    │
-//	     │      deactivated)                       ▼
-//	     │                                       FAILED
-//	     │
-//	     ├── recover: FAILED, CANCELLED
-//	     └── resend: any status but SENT, with a fresh 24 h window
+//	                claim, or handoff at creation        2xx
+//	PENDING ──────────────────────────────────▶ SENT ─────────────▶ DELIVERED
+//	   ▲                                        │ │ ▲
+//	   │                                        │ │ └──── claim ────┐
+//	   │                                        │ └────▶ RETRYING ──┘  non-2xx, timeout, network error,
+//	   │                                        │                      blocked destination: due at the
+//	   │                                        │                      schedule's next step, or at
+//	   │                                        │                      Retry-After (capped)
+//	   │                                        ▼
+//	   │                                      FAILED    the next attempt would fall after the window's
+//	   │                                                first attempt + 24 h, or 410 Gone (and the
+//	   │                                                webhook is deactivated)
+//	   ├── recover: FAILED, CANCELLED
+//	   └── resend: any status but SENT, with a fresh 24 h window
 //
-//	  PENDING, RETRYING, SENT ──webhook deactivated──▶ CANCELLED
-//	  SENT ──released (shutdown, restart, lost claim)──▶ PENDING if never attempted, else RETRYING
+//	SENT ──lease ran out──▶ SENT (due again: any node claims it afresh)
+//	SENT ──released (shutdown, restart, lost claim)──▶ PENDING if never attempted, else RETRYING
+//	PENDING, RETRYING, SENT ──webhook deactivated──▶ CANCELLED
 //
 // A result for a delivery that is no longer SENT (cancelled meanwhile)
 // keeps its attempt but not its status.
