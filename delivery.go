@@ -104,8 +104,9 @@ type ClaimRequest struct {
 	// Now is the current time: deliveries due at or before it are claimed.
 	Now time.Time
 	// LeaseUntil is how long the claim lasts before the webhook's own
-	// timeout: each delivery is leased until LeaseUntil plus its webhook's
-	// timeoutSeconds, so a claim lasts as long as its request may, and a
+	// timeout: the claim time plus the node's margin (LeaseMargin by
+	// default). Each delivery is leased until LeaseEnd(LeaseUntil, its
+	// webhook's timeout), so a claim lasts as long as its request may, and a
 	// dead node's claims come back sooner for webhooks with short timeouts.
 	// The delivery is due again then unless a result is recorded first.
 	LeaseUntil time.Time
@@ -147,8 +148,8 @@ type Write struct {
 }
 
 // Handoff asks Write to create some of the new deliveries already claimed
-// (SENT, owned by Owner until LeaseUntil plus the webhook's timeout, as for
-// ClaimRequest) and return them as jobs: the node
+// (SENT, owned by Owner until LeaseEnd(LeaseUntil, the webhook's timeout),
+// as for ClaimRequest; see HandoffRoom) and return them as jobs: the node
 // that stored an event sends its deliveries at once, without a claim.
 // Deliveries beyond the room stay PENDING and due now, for any node's claim.
 type Handoff struct {
