@@ -213,9 +213,10 @@ func (db *DB) DeactivateWebhook(ctx context.Context, tenant, instance, name, rea
 }
 
 // deactivate turns a webhook off and cancels its open deliveries, which are
-// exactly those with a due_at (herald.Cancel, for all of them at once). It first locks the webhook FOR UPDATE, on
-// PostgreSQL, which waits for the ingests that read it as active (see
-// forKeyShare): the cancelling statement then sees their deliveries.
+// exactly those with a due_at (herald.Cancel, for all of them at once). It
+// first locks the webhook FOR UPDATE, on PostgreSQL, which waits for the
+// ingests that read it as active (see forKeyShare): the cancelling
+// statement then sees their deliveries.
 func (db *DB) deactivate(ctx context.Context, q q, id, reason string, now time.Time) error {
 	if db.pg {
 		if _, err := q.exec(ctx, `SELECT 1 FROM webhooks WHERE id = ? FOR UPDATE`, id); err != nil {
