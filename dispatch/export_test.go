@@ -10,9 +10,7 @@ import (
 // written) and for how many webhooks it waits on a 410 Gone to be written:
 // both must come back to zero once the work is done.
 func Held(e *Engine) (deliveries, gone int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.held), len(e.gone)
+	return e.q.held()
 }
 
 // ClientFor returns the HTTP client e sends w's requests with, and why w's
@@ -32,7 +30,5 @@ const MaxCertClients = maxCertClients
 // Started reports whether e's Run has started its senders: before that a
 // write hands nothing off (every new delivery is left PENDING for a claim).
 func Started(e *Engine) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.start != nil
+	return e.q.started()
 }

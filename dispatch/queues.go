@@ -1,0 +1,191 @@
+package dispatch
+
+import (
+	"sync"
+	"time"
+
+	"github.com/heraldhooks/herald"
+)
+
+// queues is the scheduler behind the one mutex that guards it: the
+// claimer, the writer and the senders reach the scheduler only through
+// these methods, each of which holds mu for one call of the scheduler and
+// then acts on what it says (gauges, the claimer's wake-up, starting
+// senders). mu is never held across I/O or while taking another lock, and
+// the scheduler calls nothing back.
+type queues struct {
+	mu sync.Mutex
+	s  *scheduler // guarded by mu
+
+	metrics *metrics
+	// wake asks the claimer to look now; it never blocks.
+	wake func()
+	// start starts a sender with a job; set by open, while Run runs.
+	// Called with mu held, so that Run cannot begin its drain between a job
+	// leaving the scheduler and its sender starting.
+	start func(*herald.Job)
+}
+
+// open lets the scheduler start jobs with start, and writes hand off.
+func (q *queues) open(start func(*herald.Job)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.start = start
+	q.s.running = true
+}
+
+// started reports whether open was called.
+func (q *queues) started() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.start != nil
+}
+
+// stop empties the queues and starts nothing more (scheduler.stop).
+func (q *queues) stop(now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.s.stop(now)
+	q.publish()
+}
+
+// claim reserves the next claim's space, nil when there is none.
+func (q *queues) claim() *grant {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.s.claimGrant()
+}
+
+// claimed queues what claim g took and starts what the senders can; it
+// reports whether the queues have room for another claim now.
+func (q *queues) claimed(g *grant, jobs []*herald.Job, now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	more := q.s.claimed(g, jobs)
+	q.startReady(now)
+	q.publish()
+	return more
+}
+
+// handoff reserves the handoff room of a write of events new events, nil
+// when it may hand nothing off.
+func (q *queues) handoff(events int) *grant {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.s.handoffGrant(events)
+}
+
+// handedOff queues what write g claimed for this node and starts what the
+// senders can.
+func (q *queues) handedOff(g *grant, jobs []*herald.Job, overflow bool, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.s.handedOff(g, jobs, overflow)
+	q.startReady(now)
+	q.publish()
+}
+
+// unreserve ends grant g, which brought nothing.
+func (q *queues) unreserve(g *grant) {
+	if g == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.s.end(g)
+}
+
+// failed ends grant g, whose claim or write failed and may have committed.
+func (q *queues) failed(g *grant) {
+	if g == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.s.failed(g)
+}
+
+// done records that j's request is over and returns the sender's next job.
+func (q *queues) done(j *herald.Job, took time.Duration, o outcome, now time.Time) *herald.Job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	next := q.s.done(j, took, o, now)
+	q.publish()
+	return next
+}
+
+// settle records that results are written or given up.
+func (q *queues) settle(results []pendingResult) {
+	if len(results) == 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range results {
+		q.s.settle(r.DeliveryID, r.webhookID, r.DeactivateReason != "")
+	}
+}
+
+// takeOrphans reports whether orphans are to be released, and clears it.
+func (q *queues) takeOrphans() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	o := q.s.orphans
+	q.s.orphans = false
+	return o
+}
+
+// setOrphans says orphans are (still) to be released.
+func (q *queues) setOrphans() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.s.orphans = true
+}
+
+// beginRelease and endRelease bracket an orphan release
+// (scheduler.beginRelease).
+func (q *queues) beginRelease() ([]string, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.s.beginRelease()
+}
+
+func (q *queues) endRelease() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.s.endRelease()
+}
+
+// held returns how many deliveries are held and webhooks wait on a 410.
+func (q *queues) held() (deliveries, gone int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.s.held), len(q.s.gone)
+}
+
+// startReady starts a sender for every job that may start. Called with mu
+// held.
+func (q *queues) startReady(now time.Time) {
+	if q.start == nil {
+		return
+	}
+	for j := q.s.next(now); j != nil; j = q.s.next(now) {
+		q.start(j)
+	}
+}
+
+// publish acts on what the scheduler asks for after a call: the gauges,
+// the dropped jobs' count, and a wake-up of the claimer. Called with mu
+// held.
+func (q *queues) publish() {
+	q.metrics.inFlight.Set(float64(q.s.inFlight))
+	q.metrics.queued.Set(float64(q.s.queued))
+	if q.s.dropped > 0 {
+		q.metrics.queueDropped.Add(float64(q.s.dropped))
+		q.s.dropped = 0
+	}
+	if q.s.wantClaim {
+		q.s.wantClaim = false
+		q.wake()
+	}
+}

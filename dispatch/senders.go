@@ -1,0 +1,96 @@
+package dispatch
+
+import (
+	"context"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/heraldhooks/herald"
+)
+
+// senders make the requests. A sender is a goroutine started by the
+// scheduler (queues.start) with a job it may start now; it sends it
+// (send.go), decides what becomes of the delivery (schedule.go), tells the
+// scheduler the request is over, which may hand it the next job, and
+// gives the result to the writer: the one way results go back. It ends
+// when the scheduler has nothing for it, so at most Concurrency run.
+//
+// Ownership: a sender owns its job from the scheduler's next until it
+// reports done; it keeps no other state. The fields below are set by Run
+// before the first sender starts and read only after.
+type senders struct {
+	// ctx is the requests' context: it outlives Run's through the drain,
+	// and is cancelled when the drain times out.
+	ctx     context.Context
+	wg      sync.WaitGroup // the senders running
+	http    *sender
+	policy  retryPolicy
+	q       *queues
+	w       *writer
+	metrics *metrics
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// start starts a sender with j. Called by the scheduler's guard with its
+// mutex held, so Run's drain cannot begin between the two.
+func (s *senders) start(j *herald.Job) {
+	s.wg.Go(func() { s.run(j) })
+}
+
+// run sends j and then, as long as there is one, the next job the
+// scheduler offers, so a sender that finishes starts the next job at once.
+func (s *senders) run(j *herald.Job) {
+	for j != nil {
+		start := time.Now()
+		r, o := s.deliver(j)
+		took := time.Since(start)
+		next := s.q.done(j, took, o, s.now())
+		if o != cutShort {
+			s.w.record(r)
+		}
+		j = next
+	}
+}
+
+// deliver sends one claimed delivery and returns its result, and what the
+// scheduler is to make of it.
+func (s *senders) deliver(j *herald.Job) (pendingResult, outcome) {
+	a, retryAfter := s.http.send(s.ctx, j.Webhook, j.Event, j.Secrets, j.Delivery.AttemptCount+1)
+	if s.ctx.Err() != nil && a.StatusCode == 0 {
+		// Cut short by our own shutdown: not the receiver's fault, so no
+		// attempt goes on record; the release at the end of Run makes the
+		// delivery due again.
+		return pendingResult{}, cutShort
+	}
+	s.metrics.attemptDuration.Observe(float64(a.DurationMs) / 1000)
+	r := s.policy.decide(j.Delivery, a, retryAfter, s.now(), mathrand.Float64())
+	switch r.Status {
+	case herald.StatusDelivered:
+		s.metrics.attempts.WithLabelValues(outcomeDelivered).Inc()
+	case herald.StatusRetrying:
+		s.metrics.attempts.WithLabelValues(outcomeRetrying).Inc()
+	default:
+		s.metrics.attempts.WithLabelValues(outcomeFailed).Inc()
+	}
+	log := func() *slog.Logger {
+		return s.log.With("delivery", j.Delivery.ID, "tenant", j.Delivery.Tenant, "instance", j.Delivery.Instance,
+			"webhook", j.Webhook.Name, "attempt", a.N)
+	}
+	o := answered
+	switch {
+	case r.DeactivateReason != "":
+		log().Warn("receiver answered 410 Gone; deactivating the webhook", "reason", r.DeactivateReason)
+		o = gone410
+	case r.Status == herald.StatusFailed:
+		log().Warn("delivery failed for good", "reason", r.WaitReason)
+	case !s.log.Enabled(s.ctx, slog.LevelDebug):
+	case r.Status == herald.StatusRetrying:
+		log().Debug("delivery attempt failed", "reason", r.WaitReason)
+	default:
+		log().Debug("delivered", "status", a.StatusCode, "durationMs", a.DurationMs)
+	}
+	return pendingResult{AttemptResult: r, leaseUntil: j.LeaseUntil, webhookID: j.Webhook.ID}, o
+}
