@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
-	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
+	"github.com/heraldhooks/herald/sqlstore"
 )
 
 // TestSetStatementsFollowTheDomain checks the statements that move many
