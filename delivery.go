@@ -5,26 +5,6 @@ import (
 	"time"
 )
 
-// Delivery statuses. A delivery is one event for one webhook.
-//
-//	PENDING --claim--> SENT --2xx--> DELIVERED
-//	                    |--fail, window left--> RETRYING --due--> SENT
-//	                    |--fail, 24 h passed--> FAILED
-//	                    `--410 Gone--> FAILED (and the webhook is deactivated)
-//	PENDING/RETRYING/SENT --webhook deactivated--> CANCELLED
-//	FAILED/CANCELLED --recover--> PENDING;  any --resend--> PENDING
-const (
-	StatusPending   = "PENDING"
-	StatusSent      = "SENT" // in flight: claimed by a node under a lease
-	StatusDelivered = "DELIVERED"
-	StatusRetrying  = "RETRYING"
-	StatusFailed    = "FAILED"
-	StatusCancelled = "CANCELLED"
-)
-
-// Statuses lists every delivery status.
-var Statuses = []string{StatusPending, StatusSent, StatusDelivered, StatusRetrying, StatusFailed, StatusCancelled}
-
 // Delivery is one event for one webhook of an instance.
 type Delivery struct {
 	ID           string `json:"id"`
@@ -124,8 +104,9 @@ type ClaimRequest struct {
 	// Now is the current time: deliveries due at or before it are claimed.
 	Now time.Time
 	// LeaseUntil is how long the claim lasts before the webhook's own
-	// timeout: each delivery is leased until LeaseUntil plus its webhook's
-	// timeoutSeconds, so a claim lasts as long as its request may, and a
+	// timeout: the claim time plus the node's margin (LeaseMargin by
+	// default). Each delivery is leased until LeaseEnd(LeaseUntil, its
+	// webhook's timeout), so a claim lasts as long as its request may, and a
 	// dead node's claims come back sooner for webhooks with short timeouts.
 	// The delivery is due again then unless a result is recorded first.
 	LeaseUntil time.Time
@@ -167,8 +148,8 @@ type Write struct {
 }
 
 // Handoff asks Write to create some of the new deliveries already claimed
-// (SENT, owned by Owner until LeaseUntil plus the webhook's timeout, as for
-// ClaimRequest) and return them as jobs: the node
+// (SENT, owned by Owner until LeaseEnd(LeaseUntil, the webhook's timeout),
+// as for ClaimRequest; see HandoffRoom) and return them as jobs: the node
 // that stored an event sends its deliveries at once, without a claim.
 // Deliveries beyond the room stay PENDING and due now, for any node's claim.
 type Handoff struct {

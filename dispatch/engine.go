@@ -100,7 +100,7 @@ type Config struct {
 	// another node committed deliveries. Optional.
 	Wake <-chan struct{}
 
-	// Schedule is the wait before each attempt, as DESIGN.md lists them:
+	// Schedule is the wait before each attempt, as docs/architecture.md lists them:
 	// Schedule[n] is the wait after attempt n failed, the last value
 	// repeating. Schedule[0] stands for the first attempt, which is always
 	// made as soon as the delivery is stored. Defaults to DefaultSchedule.
@@ -225,7 +225,7 @@ func (cfg Config) withDefaults() Config {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	cfg.PerWebhookInFlight = min(cmp.Or(cfg.PerWebhookInFlight, 8), cfg.Concurrency)
 	cfg.FastWebhookInFlight = min(max(cmp.Or(cfg.FastWebhookInFlight, 4*cfg.PerWebhookInFlight), cfg.PerWebhookInFlight), cfg.Concurrency)
-	cfg.Lease = cmp.Or(cfg.Lease, maxQueueWait+30*time.Second)
+	cfg.Lease = cmp.Or(cfg.Lease, herald.LeaseMargin)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
 	if len(cfg.Schedule) == 0 {
 		cfg.Schedule = DefaultSchedule

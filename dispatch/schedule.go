@@ -3,134 +3,44 @@ package dispatch
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/heraldhooks/herald"
 )
 
+// The retry rule lives in the domain (herald.RetryPolicy, retry.go, with
+// the rest of the delivery state machine in lifecycle.go); this file adapts
+// it to the names the engine uses.
+
 // DefaultSchedule is the wait before each attempt: the first at once, then
-// 5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h and 8h, the last repeating.
-var DefaultSchedule = []time.Duration{0, 5 * time.Second, 30 * time.Second, 2 * time.Minute,
-	10 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour}
+// 5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h and 8h, the last repeating
+// (herald.DefaultSchedule).
+var DefaultSchedule = herald.DefaultSchedule
 
-// minRetryAfter keeps a receiver answering "Retry-After: 0" from turning the
-// retry window into a busy loop.
-const minRetryAfter = time.Second
-
-// retryPolicy decides what follows an attempt. It is pure: the caller passes
-// the clock reading and the random number, so tests need neither sleeps nor
-// seeds.
+// retryPolicy is the engine's configured herald.RetryPolicy.
 type retryPolicy struct {
 	schedule []time.Duration // wait before attempt n+1 is schedule[n], the last repeating
 	window   time.Duration   // retries stop this long after the first attempt
 	jitter   float64         // each wait is scaled by 1±jitter
 }
 
-// decide returns the result to record for attempt a of delivery d, which
-// ended at now. retryAfter is the answer's Retry-After header ("" if none)
-// and rnd a random number in [0, 1) that places the jitter.
-//
-// a.Error must already say, for a person, what went wrong when the answer
-// was not a 2xx ("receiver answered 503 Service Unavailable", "connection
-// refused"); the wait reason builds its sentence on it.
+func (p retryPolicy) rule() herald.RetryPolicy {
+	return herald.RetryPolicy{Schedule: p.schedule, Window: p.window, Jitter: p.jitter}
+}
+
+// decide is herald.RetryPolicy.Decide: the result to record for attempt a
+// of delivery d, which ended at now.
 func (p retryPolicy) decide(d *herald.Delivery, a herald.Attempt, retryAfter string, now time.Time, rnd float64) herald.AttemptResult {
-	r := herald.AttemptResult{DeliveryID: d.ID, Attempt: a}
-	what := fmt.Sprintf("%s on attempt %d", a.Error, a.N)
-	switch {
-	case a.StatusCode >= 200 && a.StatusCode < 300:
-		r.Status = herald.StatusDelivered
-		return r
-	case a.StatusCode == http.StatusGone:
-		// The receiver says the endpoint is gone for good: retrying for a
-		// day would only hammer it, and every later event would fail too.
-		r.Status = herald.StatusFailed
-		r.WaitReason = what + "; the webhook was deactivated and no further attempt will be made"
-		r.DeactivateReason = "receiver answered 410 Gone at " + formatTime(a.StartedAt)
-		return r
-	}
-
-	// The schedule restarts with the window: attempt a.N may be the first
-	// of a window that a resend or recover began.
-	first, n := a.StartedAt, 1
-	if d.FirstAttemptAt != nil && !d.FirstAttemptAt.IsZero() {
-		first, n = *d.FirstAttemptAt, d.WindowAttempts+1
-	}
-	wait, why := p.wait(n, retryAfter, now, rnd)
-	next := now.Add(wait)
-	if end := first.Add(p.window); next.After(end) {
-		r.Status = herald.StatusFailed
-		r.WaitReason = fmt.Sprintf("%s; gave up: the next attempt would have been after %s, the end of the %s retry window that began at %s",
-			what, formatTime(end), formatDuration(p.window), formatTime(first))
-		return r
-	}
-	r.Status = herald.StatusRetrying
-	r.NextAttemptAt = next
-	r.WaitReason = fmt.Sprintf("%s; next attempt at %s%s", what, formatTime(next), why)
-	return r
+	return p.rule().Decide(d, a, retryAfter, now, rnd)
 }
 
-// wait returns how long to wait after the nth failed attempt of the retry
-// window (1 for the first) and, when the receiver chose it, the words that
-// say so.
-func (p retryPolicy) wait(n int, retryAfter string, now time.Time, rnd float64) (time.Duration, string) {
-	longest := slices.Max(p.schedule)
-	if ra, ok := parseRetryAfter(retryAfter, now); ok {
-		// The receiver knows best when it will be back, but it must not be
-		// able to park a delivery beyond what the schedule would do anyway.
-		switch {
-		case ra > longest:
-			return longest, fmt.Sprintf(" (Retry-After asked for %s; capped at %s, the longest wait of the schedule)", formatDuration(ra), formatDuration(longest))
-		case ra < minRetryAfter:
-			return minRetryAfter, " (as Retry-After asked, but no sooner than 1s)"
-		}
-		return ra, " (as Retry-After asked)"
-	}
-	w := p.schedule[min(n, len(p.schedule)-1)]
-	// Jitter spreads the retries of deliveries that failed together (a
-	// receiver outage) so they do not come back as one burst.
-	return time.Duration(float64(w) * (1 + p.jitter*(2*rnd-1))), ""
-}
+// formatTime writes times in reasons as the domain does (herald.FormatTime).
+func formatTime(t time.Time) string { return herald.FormatTime(t) }
 
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
-// It reports false when the header is absent or unreadable.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
-		const maxSecs = uint64(1<<63-1) / uint64(time.Second)
-		return time.Duration(min(secs, maxSecs)) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
-}
-
-// formatTime writes times in wait reasons and deactivation reasons: UTC to
-// the second, as a receiver's developer would paste it into a log search.
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
-// formatDuration writes 24h rather than 24h0m0s, and keeps the
-// milliseconds of short durations (250ms, 1.5s) that tests configure.
-func formatDuration(d time.Duration) string {
-	if d < time.Minute {
-		return d.String()
-	}
-	s := d.Round(time.Second).String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+// formatDuration writes durations in reasons as the domain does
+// (herald.FormatDuration).
+func formatDuration(d time.Duration) string { return herald.FormatDuration(d) }
 
 // statusText writes a status code as people read it: "503 Service Unavailable".
 func statusText(code int) string {

@@ -519,8 +519,7 @@ func (s *scheduler) dequeue(h *hookQueue, now time.Time) *herald.Job {
 			s.wantClaim = true
 		}
 		timeout := time.Duration(cmp.Or(j.Webhook.TimeoutSeconds, herald.DefaultTimeoutSeconds)) * time.Second
-		left := j.LeaseUntil.Sub(now)
-		if now.Sub(j.ClaimedAt) <= maxQueueWait && left >= timeout+s.startMargin {
+		if now.Sub(j.ClaimedAt) <= maxQueueWait && herald.LeaseCovers(j.LeaseUntil, now, timeout, s.startMargin) {
 			return j
 		}
 		s.unhold(j.Delivery.ID)

@@ -268,19 +268,17 @@ func (db *DB) ResendDelivery(ctx context.Context, tenant, instance, id string) (
 		if err := q.row(ctx, `SELECT active FROM webhooks WHERE id = ?`, webhookID).Scan(&active); err != nil {
 			return err
 		}
-		if active == 0 {
-			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is inactive; activate it before resending its deliveries.", d.Webhook)
-		}
-		if d.Status == herald.StatusSent {
-			return herald.Errorf(herald.ECONFLICT, "delivery %q is being sent right now; resend it once this attempt is recorded.", id)
-		}
 		now := db.now()
-		if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, window_start = attempt_count,
-			claimed_by = '', wait_reason = 'resent', updated_at = ? WHERE id = ?`, ms(now), ms(now), id); err != nil {
+		s, err := herald.Resend(d, active != 0, now)
+		if err != nil {
 			return err
 		}
-		d.Status, d.NextAttemptAt, d.FirstAttemptAt, d.WaitReason, d.UpdatedAt = herald.StatusPending, &now, nil, "resent", now
-		d.WindowAttempts = 0
+		if _, err := q.exec(ctx, `UPDATE deliveries SET status = ?, due_at = ?, first_attempt_at = NULL, window_start = ?,
+			claimed_by = ?, wait_reason = ?, updated_at = ? WHERE id = ?`, s.Status, ms(*s.DueAt), s.WindowStart, s.Owner, s.WaitReason, ms(now), id); err != nil {
+			return err
+		}
+		d.SetState(s)
+		d.UpdatedAt = now
 		return db.notify(ctx, q)
 	})
 	if err != nil {
@@ -291,7 +289,8 @@ func (db *DB) ResendDelivery(ctx context.Context, tenant, instance, id string) (
 }
 
 // ClaimDeliveries marks up to r.Limit due deliveries of active webhooks SENT,
-// owned by r.Owner until r.LeaseUntil plus the webhook's timeout, and returns them with their events,
+// owned by r.Owner until herald.LeaseEnd (r.LeaseUntil plus the webhook's
+// timeout), and returns them with their events,
 // webhooks and secrets, oldest due first. It takes at most r.PerWebhook from
 // each webhook, picking each webhook's first due deliveries by index, so a
 // webhook with a large backlog cannot starve the others and the cost does not
@@ -348,10 +347,12 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 		if err != nil || len(ids) == 0 {
 			return err
 		}
+		// herald.Claim, for many deliveries at once: the lease rule is
+		// herald.LeaseEnd, whose timeout the statement adds per row.
 		in, inArgs := inList(db, ids)
 		rows, err := q.query(ctx, `UPDATE deliveries SET status = 'SENT', claimed_by = ?,
 			due_at = CAST(? AS BIGINT) + 1000 * (SELECT w.timeout_seconds FROM webhooks w WHERE w.id = deliveries.webhook_id), updated_at = ?
-			WHERE id IN (`+in+`) RETURNING `+deliveryCols, append([]any{r.Owner, ms(r.LeaseUntil), now}, inArgs...)...)
+			WHERE id IN (`+in+`) RETURNING `+deliveryCols, append([]any{r.Owner, ms(herald.LeaseEnd(r.LeaseUntil, 0)), now}, inArgs...)...)
 		if err != nil {
 			return err
 		}
@@ -446,15 +447,9 @@ func (db *DB) webhooksByID(ctx context.Context, q q, ids []string) (map[string]*
 
 // openDelivery is what RecordAttempts needs of a delivery before writing.
 type openDelivery struct {
-	webhookID    string
-	status       string
-	attempts     int
-	firstAttempt sql.NullInt64
-	due          sql.NullInt64
-	waitReason   string
-	claimedBy    string
-	lastCode     int
-	touched      bool
+	webhookID string
+	herald.DeliveryState
+	touched bool
 	// first is the delivery's first attempt when this write records it:
 	// it goes into the delivery's row, not into attempts.
 	first *herald.Attempt
@@ -494,10 +489,12 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		for rows.Next() {
 			var id string
 			var d openDelivery
-			if err := rows.Scan(&id, &d.webhookID, &d.status, &d.attempts, &d.firstAttempt, &d.due, &d.waitReason, &d.claimedBy, &d.lastCode); err != nil {
+			var first, due sql.NullInt64
+			if err := rows.Scan(&id, &d.webhookID, &d.Status, &d.Attempts, &first, &due, &d.WaitReason, &d.Owner, &d.LastStatusCode); err != nil {
 				rows.Close()
 				return err
 			}
+			d.FirstAttemptAt, d.DueAt = nullMS(first), nullMS(due)
 			open[id] = &d
 		}
 		if err := rows.Close(); err != nil {
@@ -505,15 +502,9 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		}
 	}
 
-	type health struct {
-		failingSince *int64 // first failure after the batch's last success
-		succeeded    bool
-		lastFailed   int64
-	}
 	var webhookOrder []string
-	healths := map[string]*health{}
+	healths := map[string]*herald.WebhookHealth{}
 	counts := attemptCounts{}
-	deactivate := map[string]string{}
 	var attemptArgs []any
 	for _, r := range results {
 		d := open[r.DeliveryID]
@@ -521,52 +512,27 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 			continue // purged meanwhile; nothing to record against
 		}
 		a := r.Attempt
-		d.attempts++
-		d.lastCode = a.StatusCode
 		started := ms(a.StartedAt)
-		if !d.firstAttempt.Valid {
-			d.firstAttempt = sql.NullInt64{Int64: started, Valid: true}
-		}
-		if d.status == herald.StatusSent {
-			d.status, d.waitReason, d.claimedBy = r.Status, r.WaitReason, ""
-			d.due = sql.NullInt64{}
-			if r.Status == herald.StatusRetrying {
-				next := r.NextAttemptAt
-				if next.IsZero() {
-					next = fromMS(nowMS)
-				}
-				d.due = sql.NullInt64{Int64: ms(next), Valid: true}
-			}
-		}
+		d.DeliveryState = herald.ApplyResult(d.DeliveryState, r, fromMS(nowMS))
 		d.touched = true
 		body := a.ResponseBody
 		if len(body) > herald.MaxResponseBody {
 			body = strings.ToValidUTF8(body[:herald.MaxResponseBody], "")
 		}
-		if d.attempts == 1 {
+		if d.Attempts == 1 {
 			d.first = &herald.Attempt{N: 1, StartedAt: fromMS(started), DurationMs: a.DurationMs, StatusCode: a.StatusCode,
 				ResponseBody: body, Error: a.Error}
 		} else {
-			attemptArgs = append(attemptArgs, r.DeliveryID, d.attempts, started, a.DurationMs, a.StatusCode, body, a.Error)
+			attemptArgs = append(attemptArgs, r.DeliveryID, d.Attempts, started, a.DurationMs, a.StatusCode, body, a.Error)
 		}
 
 		h := healths[d.webhookID]
 		if h == nil {
-			h = &health{}
+			h = &herald.WebhookHealth{}
 			healths[d.webhookID] = h
 			webhookOrder = append(webhookOrder, d.webhookID)
 		}
-		if r.Status == herald.StatusDelivered {
-			h.succeeded, h.failingSince = true, nil
-		} else {
-			if h.failingSince == nil {
-				h.failingSince = &started
-			}
-			h.lastFailed = max(h.lastFailed, started)
-		}
-		if r.DeactivateReason != "" {
-			deactivate[d.webhookID] = r.DeactivateReason
-		}
+		h.Add(r)
 		counts.add(d.webhookID, started, a.StatusCode)
 	}
 
@@ -580,17 +546,19 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		return err
 	}
 
+	// The statements carry out herald.WebhookHealth.Apply without reading
+	// the webhooks.
 	var healthy []string
 	for _, id := range webhookOrder {
 		h := healths[id]
 		var err error
 		switch {
-		case h.failingSince == nil:
+		case h.FailingSince == nil:
 			healthy = append(healthy, id)
-		case h.succeeded:
-			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ? WHERE id = ?`, *h.failingSince, h.lastFailed, id)
+		case h.Succeeded:
+			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ? WHERE id = ?`, ms(*h.FailingSince), ms(h.LastFailedAt), id)
 		default:
-			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, ?), last_failed_at = ? WHERE id = ?`, *h.failingSince, h.lastFailed, id)
+			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, ?), last_failed_at = ? WHERE id = ?`, ms(*h.FailingSince), ms(h.LastFailedAt), id)
 		}
 		if err != nil {
 			return err
@@ -602,17 +570,19 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 			return err
 		}
 	}
-	for id, reason := range deactivate {
-		// A webhook deactivated meanwhile (by an admin, say) keeps the
-		// reason it was given: the 410 came from a request sent before.
+	for _, id := range webhookOrder {
+		h := healths[id]
+		if h.DeactivateReason == "" {
+			continue
+		}
 		var active int
 		if err := q.row(ctx, `SELECT active FROM webhooks WHERE id = ?`+db.forUpdate(), id).Scan(&active); err != nil {
 			return err
 		}
-		if active == 0 {
+		if !h.Deactivates(active != 0) {
 			continue
 		}
-		if err := db.deactivate(ctx, q, id, reason, fromMS(nowMS)); err != nil {
+		if err := db.deactivate(ctx, q, id, h.DeactivateReason, fromMS(nowMS)); err != nil {
 			return err
 		}
 	}
@@ -725,13 +695,13 @@ func (db *DB) updateDeliveries(ctx context.Context, q q, ids []string, open map[
 			continue
 		}
 		var due, first any
-		if d.due.Valid {
-			due = d.due.Int64
+		if d.DueAt != nil {
+			due = ms(*d.DueAt)
 		}
-		if d.firstAttempt.Valid {
-			first = d.firstAttempt.Int64
+		if d.FirstAttemptAt != nil {
+			first = ms(*d.FirstAttemptAt)
 		}
-		row := []any{d.status, d.attempts, due, first, d.waitReason, d.claimedBy, d.lastCode, nowMS}
+		row := []any{d.Status, d.Attempts, due, first, d.WaitReason, d.Owner, d.LastStatusCode, nowMS}
 		var a1 []any
 		if a := d.first; a != nil {
 			a1 = []any{ms(a.StartedAt), a.DurationMs, a.StatusCode, a.ResponseBody, a.Error}

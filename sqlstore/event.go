@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"maps"
 	"slices"
 	"time"
 
@@ -106,24 +105,20 @@ func (db *DB) createEvents(ctx context.Context, q q, events []*herald.Event, h *
 			continue
 		}
 		k := instanceKey{e.TenantName, e.InstanceName}
+		var hit *herald.EventResult
 		if r, ok := seen[keyed{k, e.IdempotencyKey}]; ok && e.IdempotencyKey != "" {
-			r.Duplicate = true
-			results[i] = r
-			continue
-		}
-		if e.ID == "" {
-			e.ID = db.ids.next("evt", now)
-		}
-		if e.CreatedAt.IsZero() {
-			e.CreatedAt = fromMS(nowMS)
-		}
-		for _, t := range targets[k] {
-			if herald.MatchesAny(t.Triggers, e) {
-				deliveries[i] = append(deliveries[i], t)
+			hit = &r
+		} else {
+			if e.ID == "" {
+				e.ID = db.ids.next("evt", now)
+			}
+			if e.CreatedAt.IsZero() {
+				e.CreatedAt = fromMS(nowMS)
 			}
 		}
-		results[i] = herald.EventResult{EventID: e.ID, Deliveries: len(deliveries[i])}
-		fresh = append(fresh, i)
+		if results[i], deliveries[i] = herald.PlanEvent(e, hit, targets[k]); hit == nil {
+			fresh = append(fresh, i)
+		}
 	}
 	// Keyed events go first, in key order, so that two batches racing
 	// on the same keys on PostgreSQL wait for each other in the same
@@ -285,21 +280,14 @@ var deliveryBatch = &batch{
 	ncols: 13,
 }
 
-// insertDeliveries inserts one delivery per event and target: claimed by
-// h's owner (SENT until h.LeaseUntil plus the webhook's timeout) while h
-// has room for the webhook, else
-// PENDING and due now. It returns the claimed ones as jobs and how many it
+// insertDeliveries inserts one delivery per event and target, in the state
+// herald.HandoffRoom places it in: claimed by h's owner (SENT until
+// herald.LeaseEnd) while h has room for the webhook, else PENDING and due
+// now. It returns the claimed ones as jobs and how many it
 // left PENDING.
 func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]*herald.Webhook, h *herald.Handoff, now time.Time) ([]*herald.Job, int, error) {
 	nowMS := ms(now)
-	var room map[string]int
-	limit := 0
-	if h != nil {
-		room, limit = maps.Clone(h.Room), h.Limit
-		if room == nil {
-			room = map[string]int{}
-		}
-	}
+	room := herald.NewHandoffRoom(h)
 	var args []any
 	var jobs []*herald.Job
 	pending := 0
@@ -307,33 +295,24 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 		e := events[i]
 		for _, t := range ts {
 			id := db.ids.next("dlv", now)
-			status, due, owner := herald.StatusPending, nowMS, ""
-			if limit > 0 {
-				r, ok := room[t.ID]
-				if !ok {
-					r = h.Default
-				}
-				if r > 0 {
-					room[t.ID] = r - 1
-					limit--
-					lease := fromMS(ms(h.LeaseUntil.Add(time.Duration(t.TimeoutSeconds) * time.Second)))
-					status, due, owner = herald.StatusSent, ms(lease), h.Owner
-					jobs = append(jobs, &herald.Job{
-						Delivery: &herald.Delivery{ID: id, EventID: e.ID, Tenant: e.TenantName, Instance: e.InstanceName,
-							Webhook: t.Name, EventEntity: e.Entity, EventSubtype: e.Subtype, Status: status,
-							NextAttemptAt: &lease, CreatedAt: fromMS(nowMS), UpdatedAt: fromMS(nowMS)},
-						Event:      e,
-						Webhook:    t,
-						LeaseUntil: lease,
-						ClaimedAt:  now,
-					})
-				}
-			}
-			if owner == "" {
+			st := room.Place(t, now)
+			due := ms(*st.DueAt)
+			if st.Status == herald.StatusSent {
+				lease := fromMS(due)
+				jobs = append(jobs, &herald.Job{
+					Delivery: &herald.Delivery{ID: id, EventID: e.ID, Tenant: e.TenantName, Instance: e.InstanceName,
+						Webhook: t.Name, EventEntity: e.Entity, EventSubtype: e.Subtype, Status: st.Status,
+						NextAttemptAt: &lease, CreatedAt: fromMS(nowMS), UpdatedAt: fromMS(nowMS)},
+					Event:      e,
+					Webhook:    t,
+					LeaseUntil: lease,
+					ClaimedAt:  now,
+				})
+			} else {
 				pending++
 			}
 			args = append(args, id, e.ID, e.TenantName, e.InstanceName, t.ID, t.Name,
-				e.Entity, e.Subtype, status, due, owner, nowMS, nowMS)
+				e.Entity, e.Subtype, st.Status, due, st.Owner, nowMS, nowMS)
 		}
 	}
 	if err := db.batchRows(ctx, q, deliveryBatch, args, nil); err != nil {

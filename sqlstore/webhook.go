@@ -213,9 +213,10 @@ func (db *DB) DeactivateWebhook(ctx context.Context, tenant, instance, name, rea
 }
 
 // deactivate turns a webhook off and cancels its open deliveries, which are
-// exactly those with a due_at. It first locks the webhook FOR UPDATE, on
-// PostgreSQL, which waits for the ingests that read it as active (see
-// forKeyShare): the cancelling statement then sees their deliveries.
+// exactly those with a due_at (herald.Cancel, for all of them at once). It
+// first locks the webhook FOR UPDATE, on PostgreSQL, which waits for the
+// ingests that read it as active (see forKeyShare): the cancelling
+// statement then sees their deliveries.
 func (db *DB) deactivate(ctx context.Context, q q, id, reason string, now time.Time) error {
 	if db.pg {
 		if _, err := q.exec(ctx, `SELECT 1 FROM webhooks WHERE id = ? FOR UPDATE`, id); err != nil {
@@ -227,7 +228,7 @@ func (db *DB) deactivate(ctx context.Context, q q, id, reason string, now time.T
 		return err
 	}
 	_, err := q.exec(ctx, `UPDATE deliveries SET status = 'CANCELLED', due_at = NULL, claimed_by = '', wait_reason = ?, updated_at = ?
-		WHERE webhook_id = ? AND due_at IS NOT NULL`, "cancelled: webhook deactivated ("+reason+")", ms(now), id)
+		WHERE webhook_id = ? AND due_at IS NOT NULL`, herald.CancelReason(reason), ms(now), id)
 	return err
 }
 
@@ -329,8 +330,9 @@ func (db *DB) RecoverWebhook(ctx context.Context, tenant, instance, name string,
 			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is inactive; activate it before recovering its deliveries.", name)
 		}
 		now := ms(db.now())
-		// The name index narrows the scan to this webhook's deliveries
-		// since the time; IDs sort by creation time.
+		// herald.Recover, for many deliveries at once. The name index
+		// narrows the scan to this webhook's deliveries since the time;
+		// IDs sort by creation time.
 		res, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, window_start = attempt_count,
 			claimed_by = '', wait_reason = 'recovered', updated_at = ?
 			WHERE tenant = ? AND instance = ? AND webhook_name = ? AND id >= ? AND webhook_id = ?
