@@ -112,7 +112,9 @@ type EventResult struct {
 }
 
 // EventIngester accepts events. An event is durable, with all its
-// deliveries, when CreateEvents returns without error for it.
+// deliveries, when CreateEvents returns without error for it. The engine
+// (dispatch.Engine) implements it, storing events in its group commits,
+// and is the one the API takes.
 type EventIngester interface {
 	// CreateEvents stores each event (with TenantName and InstanceName set,
 	// already validated) and one PENDING delivery for each active webhook of
@@ -150,7 +152,7 @@ type ErasureService interface {
 	// patientID, with all their deliveries and attempts, whatever their
 	// status: what was still owed is never sent again, and a result of an
 	// attempt in flight that arrives afterwards is dropped (see
-	// DeliveryQueue.RecordAttempts). Returns how many of each went; an
+	// queue.Store.Write). Returns how many of each went; an
 	// unknown patient deletes nothing and is no error. ENOTFOUND for an
 	// unknown tenant or instance. The work is done in transactions of a
 	// few hundred events: after an error part of it may be done, and

@@ -135,10 +135,11 @@ const LeaseMargin = 35 * time.Second
 
 // LeaseEnd is the lease rule: when the claim of a delivery to a webhook
 // whose requests time out after timeout runs out. until is what the
-// claiming node asked for (ClaimRequest.LeaseUntil, Handoff.LeaseUntil):
-// its clock at the claim plus its margin, LeaseMargin by default. Until
-// then the delivery is SENT and no other node takes it; from then on it is
-// due again (Claimable), as if its claimer had died.
+// claiming node asked for (queue.ClaimRequest.LeaseUntil,
+// queue.Handoff.LeaseUntil): its clock at the claim plus its margin,
+// LeaseMargin by default. Until then the delivery is SENT and no other
+// node takes it; from then on it is due again (Claimable), as if its
+// claimer had died.
 //
 // The claim statement of sqlstore, which claims many deliveries at once,
 // passes LeaseEnd(until, 0) and adds each row's timeout_seconds itself.
@@ -184,40 +185,43 @@ func Release(s DeliveryState, now time.Time) (DeliveryState, bool) {
 
 // HandoffRoom places the deliveries an ingest creates: claimed at creation
 // by the node that stored the event (handoff) while that node's queue for
-// the webhook has room, else left for any node's claim. Its zero value,
-// or one made from a nil Handoff, has no room.
+// the webhook has room, else left for any node's claim. Its zero value
+// has no room. The engine asks for room with a handoff (queue.Handoff,
+// whose HandoffRoom method makes one of these); the rule is here.
 type HandoffRoom struct {
-	h     *Handoff
-	room  map[string]int
-	limit int
+	owner      string
+	leaseUntil time.Time
+	room       map[string]int
+	def        int
+	limit      int
 }
 
-// NewHandoffRoom returns the room h offers; h may be nil.
-func NewHandoffRoom(h *Handoff) *HandoffRoom {
-	r := &HandoffRoom{h: h}
-	if h != nil {
-		r.room, r.limit = maps.Clone(h.Room), h.Limit
-		if r.room == nil {
-			r.room = map[string]int{}
-		}
+// NewHandoffRoom returns the room a handoff offers: new deliveries claimed
+// by owner until LeaseEnd(leaseUntil, the webhook's timeout), at most
+// room[webhook ID] of a webhook in room and def of any other, and limit
+// in all. room is copied, not changed.
+func NewHandoffRoom(owner string, leaseUntil time.Time, room map[string]int, def, limit int) *HandoffRoom {
+	r := &HandoffRoom{owner: owner, leaseUntil: leaseUntil, room: maps.Clone(room), def: def, limit: limit}
+	if r.room == nil {
+		r.room = map[string]int{}
 	}
 	return r
 }
 
 // Place returns the state a new delivery to webhook w is created in at
-// now: SENT, owned by the handoff's owner until LeaseEnd(h.LeaseUntil, w's
-// timeout), while there is room for w (h.Room[w.ID], else h.Default) and
-// in all (h.Limit), taking one of each; else PENDING and due now.
+// now: SENT, owned by the handoff's owner until LeaseEnd(leaseUntil, w's
+// timeout), while there is room for w (room[w.ID], else def) and in all
+// (limit), taking one of each; else PENDING and due now.
 func (r *HandoffRoom) Place(w *Webhook, now time.Time) DeliveryState {
 	if r.limit > 0 {
 		n, ok := r.room[w.ID]
 		if !ok {
-			n = r.h.Default
+			n = r.def
 		}
 		if n > 0 {
 			r.room[w.ID] = n - 1
 			r.limit--
-			return Claim(DeliveryState{}, r.h.Owner, LeaseEnd(r.h.LeaseUntil, time.Duration(w.TimeoutSeconds)*time.Second))
+			return Claim(DeliveryState{}, r.owner, LeaseEnd(r.leaseUntil, time.Duration(w.TimeoutSeconds)*time.Second))
 		}
 	}
 	return DeliveryState{Status: StatusPending, DueAt: &now}

@@ -92,7 +92,7 @@ func resend(active bool) step {
 // room for it or not.
 func handoff(room int) step {
 	return step{"create", func(herald.DeliveryState) (herald.DeliveryState, herald.WebhookHealth, error) {
-		r := herald.NewHandoffRoom(&herald.Handoff{Owner: "n1", LeaseUntil: now.Add(herald.LeaseMargin), Default: room, Limit: 100})
+		r := herald.NewHandoffRoom("n1", now.Add(herald.LeaseMargin), nil, room, 100)
 		return r.Place(&herald.Webhook{ID: "wh_1", TimeoutSeconds: 30}, now), herald.WebhookHealth{}, nil
 	}}
 }
@@ -460,7 +460,7 @@ func TestDeactivationDuringIngest(t *testing.T) {
 		if len(targets) != 1 {
 			t.Fatalf("targets = %d, want 1", len(targets))
 		}
-		s := herald.NewHandoffRoom(&herald.Handoff{Owner: "n1", LeaseUntil: now.Add(herald.LeaseMargin), Default: room, Limit: 1}).Place(targets[0], now)
+		s := herald.NewHandoffRoom("n1", now.Add(herald.LeaseMargin), nil, room, 1).Place(targets[0], now)
 		s, ok := herald.Cancel(s, "deactivated by admin")
 		if !ok || s.Status != herald.StatusCancelled || s.DueAt != nil || s.Owner != "" {
 			t.Errorf("room %d: the new delivery after the deactivation = %+v (cancelled %v), want CANCELLED, not due, unowned", room, s, ok)
@@ -480,8 +480,8 @@ func TestHandoffRoom(t *testing.T) {
 	slow := &herald.Webhook{ID: "slow", TimeoutSeconds: 120}
 	other := &herald.Webhook{ID: "other", TimeoutSeconds: 5}
 	lease := now.Add(herald.LeaseMargin)
-	h := &herald.Handoff{Owner: "n1", LeaseUntil: lease, Room: map[string]int{"fast": 2, "slow": 0}, Default: 1, Limit: 3}
-	r := herald.NewHandoffRoom(h)
+	room := map[string]int{"fast": 2, "slow": 0}
+	r := herald.NewHandoffRoom("n1", lease, room, 1, 3)
 	var got []string
 	for _, w := range []*herald.Webhook{fast, slow, fast, fast, other, other} {
 		s := r.Place(w, now)
@@ -501,10 +501,10 @@ func TestHandoffRoom(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("placed %v, want %v (room per webhook, Default for the others, Limit in all)", got, want)
 	}
-	if h.Room["fast"] != 2 {
-		t.Errorf("the handoff's room was changed to %v; the room is counted on a copy", h.Room)
+	if room["fast"] != 2 {
+		t.Errorf("the handoff's room was changed to %v; the room is counted on a copy", room)
 	}
-	if s := herald.NewHandoffRoom(nil).Place(fast, now); s.Status != herald.StatusPending {
+	if s := (&herald.HandoffRoom{}).Place(fast, now); s.Status != herald.StatusPending {
 		t.Errorf("without a handoff a delivery is created %s, want PENDING", s.Status)
 	}
 }

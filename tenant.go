@@ -105,8 +105,12 @@ type Maintenance interface {
 	DeactivateFailing(ctx context.Context, failingSince time.Time, reason string) ([]*Webhook, error)
 }
 
-// Store is everything Herald keeps: one interface, implemented by sqlstore
-// on SQLite and PostgreSQL and checked by the storetest conformance suite.
+// Store is what the API, the web UI and the tools need of everything
+// Herald keeps: one interface, implemented by sqlstore on SQLite and
+// PostgreSQL and checked by the storetest conformance suite. It does not
+// accept events or move deliveries: events come in through an
+// EventIngester (the engine, dispatch.Engine), which stores them through
+// the queue contract (package queue) that sqlstore also implements.
 type Store interface {
 	TenantService
 	AuthService
@@ -116,7 +120,6 @@ type Store interface {
 	ErasureService
 	DeliveryService
 	InsightService
-	DeliveryQueue
 	Maintenance
 	AuditService
 	UserService

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // claimEvery is the shortest time between two claims. Under load queues
@@ -124,7 +124,7 @@ func (c *claimer) claim(ctx context.Context) (time.Duration, error) {
 		return c.poll, nil // a draining queue wakes the claimer
 	}
 	now := c.now()
-	jobs, err := c.store.ClaimDeliveries(ctx, herald.ClaimRequest{
+	jobs, err := c.store.ClaimDeliveries(ctx, queue.ClaimRequest{
 		Owner:           c.owner,
 		Now:             now,
 		LeaseUntil:      now.Add(c.lease),

@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/netguard"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -617,7 +618,7 @@ func TestLeaseTakeover(t *testing.T) {
 	}
 	mustCreateEvents(t, crashed, 4)
 	now := time.Now()
-	jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "node-crashed", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10, PerWebhook: 10})
+	jobs, err := db.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "node-crashed", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10, PerWebhook: 10})
 	if err != nil || len(jobs) != 4 {
 		t.Fatalf("claim as the doomed node: %d jobs, %v", len(jobs), err)
 	}
@@ -922,21 +923,21 @@ func TestMaintainerPurgesEveryFinalState(t *testing.T) {
 	if _, err := db.CreateEvents(ctx, events); err != nil {
 		t.Fatal(err)
 	}
-	claim := func(exclude string) map[string]*herald.Job { // by event id
+	claim := func(exclude string) map[string]*queue.Job { // by event id
 		now := clock.Now()
-		jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute),
+		jobs, err := db.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute),
 			Limit: 10, PerWebhook: 10, ExcludeWebhooks: []string{hooks[exclude].ID}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := map[string]*herald.Job{}
+		out := map[string]*queue.Job{}
 		for _, j := range jobs {
 			out[j.Delivery.EventID] = j
 		}
 		return out
 	}
 	wh, gone := claim("gone"), claim("wh")
-	result := func(j *herald.Job, status string) herald.AttemptResult {
+	result := func(j *queue.Job, status string) herald.AttemptResult {
 		return herald.AttemptResult{DeliveryID: j.Delivery.ID, Attempt: herald.Attempt{StartedAt: clock.Now(), StatusCode: 503},
 			Status: status, NextAttemptAt: clock.Now().Add(40 * 24 * time.Hour)}
 	}
@@ -1073,7 +1074,7 @@ func TestMaintainerAudit(t *testing.T) {
 			clock.Advance(6 * 24 * time.Hour)
 		}
 		now := clock.Now()
-		jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10, PerWebhook: 10})
+		jobs, err := db.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10, PerWebhook: 10})
 		if err != nil || len(jobs) != 1 || jobs[0].Webhook.ID != hooks["wh"].ID {
 			t.Fatalf("claim: %v %v", jobs, err)
 		}

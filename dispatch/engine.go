@@ -36,14 +36,14 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/netguard"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Store is what the engine needs from the database: the delivery queue,
-// including the EventIngester that group commits end up in.
-type Store interface {
-	herald.DeliveryQueue
-}
+// Store is what the engine needs from the database: the queue contract.
+// The engine writes events and results only through its Write, in group
+// commits.
+type Store = queue.Store
 
 // Config configures an Engine. Zero fields take the defaults they name.
 type Config struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
 	"github.com/heraldhooks/herald/netguard"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -292,7 +293,7 @@ type lossyStore struct {
 	lost      chan []string // the IDs each lost claim or write took
 }
 
-func (s *lossyStore) Write(ctx context.Context, w *herald.Write) (*herald.Written, error) {
+func (s *lossyStore) Write(ctx context.Context, w *queue.Write) (*queue.Written, error) {
 	out, err := s.DB.Write(ctx, w)
 	if err != nil || len(out.Jobs) == 0 || !s.loseWrite.CompareAndSwap(true, false) {
 		return out, err
@@ -305,7 +306,7 @@ func (s *lossyStore) Write(ctx context.Context, w *herald.Write) (*herald.Writte
 	return nil, herald.Errorf(herald.EUNAVAILABLE, "database unavailable: connection reset by peer (injected after the write committed).")
 }
 
-func (s *lossyStore) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*herald.Job, error) {
+func (s *lossyStore) ClaimDeliveries(ctx context.Context, r queue.ClaimRequest) ([]*queue.Job, error) {
 	jobs, err := s.DB.ClaimDeliveries(ctx, r)
 	if err != nil || len(jobs) == 0 || !s.lose.CompareAndSwap(true, false) {
 		return jobs, err

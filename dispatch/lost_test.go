@@ -12,6 +12,7 @@ import (
 	"github.com/heraldhooks/herald/dispatch"
 	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -169,7 +170,7 @@ func TestMaintainerErrors(t *testing.T) {
 				clock.Advance(6 * 24 * time.Hour)
 			}
 			now := clock.Now()
-			jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1})
+			jobs, err := db.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1})
 			if err != nil || len(jobs) != 1 {
 				t.Fatalf("claim: %v %v", jobs, err)
 			}

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // queues is the scheduler behind the one mutex that guards it: the
@@ -23,11 +23,11 @@ type queues struct {
 	// start starts a sender with a job; set by open, while Run runs.
 	// Called with mu held, so that Run cannot begin its drain between a job
 	// leaving the scheduler and its sender starting.
-	start func(*herald.Job)
+	start func(*queue.Job)
 }
 
 // open lets the scheduler start jobs with start, and writes hand off.
-func (q *queues) open(start func(*herald.Job)) {
+func (q *queues) open(start func(*queue.Job)) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.start = start
@@ -58,7 +58,7 @@ func (q *queues) claim() *grant {
 
 // claimed queues what claim g took and starts what the senders can; it
 // reports whether the queues have room for another claim now.
-func (q *queues) claimed(g *grant, jobs []*herald.Job, now time.Time) bool {
+func (q *queues) claimed(g *grant, jobs []*queue.Job, now time.Time) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	more := q.s.claimed(g, jobs)
@@ -77,7 +77,7 @@ func (q *queues) handoff(events int) *grant {
 
 // handedOff queues what write g claimed for this node and starts what the
 // senders can.
-func (q *queues) handedOff(g *grant, jobs []*herald.Job, overflow bool, now time.Time) {
+func (q *queues) handedOff(g *grant, jobs []*queue.Job, overflow bool, now time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.s.handedOff(g, jobs, overflow)
@@ -106,7 +106,7 @@ func (q *queues) failed(g *grant) {
 }
 
 // done records that j's request is over and returns the sender's next job.
-func (q *queues) done(j *herald.Job, took time.Duration, o outcome, now time.Time) *herald.Job {
+func (q *queues) done(j *queue.Job, took time.Duration, o outcome, now time.Time) *queue.Job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	next := q.s.done(j, took, o, now)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // maxQueueWait is the longest a claimed job waits in its queue. The job
@@ -123,7 +124,7 @@ type scheduler struct {
 // hookQueue is one webhook's work on this node.
 type hookQueue struct {
 	id       string
-	jobs     []*herald.Job // claimed, not started, oldest claim first
+	jobs     []*queue.Job // claimed, not started, oldest claim first
 	inFlight int
 	ready    bool          // in scheduler.ready
 	took     time.Duration // how long its requests take, a moving average
@@ -145,7 +146,7 @@ type idleSpeed struct {
 // no other grant gets the same room of a webhook's queue.
 type grant struct {
 	// room is the most each listed webhook may get; a webhook not listed
-	// may get def. A write hands them to the store (herald.Handoff.Room
+	// may get def. A write hands them to the store (queue.Handoff.Room
 	// and Default); a claim asks for perWebhook, and admit keeps no more.
 	room map[string]int
 	def  int
@@ -379,7 +380,7 @@ func (s *scheduler) failed(g *grant) {
 // that hit its limit may have left any webhook's behind. It reports
 // whether the queues have room for more now. Otherwise a queue that drains
 // to half asks for a claim when more is due for it (wantClaim).
-func (s *scheduler) claimed(g *grant, jobs []*herald.Job) bool {
+func (s *scheduler) claimed(g *grant, jobs []*queue.Job) bool {
 	s.end(g)
 	s.admit(g, jobs)
 	got := map[string]int{}
@@ -408,7 +409,7 @@ func (s *scheduler) claimed(g *grant, jobs []*herald.Job) bool {
 // queues ask for a claim when they drain to half. When Run stopped
 // meanwhile, nothing is queued: the jobs stay SENT under this owner, and
 // Run's release at its end makes them due again.
-func (s *scheduler) handedOff(g *grant, jobs []*herald.Job, overflow bool) {
+func (s *scheduler) handedOff(g *grant, jobs []*queue.Job, overflow bool) {
 	s.end(g)
 	if !s.running {
 		return
@@ -428,7 +429,7 @@ func (s *scheduler) handedOff(g *grant, jobs []*herald.Job, overflow bool) {
 // claimer releases it (orphans). A write's handoff brings no more than its
 // grant; a claim can, for a webhook whose queue has less room than the one
 // figure per webhook the claim asked for.
-func (s *scheduler) admit(g *grant, jobs []*herald.Job) {
+func (s *scheduler) admit(g *grant, jobs []*queue.Job) {
 	got := map[string]int{}
 	total := 0
 	for _, j := range jobs {
@@ -439,7 +440,7 @@ func (s *scheduler) admit(g *grant, jobs []*herald.Job) {
 		}
 		got[id]++
 		total++
-		s.enqueue([]*herald.Job{j})
+		s.enqueue([]*queue.Job{j})
 	}
 }
 
@@ -453,7 +454,7 @@ func (s *scheduler) wantsClaim(h *hookQueue) bool {
 // has (admit checks that). Jobs of a webhook that answered 410 Gone since
 // the claim began are left out, as drop does: the 410's write cancels
 // them.
-func (s *scheduler) enqueue(jobs []*herald.Job) {
+func (s *scheduler) enqueue(jobs []*queue.Job) {
 	for _, j := range jobs {
 		if s.gone[j.Webhook.ID] > 0 {
 			continue
@@ -483,7 +484,7 @@ func (s *scheduler) markReady(h *hookQueue) {
 // sender, no webhook with both a queued job and a free slot, or not
 // running. Webhooks take turns, one job each, so a webhook with a deep
 // queue does not hold back the others.
-func (s *scheduler) next(now time.Time) *herald.Job {
+func (s *scheduler) next(now time.Time) *queue.Job {
 	for s.running && s.inFlight < s.concurrency && len(s.ready) > 0 {
 		h := s.ready[0]
 		s.ready[0] = nil
@@ -509,7 +510,7 @@ func (s *scheduler) next(now time.Time) *herald.Job {
 // queue longer than maxQueueWait, or whose lease has too little time left
 // for its webhook's timeout and the result's write, is not started: it is
 // dropped, and the claimer releases it to be claimed again afresh.
-func (s *scheduler) dequeue(h *hookQueue, now time.Time) *herald.Job {
+func (s *scheduler) dequeue(h *hookQueue, now time.Time) *queue.Job {
 	for len(h.jobs) > 0 {
 		j := h.jobs[0]
 		h.jobs[0] = nil
@@ -543,7 +544,7 @@ const (
 // empties the webhook's queue (the result's write deactivates the webhook
 // and cancels its deliveries, these included) and keeps it from claims and
 // handoff until that write is settled.
-func (s *scheduler) done(j *herald.Job, took time.Duration, o outcome, now time.Time) *herald.Job {
+func (s *scheduler) done(j *queue.Job, took time.Duration, o outcome, now time.Time) *queue.Job {
 	h := s.hooks[j.Webhook.ID]
 	switch o {
 	case gone410:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/storetest"
 )
 
@@ -23,19 +24,19 @@ func TestQueueTakesTurns(t *testing.T) {
 	const slow = time.Second // requests this slow get the smallest queues
 	// job returns a job claimed waited ago, leased for its timeout and the
 	// engine's Lease from then.
-	job := func(hook string, i int, waited time.Duration) *herald.Job {
-		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprintf("%s%d", hook, i)},
+	job := func(hook string, i int, waited time.Duration) *queue.Job {
+		return &queue.Job{Delivery: &herald.Delivery{ID: fmt.Sprintf("%s%d", hook, i)},
 			Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30}, ClaimedAt: now.Add(-waited),
 			LeaseUntil: now.Add(-waited + 30*time.Second + cfg.Lease)}
 	}
-	var a, b []*herald.Job
+	var a, b []*queue.Job
 	for i := range 5 {
 		a = append(a, job("a", i, 0))
 	}
 	for i := range 2 {
 		b = append(b, job("b", i, 0))
 	}
-	id := func(j *herald.Job) string {
+	id := func(j *queue.Job) string {
 		if j == nil {
 			return "none"
 		}
@@ -72,14 +73,14 @@ func TestQueueTakesTurns(t *testing.T) {
 	if limit != 191 || per != 3 || len(exclude) != 0 {
 		t.Errorf("claimSpace = %d, %d, %v; want 191 in all (192 less 1 queued), 3 per webhook, none excluded", limit, per, exclude)
 	}
-	e.enqueue([]*herald.Job{job("a", 5, 0), job("a", 6, 0)})
+	e.enqueue([]*queue.Job{job("a", 5, 0), job("a", 6, 0)})
 	if _, _, exclude := e.claimSpace(); !slices.Equal(exclude, []string{"a"}) {
 		t.Errorf("with 3 of 4 queued, excluded %v; want a", exclude)
 	}
 
 	// A job that waited in the queue for more than maxQueueWait is
 	// dropped, not started; the claim loop will release it.
-	e.enqueue([]*herald.Job{job("c", 0, maxQueueWait+time.Millisecond), job("c", 1, maxQueueWait)})
+	e.enqueue([]*queue.Job{job("c", 0, maxQueueWait+time.Millisecond), job("c", 1, maxQueueWait)})
 	if got := id(e.done(a[2], slow, answered, now)); got != "c1" {
 		t.Errorf("after a2: started %s, want c1 (c0 waited too long)", got)
 	}
@@ -118,12 +119,12 @@ func TestQueuedJobNeedsLeaseForItsTimeout(t *testing.T) {
 	}
 	now := time.Now()
 	timeout := herald.MaxTimeoutSeconds * time.Second
-	job := func(id string, left time.Duration) *herald.Job {
-		return &herald.Job{Delivery: &herald.Delivery{ID: id}, ClaimedAt: now.Add(-time.Second), LeaseUntil: now.Add(left),
+	job := func(id string, left time.Duration) *queue.Job {
+		return &queue.Job{Delivery: &herald.Delivery{ID: id}, ClaimedAt: now.Add(-time.Second), LeaseUntil: now.Add(left),
 			Webhook: &herald.Webhook{ID: "slow", TimeoutSeconds: herald.MaxTimeoutSeconds}}
 	}
 	// short has 121.5s of lease left for a 120s timeout and a 1.67s margin.
-	e.enqueue([]*herald.Job{job("short", timeout+1500*time.Millisecond), job("fresh", timeout+lease-time.Second)})
+	e.enqueue([]*queue.Job{job("short", timeout+1500*time.Millisecond), job("fresh", timeout+lease-time.Second)})
 	if j := e.next(now); j == nil || j.Delivery.ID != "fresh" {
 		t.Errorf("started %v, want fresh: short's lease cannot cover its timeout", j)
 	}
@@ -157,19 +158,19 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 	}
 
 	now := time.Now()
-	fast := func(i int) *herald.Job {
-		return &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprint("f", i)}, ClaimedAt: now, LeaseUntil: now.Add(30*time.Second + cfg.Lease),
+	fast := func(i int) *queue.Job {
+		return &queue.Job{Delivery: &herald.Delivery{ID: fmt.Sprint("f", i)}, ClaimedAt: now, LeaseUntil: now.Add(30*time.Second + cfg.Lease),
 			Webhook: &herald.Webhook{ID: "fast", TimeoutSeconds: 30}}
 	}
 	if limit, per, _ := e.claimSpace(); limit != 4096 || per != 8 {
 		t.Errorf("claimSpace with nothing queued = %d, %d; want 4096 (64 x Concurrency) and 8", limit, per)
 	}
-	var jobs []*herald.Job
+	var jobs []*queue.Job
 	for i := range 8 {
 		jobs = append(jobs, fast(i))
 	}
 	e.enqueue(jobs)
-	var started []*herald.Job
+	var started []*queue.Job
 	for j := e.next(now); j != nil; j = e.next(now) {
 		started = append(started, j)
 	}
@@ -187,7 +188,7 @@ func TestQueueGrowsForFastReceivers(t *testing.T) {
 		t.Errorf("after the first 1ms request: next %v, in flight %d, queued %d; want the next job started", next, e.hooks["fast"].inFlight, e.queued)
 	}
 	for i := 8; i < 40; i++ {
-		e.enqueue([]*herald.Job{fast(i)})
+		e.enqueue([]*queue.Job{fast(i)})
 	}
 	for e.next(now) != nil {
 	}
@@ -208,9 +209,9 @@ func TestIdleSpeedsAreForgotten(t *testing.T) {
 	// send runs one request to hook at now, ending its queue.
 	send := func(hook string, now time.Time) {
 		t.Helper()
-		j := &herald.Job{Delivery: &herald.Delivery{ID: hook + now.String()}, Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30},
+		j := &queue.Job{Delivery: &herald.Delivery{ID: hook + now.String()}, Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30},
 			ClaimedAt: now, LeaseUntil: now.Add(30*time.Second + cfg.Lease)}
-		e.enqueue([]*herald.Job{j})
+		e.enqueue([]*queue.Job{j})
 		if got := e.next(now); got != j {
 			t.Fatalf("%s at %s: started %v, want its job", hook, now.Sub(t0), got)
 		}
@@ -260,10 +261,10 @@ func testScheduler(cfg Config) (*scheduler, Config) {
 
 // testJobs returns n jobs of webhook hook claimed at now, leased for the
 // webhook's 30s timeout and lease, with IDs hook0, hook1...
-func testJobs(hook string, n int, now time.Time, lease time.Duration) []*herald.Job {
-	jobs := make([]*herald.Job, n)
+func testJobs(hook string, n int, now time.Time, lease time.Duration) []*queue.Job {
+	jobs := make([]*queue.Job, n)
 	for i := range jobs {
-		jobs[i] = &herald.Job{Delivery: &herald.Delivery{ID: fmt.Sprint(hook, i)}, ClaimedAt: now, LeaseUntil: now.Add(30*time.Second + lease),
+		jobs[i] = &queue.Job{Delivery: &herald.Delivery{ID: fmt.Sprint(hook, i)}, ClaimedAt: now, LeaseUntil: now.Add(30*time.Second + lease),
 			Webhook: &herald.Webhook{ID: hook, TimeoutSeconds: 30}}
 	}
 	return jobs
@@ -391,7 +392,7 @@ func TestSchedulerCapacity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, cfg := testScheduler(Config{Concurrency: tt.concurrency, PerWebhookInFlight: tt.perWebhook})
 			now := storetest.Epoch
-			var jobs []*herald.Job
+			var jobs []*queue.Job
 			for i := range tt.hooks {
 				id := fmt.Sprint("h", i)
 				if tt.took > 0 {
@@ -438,7 +439,7 @@ func TestSchedulerSlowWebhookIsolated(t *testing.T) {
 				s.took[id] = idleSpeed{time.Millisecond, now}
 				s.enqueue(testJobs(id, 500, now, cfg.Lease))
 			}
-			var running []*herald.Job
+			var running []*queue.Job
 			for j := s.next(now); j != nil; j = s.next(now) {
 				running = append(running, j)
 			}
@@ -450,7 +451,7 @@ func TestSchedulerSlowWebhookIsolated(t *testing.T) {
 			// times; the slow ones never do.
 			done := map[string]int{}
 			for range 200 {
-				i := slices.IndexFunc(running, func(j *herald.Job) bool { return j.Webhook.ID != "slow" })
+				i := slices.IndexFunc(running, func(j *queue.Job) bool { return j.Webhook.ID != "slow" })
 				j := running[i]
 				running = slices.Delete(running, i, i+1)
 				done[j.Webhook.ID]++
@@ -543,7 +544,7 @@ func TestSchedulerClaimAndHandoffRace(t *testing.T) {
 			s, cfg := testScheduler(Config{Concurrency: 4, PerWebhookInFlight: 2, FastWebhookInFlight: 2})
 			now := storetest.Epoch
 			backlog := testJobs("a", 100, now, cfg.Lease) // what is due for a in the store
-			take := func(n int) []*herald.Job {
+			take := func(n int) []*queue.Job {
 				n = min(n, len(backlog))
 				jobs := backlog[:n:n]
 				backlog = backlog[n:]
@@ -565,7 +566,7 @@ func TestSchedulerClaimAndHandoffRace(t *testing.T) {
 				case "claimed":
 					// The store takes all the claim may: PerWebhook for a
 					// webhook not excluded, within Limit.
-					var jobs []*herald.Job
+					var jobs []*queue.Job
 					if claim != nil && !slices.Contains(claim.exclude, "a") {
 						jobs = take(min(claim.perWebhook, claim.limit))
 					}
@@ -574,7 +575,7 @@ func TestSchedulerClaimAndHandoffRace(t *testing.T) {
 					}
 				case "handedOff":
 					// The store hands off all the room allows.
-					var jobs []*herald.Job
+					var jobs []*queue.Job
 					if handoff != nil {
 						room, ok := handoff.room["a"]
 						if !ok {
@@ -619,9 +620,9 @@ func TestSchedulerExpiry(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := testScheduler(Config{})
-			j := &herald.Job{Delivery: &herald.Delivery{ID: "d"}, ClaimedAt: now.Add(-tt.waited), LeaseUntil: now.Add(tt.left),
+			j := &queue.Job{Delivery: &herald.Delivery{ID: "d"}, ClaimedAt: now.Add(-tt.waited), LeaseUntil: now.Add(tt.left),
 				Webhook: &herald.Webhook{ID: "a", TimeoutSeconds: tt.timeout}}
-			s.enqueue([]*herald.Job{j})
+			s.enqueue([]*queue.Job{j})
 			got := s.next(now)
 			if started := got != nil; started != tt.start {
 				t.Fatalf("started = %v, want %v", started, tt.start)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // senders make the requests. A sender is a goroutine started by the
@@ -36,13 +37,13 @@ type senders struct {
 
 // start starts a sender with j. Called by the scheduler's guard with its
 // mutex held, so Run's drain cannot begin between the two.
-func (s *senders) start(j *herald.Job) {
+func (s *senders) start(j *queue.Job) {
 	s.wg.Go(func() { s.run(j) })
 }
 
 // run sends j and then, as long as there is one, the next job the
 // scheduler offers, so a sender that finishes starts the next job at once.
-func (s *senders) run(j *herald.Job) {
+func (s *senders) run(j *queue.Job) {
 	for j != nil {
 		start := time.Now()
 		r, o := s.deliver(j)
@@ -57,7 +58,7 @@ func (s *senders) run(j *herald.Job) {
 
 // deliver sends one claimed delivery and returns its result, and what the
 // scheduler is to make of it.
-func (s *senders) deliver(j *herald.Job) (pendingResult, outcome) {
+func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 	a, retryAfter := s.http.send(s.ctx, j.Webhook, j.Event, j.Secrets, j.Delivery.AttemptCount+1)
 	if s.ctx.Err() != nil && a.StatusCode == 0 {
 		// Cut short by our own shutdown: not the receiver's fault, so no

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // Writing knobs. Results wait a few milliseconds for others unless a
@@ -28,7 +29,7 @@ const (
 // there runs a few.
 //
 // The new deliveries of an event are claimed in the same transaction, as
-// far as the scheduler grants room for them (herald.Handoff), and go
+// far as the scheduler grants room for them (queue.Handoff), and go
 // straight to the senders: a delivery stored on a node that is running is
 // sent without a claim. What does not fit stays PENDING and due now, for
 // the claimer of any node, which is woken.
@@ -238,15 +239,15 @@ func (w *writer) write(calls []*ingestCall, results []pendingResult) {
 	// jobs are queued, so no claim or other write fills it meanwhile, and
 	// no orphan release runs before they are held.
 	var g *grant
-	var handoff *herald.Handoff
+	var handoff *queue.Handoff
 	if len(events) > 0 {
 		if g = w.q.handoff(len(events)); g != nil {
-			handoff = &herald.Handoff{Owner: w.owner, LeaseUntil: w.now().Add(w.lease), Room: g.room, Default: g.def, Limit: g.limit}
+			handoff = &queue.Handoff{Owner: w.owner, LeaseUntil: w.now().Add(w.lease), Room: g.room, Default: g.def, Limit: g.limit}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	start := time.Now()
-	out, err := w.store.Write(ctx, &herald.Write{Events: events, Handoff: handoff, Results: ars})
+	out, err := w.store.Write(ctx, &queue.Write{Events: events, Handoff: handoff, Results: ars})
 	cancel()
 	if len(events) > 0 {
 		w.metrics.ingestCommit.Observe(time.Since(start).Seconds())
@@ -375,7 +376,7 @@ func (w *writer) drain(deadline time.Time) {
 // (or handoff) time minus creation. Only first attempts count: a claimed
 // delivery's due time has already become its lease, and a retry's wait is
 // the schedule's.
-func observeLag(m *metrics, j *herald.Job, now time.Time) {
+func observeLag(m *metrics, j *queue.Job, now time.Time) {
 	if j.Delivery.AttemptCount == 0 && !j.Delivery.CreatedAt.IsZero() {
 		m.queueLag.Observe(max(now.Sub(j.Delivery.CreatedAt), 0).Seconds())
 	}

@@ -32,7 +32,7 @@ const adminSecret = "hsk_test-platform-admin-secret"
 // instance sandbox.
 type env struct {
 	t       *testing.T
-	store   herald.Store
+	store   *sqlstore.DB
 	engine  *dispatch.Engine
 	srv     *httptest.Server
 	clock   *heraldtest.Clock // the API's, the engine's and the store's: real time, moved forward to expire tokens or order what tests create
@@ -53,16 +53,7 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 	clk := heraldtest.NewRunningClock()
 	store := storekit.OpenSQLite(t, sqlstore.Config{Now: clk.Now})
 	reg := prometheus.NewRegistry()
-	eng, err := dispatch.New(dispatch.Config{
-		Store:        store,
-		Now:          clk.Now,
-		Destinations: netguard.Policy{AllowPrivate: true},
-		Registerer:   prometheus.NewRegistry(),
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := mustEngine(t, store, clk.Now)
 	e := &env{t: t, store: store, engine: eng, clock: clk, reg: reg,
 		tokens: map[string]string{}, secrets: map[string]string{}}
 	cfg := httpapi.Config{
@@ -91,6 +82,23 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 	e.secrets["admin"] = adminSecret
 	e.admin = e.token("admin")
 	return e
+}
+
+// mustEngine returns a dispatch engine on store with clock now, not
+// running: what a node's API ingests events through, and tests with.
+func mustEngine(t *testing.T, store *sqlstore.DB, now func() time.Time) *dispatch.Engine {
+	t.Helper()
+	eng, err := dispatch.New(dispatch.Config{
+		Store:        store,
+		Now:          now,
+		Destinations: netguard.Policy{AllowPrivate: true},
+		Registerer:   prometheus.NewRegistry(),
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }
 
 // mustGate returns the access layer of one node on store, with the keys
@@ -273,16 +281,19 @@ func (e *env) deliveryCount() int {
 	return len(page.Deliveries)
 }
 
-// mustSecondNode serves a second API handler on the same store, as a
-// second node of the deployment would.
+// mustSecondNode serves a second API handler on the same store, with an
+// engine of its own (not running), as a second node of the deployment
+// would.
 func mustSecondNode(t *testing.T, first *env) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	h, err := httpapi.New(httpapi.Config{Store: first.store, Access: mustGate(t, first.store, storekit.Keys, nil), Registerer: reg, Gatherer: reg})
+	eng := mustEngine(t, first.store, nil)
+	h, err := httpapi.New(httpapi.Config{Store: first.store, Access: mustGate(t, first.store, storekit.Keys, nil), Ingester: eng,
+		Registerer: reg, Gatherer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: first.store, clock: heraldtest.NewRunningClock(), reg: reg, srv: httptest.NewServer(h),
+	e := &env{t: t, store: first.store, engine: eng, clock: heraldtest.NewRunningClock(), reg: reg, srv: httptest.NewServer(h),
 		tokens: map[string]string{}, secrets: map[string]string{}}
 	t.Cleanup(e.srv.Close)
 	return e

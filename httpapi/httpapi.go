@@ -32,15 +32,18 @@ type Tester interface {
 	TestWebhook(ctx context.Context, w *herald.Webhook, secrets []string) (*herald.Attempt, error)
 }
 
-// Config configures the API handler. Store and Access are required; every
-// other field has a default.
+// Config configures the API handler. Store, Access and Ingester are
+// required; every other field has a default.
 type Config struct {
 	// Store keeps everything. Required.
 	Store herald.Store
 	// Access exchanges credentials for tokens, checks tokens and carries
 	// out the life cycle of API clients; the web UI shares it. Required.
 	Access *access.Gate
-	// Ingester accepts events: the group-committing engine. Defaults to Store.
+	// Ingester accepts events: the group-committing engine
+	// (dispatch.Engine), which stores them through the store's one write
+	// path and hands their deliveries to its senders. Required: there is
+	// no way in for events that skips the engine.
 	Ingester herald.EventIngester
 	// Tester sends test requests for POST .../webhooks/{name}/test. Without
 	// it that route answers 503.
@@ -84,8 +87,9 @@ type server struct {
 	requireHTTPS bool
 }
 
-// New returns the API handler. It returns an error when cfg.Store is nil or
-// the HTTP metrics cannot be registered.
+// New returns the API handler. It returns an error when cfg.Store,
+// cfg.Access or cfg.Ingester is nil or the HTTP metrics cannot be
+// registered.
 func New(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("httpapi: Config.Store is required")
@@ -93,9 +97,12 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Access == nil {
 		return nil, errors.New("httpapi: Config.Access is required")
 	}
+	if cfg.Ingester == nil {
+		return nil, errors.New("httpapi: Config.Ingester is required: events are accepted by the engine (dispatch.Engine), never stored past it")
+	}
 	s := &server{
 		store:    cfg.Store,
-		ingester: cmp.Or[herald.EventIngester](cfg.Ingester, cfg.Store),
+		ingester: cfg.Ingester,
 		tester:   cfg.Tester,
 		access:   cfg.Access,
 		log:      cfg.Logger,

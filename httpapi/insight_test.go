@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // TestInsight reads a webhook's stats and timeline and finds events by
@@ -21,7 +22,7 @@ func TestInsight(t *testing.T) {
 
 	ctx := context.Background()
 	now := time.Now()
-	jobs, err := e.store.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "test", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10, PerWebhook: 10})
+	jobs, err := e.store.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "test", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10, PerWebhook: 10})
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("claimed %d, %v; want 2", len(jobs), err)
 	}

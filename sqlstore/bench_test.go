@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/sqlstore"
 )
 
@@ -99,7 +100,7 @@ func BenchmarkClaimRecord(b *testing.B) {
 		}
 		for b.Loop() {
 			now := time.Now()
-			jobs, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "bench", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 100, PerWebhook: 40})
+			jobs, err := db.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "bench", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 100, PerWebhook: 40})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -128,8 +129,8 @@ func BenchmarkWrite(b *testing.B) {
 			evs := benchEvents(500)
 			now := time.Now()
 			b.StartTimer()
-			w, err := db.Write(ctx, &herald.Write{Events: evs, Results: results,
-				Handoff: &herald.Handoff{Owner: "bench", LeaseUntil: now.Add(time.Minute), Default: 1 << 20, Limit: 1 << 20}})
+			w, err := db.Write(ctx, &queue.Write{Events: evs, Results: results,
+				Handoff: &queue.Handoff{Owner: "bench", LeaseUntil: now.Add(time.Minute), Default: 1 << 20, Limit: 1 << 20}})
 			if err != nil {
 				b.Fatal(err)
 			}

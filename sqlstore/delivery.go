@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 const deliveryCols = `id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype, status,
@@ -297,7 +298,7 @@ func (db *DB) ResendDelivery(ctx context.Context, tenant, instance, id string) (
 // grow with the backlog. On PostgreSQL the rows are locked with SKIP LOCKED
 // and due_at is checked again under the lock, so concurrent claimers on
 // several nodes never take the same delivery.
-func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*herald.Job, error) {
+func (db *DB) ClaimDeliveries(ctx context.Context, r queue.ClaimRequest) ([]*queue.Job, error) {
 	if r.Limit <= 0 {
 		return nil, nil
 	}
@@ -340,7 +341,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 			return nil, db.wrap("claim deliveries", err)
 		}
 	}
-	var jobs []*herald.Job
+	var jobs []*queue.Job
 	err := db.tx(ctx, func(q q) error {
 		jobs = nil
 		ids, err := queryStrings(ctx, q, query, args...)
@@ -356,7 +357,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 		if err != nil {
 			return err
 		}
-		byID := make(map[string]*herald.Job, len(ids))
+		byID := make(map[string]*queue.Job, len(ids))
 		var eventIDs, webhookIDs []string
 		webhookOf := map[string]string{}
 		for rows.Next() {
@@ -365,7 +366,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r herald.ClaimRequest) ([]*he
 				rows.Close()
 				return err
 			}
-			byID[d.ID] = &herald.Job{Delivery: d, LeaseUntil: *d.NextAttemptAt, ClaimedAt: r.Now}
+			byID[d.ID] = &queue.Job{Delivery: d, LeaseUntil: *d.NextAttemptAt, ClaimedAt: r.Now}
 			webhookOf[d.ID] = webhookID
 			eventIDs = append(eventIDs, d.EventID)
 			webhookIDs = append(webhookIDs, webhookID)
@@ -461,8 +462,14 @@ type openDelivery struct {
 // status. It keeps each webhook's failing_since (the first failed attempt
 // since its last success) for DeactivateFailing, and deactivates webhooks
 // whose results carry a DeactivateReason, cancelling their open deliveries.
+// A result for a delivery that no longer exists (purged meanwhile) is
+// dropped, and neither fails the others nor brings the delivery back.
+//
+// It is a convenience for tests and tools, not part of the queue contract
+// (queue.Store): a thin wrapper over the same write transaction as Write.
+// The engine records results only with Write.
 func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult) error {
-	_, err := db.writeTx(ctx, &herald.Write{Results: results}, "record attempts")
+	_, err := db.writeTx(ctx, &queue.Write{Results: results}, "record attempts")
 	return err
 }
 

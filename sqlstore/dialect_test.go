@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/storetest"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -148,7 +149,7 @@ func testSubscribe(t *testing.T, writer *sqlstore.DB, listen func(context.Contex
 	}
 	waitWake(t, wake, "RecoverWebhook")
 
-	jobs, err := writer.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: time.Now(), LeaseUntil: time.Now().Add(time.Hour), Limit: 1})
+	jobs, err := writer.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "n1", Now: time.Now(), LeaseUntil: time.Now().Add(time.Hour), Limit: 1})
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("ClaimDeliveries = %d jobs, %v", len(jobs), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // instanceKey names an instance of a tenant.
@@ -20,8 +21,13 @@ type instanceKey struct{ tenant, instance string }
 // or in this batch, creates nothing and returns the first event. An event of
 // an unknown tenant or instance gets an ENOTFOUND in its result; the others
 // are stored all the same.
+//
+// It is a convenience for tests and tools, not part of the queue contract
+// (queue.Store): a thin wrapper over the same write transaction as Write,
+// without handoff. A running node accepts events through its engine, which
+// stores them with Write.
 func (db *DB) CreateEvents(ctx context.Context, events []*herald.Event) ([]herald.EventResult, error) {
-	w, err := db.writeTx(ctx, &herald.Write{Events: events}, "create events")
+	w, err := db.writeTx(ctx, &queue.Write{Events: events}, "create events")
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +40,7 @@ func (db *DB) CreateEvents(ctx context.Context, events []*herald.Event) ([]heral
 //
 // It is built for group commit: each instance's webhooks are loaded once per
 // call, and events and deliveries are written with multi-row inserts.
-func (db *DB) createEvents(ctx context.Context, q q, events []*herald.Event, h *herald.Handoff, now time.Time) ([]herald.EventResult, []*herald.Job, int, error) {
+func (db *DB) createEvents(ctx context.Context, q q, events []*herald.Event, h *queue.Handoff, now time.Time) ([]herald.EventResult, []*queue.Job, int, error) {
 	results := make([]herald.EventResult, len(events))
 	if len(events) == 0 {
 		return results, nil, 0, nil
@@ -285,11 +291,11 @@ var deliveryBatch = &batch{
 // herald.LeaseEnd) while h has room for the webhook, else PENDING and due
 // now. It returns the claimed ones as jobs and how many it
 // left PENDING.
-func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]*herald.Webhook, h *herald.Handoff, now time.Time) ([]*herald.Job, int, error) {
+func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]*herald.Webhook, h *queue.Handoff, now time.Time) ([]*queue.Job, int, error) {
 	nowMS := ms(now)
-	room := herald.NewHandoffRoom(h)
+	room := h.HandoffRoom()
 	var args []any
-	var jobs []*herald.Job
+	var jobs []*queue.Job
 	pending := 0
 	for i, ts := range targets {
 		e := events[i]
@@ -299,7 +305,7 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 			due := ms(*st.DueAt)
 			if st.Status == herald.StatusSent {
 				lease := fromMS(due)
-				jobs = append(jobs, &herald.Job{
+				jobs = append(jobs, &queue.Job{
 					Delivery: &herald.Delivery{ID: id, EventID: e.ID, Tenant: e.TenantName, Instance: e.InstanceName,
 						Webhook: t.Name, EventEntity: e.Entity, EventSubtype: e.Subtype, Status: st.Status,
 						NextAttemptAt: &lease, CreatedAt: fromMS(nowMS), UpdatedAt: fromMS(nowMS)},

@@ -9,6 +9,7 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/sqlstore"
 )
 
@@ -29,7 +30,7 @@ func TestSetStatementsFollowTheDomain(t *testing.T) {
 				rule func(s herald.DeliveryState, timeout time.Duration, now time.Time) herald.DeliveryState
 			}{
 				{"claim", func(ctx context.Context, db *sqlstore.DB, now time.Time) error {
-					_, err := db.ClaimDeliveries(ctx, herald.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(herald.LeaseMargin), Limit: 100})
+					_, err := db.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "n1", Now: now, LeaseUntil: now.Add(herald.LeaseMargin), Limit: 100})
 					return err
 				}, func(s herald.DeliveryState, timeout time.Duration, now time.Time) herald.DeliveryState {
 					if !herald.Claimable(s, true, now) {

@@ -1,4 +1,5 @@
 // Package sqlstore is Herald's storage: one implementation of herald.Store
+// (the API's, the UI's and the tools') and of queue.Store (the engine's)
 // over database/sql that speaks two dialects, SQLite (modernc.org/sqlite, the
 // embedded default) and PostgreSQL (jackc/pgx, for several nodes sharing one
 // database).
@@ -29,6 +30,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/keyring"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
@@ -54,7 +56,8 @@ type Config struct {
 }
 
 // DB is a Herald store on SQLite or PostgreSQL. It implements herald.Store
-// and is safe for concurrent use.
+// (for the API, the web UI and the tools) and queue.Store (for the
+// engine), and is safe for concurrent use.
 type DB struct {
 	cfg Config
 	pg  bool
@@ -103,6 +106,13 @@ type DB struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 }
+
+// DB is both stores: what the front doors and tools use, and the engine's
+// queue contract.
+var (
+	_ herald.Store = (*DB)(nil)
+	_ queue.Store  = (*DB)(nil)
+)
 
 var _ herald.Store = (*DB)(nil)
 

@@ -4,18 +4,19 @@ import (
 	"context"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // Write stores w's events with their deliveries, handing some to the
 // caller when w.Handoff is set, and records w's attempt results, in one
 // transaction: under load the engine pays one commit, and on SQLite one
 // fsync, for both.
-func (db *DB) Write(ctx context.Context, w *herald.Write) (*herald.Written, error) {
+func (db *DB) Write(ctx context.Context, w *queue.Write) (*queue.Written, error) {
 	return db.writeTx(ctx, w, "write")
 }
 
-func (db *DB) writeTx(ctx context.Context, w *herald.Write, op string) (*herald.Written, error) {
-	out := &herald.Written{Events: []herald.EventResult{}}
+func (db *DB) writeTx(ctx context.Context, w *queue.Write, op string) (*queue.Written, error) {
+	out := &queue.Written{Events: []herald.EventResult{}}
 	if len(w.Events) == 0 && len(w.Results) == 0 {
 		return out, nil
 	}

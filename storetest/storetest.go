@@ -3,8 +3,9 @@
 // Run a factory (NewStoreFunc) that opens a new, empty store for each
 // behaviour; sqlstore's tests give it one per dialect, built on
 // heraldtest/storekit. storetest does not import sqlstore, so what the
-// suite checks is the herald.Store contract and the capabilities the
-// factory hands over (Store.Rewrap), nothing of one implementation.
+// suite checks is the herald.Store and queue.Store contracts and the
+// capabilities the factory hands over (Store.Rewrap), nothing of one
+// implementation.
 //
 // It also holds Proxy, a TCP proxy that cuts a database's connections, for
 // outage tests.
@@ -17,16 +18,31 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // Epoch is where every suite clock starts.
 var Epoch = time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC)
 
+// UnderTest is the store the suite checks: both contracts a store
+// implements (herald.Store for the front doors and tools, queue.Store for
+// the engine), and the two conveniences over the one write path that the
+// suite uses to set up and check state (sqlstore.DB has them): CreateEvents
+// (a Write of events alone, without handoff) and RecordAttempts (a Write of
+// results alone).
+type UnderTest interface {
+	herald.Store
+	queue.Store
+	herald.EventIngester
+	// RecordAttempts records results as queue.Store.Write does.
+	RecordAttempts(ctx context.Context, results []herald.AttemptResult) error
+}
+
 // Store is what a NewStoreFunc returns: the store under test and the
-// capabilities beyond herald.Store that the suite checks when they are
+// capabilities beyond its contracts that the suite checks when they are
 // given.
 type Store struct {
-	herald.Store
+	UnderTest
 	// Rewrap, when set, seals every secret and audit diff again under the
 	// store's current master key (herald keys rewrap); the suite checks
 	// that the audit chain still verifies after it. Nil skips that check.
@@ -45,7 +61,7 @@ func Run(t *testing.T, newStore NewStoreFunc) {
 			t.Parallel()
 			clock := heraldtest.NewClock(Epoch)
 			s := newStore(t, clock)
-			e := &env{T: t, S: s.Store, rewrap: s.Rewrap, Clock: clock, Ctx: context.Background()}
+			e := &env{T: t, S: s.UnderTest, rewrap: s.Rewrap, Clock: clock, Ctx: context.Background()}
 			tc.fn(e)
 		})
 	}

@@ -10,12 +10,13 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/heraldtest"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // env is what each subtest gets: its store, clock and helpers.
 type env struct {
 	*testing.T
-	S      herald.Store
+	S      UnderTest
 	rewrap func(context.Context) error // Store.Rewrap
 	Clock  *heraldtest.Clock
 	Ctx    context.Context
@@ -123,10 +124,10 @@ func (e *env) create(events ...*herald.Event) []herald.EventResult {
 }
 
 // claim claims with sensible defaults: now, a one-minute lease.
-func (e *env) claim(owner string, limit, perWebhook int, exclude ...string) []*herald.Job {
+func (e *env) claim(owner string, limit, perWebhook int, exclude ...string) []*queue.Job {
 	e.Helper()
 	now := e.Clock.Now()
-	jobs, err := e.S.ClaimDeliveries(e.Ctx, herald.ClaimRequest{Owner: owner, Now: now, LeaseUntil: now.Add(time.Minute),
+	jobs, err := e.S.ClaimDeliveries(e.Ctx, queue.ClaimRequest{Owner: owner, Now: now, LeaseUntil: now.Add(time.Minute),
 		Limit: limit, PerWebhook: perWebhook, ExcludeWebhooks: exclude})
 	e.must(err)
 	return jobs
@@ -163,7 +164,7 @@ func statuses(ds []*herald.Delivery) map[string]int {
 	return out
 }
 
-func ids(jobs []*herald.Job) []string {
+func ids(jobs []*queue.Job) []string {
 	var out []string
 	for _, j := range jobs {
 		out = append(out, j.Delivery.ID)

@@ -5,11 +5,12 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 // attemptAll claims every due delivery and records one attempt for each,
 // started at the clock's time, with the status code code (0: no answer).
-func (e *env) attemptAll(code int) []*herald.Job {
+func (e *env) attemptAll(code int) []*queue.Job {
 	e.Helper()
 	jobs := e.claim("node", 100, 100)
 	var results []herald.AttemptResult

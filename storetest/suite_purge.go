@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 func init() {
@@ -30,12 +31,12 @@ func init() {
 		if len(jobs) != 4 || len(gone) != 1 {
 			e.Fatalf("claimed %d and %d, want 4 and 1", len(jobs), len(gone))
 		}
-		byEvent := map[string]*herald.Job{}
+		byEvent := map[string]*queue.Job{}
 		for _, j := range jobs {
 			byEvent[j.Delivery.EventID] = j
 		}
 		delivered, failed, retrying, sent := byEvent[old[0].EventID], byEvent[old[1].EventID], byEvent[old[2].EventID], byEvent[old[3].EventID]
-		result := func(j *herald.Job, status string, code int) herald.AttemptResult {
+		result := func(j *queue.Job, status string, code int) herald.AttemptResult {
 			return herald.AttemptResult{DeliveryID: j.Delivery.ID, Attempt: herald.Attempt{StartedAt: Epoch, StatusCode: code},
 				Status: status, NextAttemptAt: Epoch.Add(100 * time.Hour)}
 		}
@@ -48,7 +49,7 @@ func init() {
 		recent := e.create(event("acme", "live", "PATIENT_CREATED")) // delivered recently: kept
 		// This claim also takes back the SENT one, whose lease ran out long
 		// ago; it stays SENT, still owed.
-		var newest *herald.Job
+		var newest *queue.Job
 		for _, j := range e.claim("n1", 10, 10, only("wh")...) {
 			if j.Delivery.EventID == recent[0].EventID {
 				newest = j
@@ -79,7 +80,7 @@ func init() {
 		if want := map[string]int{herald.StatusRetrying: 1, herald.StatusSent: 1, herald.StatusPending: 1, herald.StatusDelivered: 1}; jsonString(left) != jsonString(want) {
 			e.Errorf("left after purge: %v, want %v", left, want)
 		}
-		for _, j := range []*herald.Job{delivered, failed, gone[0]} {
+		for _, j := range []*queue.Job{delivered, failed, gone[0]} {
 			_, err := e.S.GetDelivery(e.Ctx, "acme", "live", j.Delivery.ID)
 			e.wantCode(err, herald.ENOTFOUND)
 			_, err = e.S.GetEvent(e.Ctx, "acme", "live", j.Delivery.EventID)
@@ -129,7 +130,7 @@ func init() {
 		if len(jobs) != 2 {
 			e.Fatalf("claimed %d, want 2", len(jobs))
 		}
-		var delivered, inFlight *herald.Job
+		var delivered, inFlight *queue.Job
 		for _, j := range jobs {
 			switch j.Delivery.EventID {
 			case jane[0].EventID:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 func init() {
@@ -25,7 +26,7 @@ func init() {
 		now := e.Clock.Now()
 		// Leased for the webhook's timeout (30s) beyond LeaseUntil.
 		lease := now.Add(30*time.Second + herald.DefaultTimeoutSeconds*time.Second)
-		jobs, err := e.S.ClaimDeliveries(e.Ctx, herald.ClaimRequest{Owner: "node-1", Now: now, LeaseUntil: now.Add(30 * time.Second), Limit: 10, PerWebhook: 10})
+		jobs, err := e.S.ClaimDeliveries(e.Ctx, queue.ClaimRequest{Owner: "node-1", Now: now, LeaseUntil: now.Add(30 * time.Second), Limit: 10, PerWebhook: 10})
 		e.must(err)
 		if len(jobs) != 1 {
 			e.Fatalf("claimed %d jobs, want 1", len(jobs))
@@ -53,7 +54,7 @@ func init() {
 		if again := e.claim("node-2", 10, 10); len(again) != 0 {
 			e.Errorf("claimed a leased delivery again")
 		}
-		if jobs, _ := e.S.ClaimDeliveries(e.Ctx, herald.ClaimRequest{Owner: "x", Now: now, LeaseUntil: lease, Limit: 0}); len(jobs) != 0 {
+		if jobs, _ := e.S.ClaimDeliveries(e.Ctx, queue.ClaimRequest{Owner: "x", Now: now, LeaseUntil: lease, Limit: 0}); len(jobs) != 0 {
 			e.Errorf("Limit 0 claimed %d", len(jobs))
 		}
 	})
@@ -159,7 +160,7 @@ func init() {
 				owner := fmt.Sprintf("node-%d", c)
 				for {
 					now := e.Clock.Now()
-					jobs, err := e.S.ClaimDeliveries(e.Ctx, herald.ClaimRequest{Owner: owner, Now: now, LeaseUntil: now.Add(time.Hour), Limit: 20, PerWebhook: 10})
+					jobs, err := e.S.ClaimDeliveries(e.Ctx, queue.ClaimRequest{Owner: owner, Now: now, LeaseUntil: now.Add(time.Hour), Limit: 20, PerWebhook: 10})
 					mu.Lock()
 					if err != nil {
 						errs = append(errs, err)
@@ -312,7 +313,7 @@ func init() {
 		e.create(event("acme", "live", "PATIENT_CREATED"))
 		// fail records a failed attempt of the only claimed delivery and
 		// makes it due again a second later.
-		fail := func(jobs []*herald.Job, final bool) string {
+		fail := func(jobs []*queue.Job, final bool) string {
 			e.Helper()
 			if len(jobs) != 1 {
 				e.Fatalf("claimed %d, want 1", len(jobs))
@@ -326,7 +327,7 @@ func init() {
 			e.Clock.Advance(time.Second)
 			return r.DeliveryID
 		}
-		want := func(jobs []*herald.Job, attempts, window int) {
+		want := func(jobs []*queue.Job, attempts, window int) {
 			e.Helper()
 			if d := jobs[0].Delivery; d.AttemptCount != attempts || d.WindowAttempts != window {
 				e.Errorf("claimed with %d attempts, %d in the window; want %d and %d", d.AttemptCount, d.WindowAttempts, attempts, window)
@@ -463,7 +464,7 @@ func init() {
 			e.Errorf("NextDue after the release = %v, want now", next)
 		}
 		// Due at once: another node claims them.
-		if got, want := ids(e.claim("node-c", 10, 10)), ids([]*herald.Job{a[1], a[2]}); !slices.Equal(got, want) {
+		if got, want := ids(e.claim("node-c", 10, 10)), ids([]*queue.Job{a[1], a[2]}); !slices.Equal(got, want) {
 			e.Errorf("claimed %v after the release, want %v", got, want)
 		}
 		if n, err := e.S.ReleaseUnheld(e.Ctx, "node-a", held); err != nil || n != 0 {

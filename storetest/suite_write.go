@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
 )
 
 func init() {
@@ -19,7 +20,7 @@ func init() {
 			evs = append(evs, event("acme", "live", "PATIENT_CREATED"))
 		}
 		// a has room for 2, b for none, c takes the default (1); 3 in all.
-		w, err := e.S.Write(e.Ctx, &herald.Write{Events: evs, Handoff: &herald.Handoff{
+		w, err := e.S.Write(e.Ctx, &queue.Write{Events: evs, Handoff: &queue.Handoff{
 			Owner: "node-1", LeaseUntil: now.Add(time.Minute), Room: map[string]int{hooks["a"].ID: 2, hooks["b"].ID: 0}, Default: 1, Limit: 3,
 		}})
 		e.must(err)
@@ -58,7 +59,7 @@ func init() {
 		// Results and new events commit together.
 		res := []herald.AttemptResult{{DeliveryID: w.Jobs[0].Delivery.ID, Status: herald.StatusDelivered,
 			Attempt: herald.Attempt{N: 1, StartedAt: now, StatusCode: 200}}}
-		w2, err := e.S.Write(e.Ctx, &herald.Write{Events: []*herald.Event{event("acme", "live", "PATIENT_UPDATED")}, Results: res})
+		w2, err := e.S.Write(e.Ctx, &queue.Write{Events: []*herald.Event{event("acme", "live", "PATIENT_UPDATED")}, Results: res})
 		e.must(err)
 		if len(w2.Events) != 1 || w2.Events[0].Deliveries != 3 || len(w2.Jobs) != 0 {
 			e.Errorf("second write %s", jsonString(w2))
@@ -67,7 +68,7 @@ func init() {
 			e.Errorf("recorded delivery %s", jsonString(d))
 		}
 		// Nothing at all is a no-op.
-		w3, err := e.S.Write(e.Ctx, &herald.Write{})
+		w3, err := e.S.Write(e.Ctx, &queue.Write{})
 		e.must(err)
 		if len(w3.Events) != 0 || len(w3.Jobs) != 0 {
 			e.Errorf("empty write %s", jsonString(w3))
@@ -81,7 +82,7 @@ func init() {
 		e.create(first)
 		again := event("acme", "live", "PATIENT_CREATED")
 		again.IdempotencyKey = "k1"
-		w, err := e.S.Write(e.Ctx, &herald.Write{Events: []*herald.Event{again}, Handoff: &herald.Handoff{
+		w, err := e.S.Write(e.Ctx, &queue.Write{Events: []*herald.Event{again}, Handoff: &queue.Handoff{
 			Owner: "node-1", LeaseUntil: e.Clock.Now().Add(time.Minute), Default: 10, Limit: 10}})
 		e.must(err)
 		if !w.Events[0].Duplicate || len(w.Jobs) != 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhooks/herald/dispatch"
 	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/netguard"
+	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/webui"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -325,9 +326,9 @@ func TestSendTestForm(t *testing.T) {
 	}))
 	t.Cleanup(rc.Close)
 	var eng *dispatch.Engine
-	e := mustEnv(t, func(c *webui.Config) {
+	e := mustEnv(t, func(c *webui.Config, store *sqlstore.DB) {
 		var err error
-		eng, err = dispatch.New(dispatch.Config{Store: c.Store, Destinations: netguard.Policy{AllowPrivate: true},
+		eng, err = dispatch.New(dispatch.Config{Store: store, Destinations: netguard.Policy{AllowPrivate: true},
 			Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
+	"github.com/heraldhooks/herald/sqlstore"
 	"github.com/heraldhooks/herald/webui"
 )
 
@@ -25,13 +26,15 @@ var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 // an active webhook wh, and clients admin (platform) and viewer (acme).
 type env struct {
 	t       *testing.T
-	store   herald.Store
+	store   *sqlstore.DB
 	gate    *access.Gate
 	srv     *httptest.Server
 	secrets map[string]string // by client name
 }
 
-// mustEnv starts the UI; opts are funcs of *webui.Config or *access.Config.
+// mustEnv starts the UI; opts are funcs of *webui.Config or
+// *access.Config, or of *webui.Config and the store (for what is built on
+// it, such as an engine).
 func mustEnv(t *testing.T, opts ...any) *env {
 	t.Helper()
 	store := storekit.NewSQLite(t)
@@ -45,6 +48,8 @@ func mustEnv(t *testing.T, opts ...any) *env {
 			o(&cfg)
 		case func(*webui.Config):
 			o(&ucfg)
+		case func(*webui.Config, *sqlstore.DB):
+			o(&ucfg, store)
 		default:
 			t.Fatalf("mustEnv: option %T", o)
 		}

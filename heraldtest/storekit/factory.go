@@ -32,7 +32,7 @@ func PostgresFactory(t *testing.T) storetest.NewStoreFunc {
 // Subject is db as storetest takes it: the store and its rewrap, a
 // capability storetest cannot name without importing sqlstore.
 func Subject(db *sqlstore.DB) storetest.Store {
-	return storetest.Store{Store: db, Rewrap: func(ctx context.Context) error {
+	return storetest.Store{UnderTest: db, Rewrap: func(ctx context.Context) error {
 		_, err := db.Rewrap(ctx, nil)
 		return err
 	}}

@@ -1,7 +1,8 @@
 // Package storekit is the part of Herald's test kit that opens real
 // stores: a SQLite file in t.TempDir(), or a PostgreSQL database created
 // for the test and dropped after it, each sealed with a master key (Keys)
-// and closed when the test ends. Each *sqlstore.DB is a herald.Store.
+// and closed when the test ends. Each *sqlstore.DB is a herald.Store and a
+// queue.Store.
 // SQLiteFactory and PostgresFactory give storetest.Run the same stores.
 //
 // It is a package of its own because it imports sqlstore: heraldtest and
