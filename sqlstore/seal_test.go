@@ -28,7 +28,7 @@ func sealTargets(t *testing.T) map[string]func(t *testing.T) sealTarget {
 	return map[string]func(t *testing.T) sealTarget{
 		"sqlite": func(t *testing.T) sealTarget {
 			path := filepath.Join(t.TempDir(), "herald.db")
-			raw, err := sql.Open("sqlite", path)
+			raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
 			must(t, err)
 			t.Cleanup(func() { raw.Close() })
 			return sealTarget{dsn: "sqlite:" + path, raw: raw}

@@ -41,7 +41,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatalf("audit verify on an intact chain: %v\n%s", err, out)
 	}
 
-	raw, err := sql.Open("sqlite", db)
+	raw, err := sql.Open("sqlite", db+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -376,7 +376,7 @@ func TestSIGTERMReleasesInFlightWork(t *testing.T) {
 
 	// Read the database the node left behind, before anything starts again.
 	states := map[string]int{}
-	db, err := sql.Open("sqlite", dbPath)
+	db, err := sql.Open("sqlite", dbPath+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

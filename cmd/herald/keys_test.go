@@ -412,7 +412,7 @@ func TestUpgradeFromUnsealedDatabase(t *testing.T) {
 	p.stop()
 	// As an earlier version left it: every secret in the clear, no key
 	// check, no key file.
-	raw, err := sql.Open("sqlite", db)
+	raw, err := sql.Open("sqlite", db+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
