@@ -54,6 +54,19 @@ func (c PayloadConfig) Render(e *Event) ([]byte, error) {
 	b := make([]byte, 0, 384+len(e.Data))
 	standard := c.Format == FormatStandard
 	ts := e.Timestamp().UTC()
+	if c.Format == FormatOperations {
+		// An operations event: its data is the whole of what it says.
+		b = append(b, `{"type":`...)
+		b = appendJSONString(b, e.Subtype)
+		b = append(b, `,"timestamp":"`...)
+		b = ts.AppendFormat(b, TimestampFormat)
+		b = append(b, `","data":`...)
+		b, err := appendJSONObject(b, e.Data)
+		if err != nil {
+			return nil, err
+		}
+		return append(b, '}'), nil
+	}
 	if standard {
 		b = append(b, `{"type":`...)
 		b = appendJSONString(b, e.Subtype)

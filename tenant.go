@@ -103,6 +103,12 @@ type Maintenance interface {
 	// failingSince but none succeeded since then (and at least one failed
 	// before it), cancelling their deliveries. Returns the webhooks.
 	DeactivateFailing(ctx context.Context, failingSince time.Time, reason string) ([]*Webhook, error)
+	// ReportFailing makes a webhook.failing operations event for each
+	// active webhook whose attempts have all failed since before
+	// failingSince, once per run of failures (the next success makes
+	// webhook.recovered). Returns how many operations deliveries it made
+	// (none for a tenant without an operations webhook).
+	ReportFailing(ctx context.Context, failingSince time.Time) (int, error)
 }
 
 // Store is what the API, the web UI and the tools need of everything
@@ -123,6 +129,7 @@ type Store interface {
 	Maintenance
 	AuditService
 	UserService
+	OperationsService
 	// Ping reports whether the database answers; EUNAVAILABLE when not.
 	Ping(ctx context.Context) error
 	// Ready reports whether the store can commit a write now; EUNAVAILABLE

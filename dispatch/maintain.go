@@ -235,6 +235,10 @@ func (m *Maintainer) runOnce(ctx context.Context) MaintenanceRun {
 	if run.Err != nil {
 		return run
 	}
+	if _, err := m.cfg.Store.ReportFailing(ctx, now.Add(-herald.OperationsFailingAfter)); err != nil {
+		run.Err = fmt.Errorf("report failing webhooks: %w", err)
+		return run
+	}
 	if m.cfg.Audit != nil {
 		n, err := m.cfg.Audit.PurgeAudit(ctx, now.Add(-m.cfg.AuditRetention))
 		run.PurgedAudit = n

@@ -25,6 +25,8 @@ var auditActions = map[string]string{
 	"PATCH /v1/tenants/{tenant}/users/{email}":                    "user.update",
 	"DELETE /v1/tenants/{tenant}/users/{email}":                   "user.delete",
 	"POST /v1/tenants/{tenant}/users/{email}/sign-out-everywhere": "user.sign-out-everywhere",
+	"PUT /v1/tenants/{tenant}/operations-webhook":                 "tenant.operations_webhook.set",
+	"DELETE /v1/tenants/{tenant}/operations-webhook":              "tenant.operations_webhook.delete",
 
 	"POST /v1/tenants/{tenant}/designer/webhooks":          "designer.webhook.create",
 	"PATCH /v1/tenants/{tenant}/designer/webhooks/{name}":  "designer.webhook.update",

@@ -221,6 +221,10 @@ func (s *server) routes() []route {
 		{"GET " + inst + "/deliveries", permReadEvents, s.listDeliveries},
 		{"GET " + inst + "/deliveries/{id}", permReadEvents, s.getDelivery},
 
+		{"PUT /v1/tenants/{tenant}/operations-webhook", permAdmin, s.putOperationsWebhook},
+		{"GET /v1/tenants/{tenant}/operations-webhook", permAdmin, s.getOperationsWebhook},
+		{"DELETE /v1/tenants/{tenant}/operations-webhook", permAdmin, s.deleteOperationsWebhook},
+
 		{"GET /v1/tenants/{tenant}/audit", permAdmin, s.listAudit},
 		{"GET /v1/audit", permPlatform, s.listAudit},
 		{"POST " + inst + "/deliveries/{id}/resend", permAdmin, s.resendDelivery},
@@ -233,6 +237,9 @@ func (s *server) routes() []route {
 func (s *server) endpoint(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, err := s.authorize(r, rt.perm)
+		if err == nil {
+			err = reservedInstance(r)
+		}
 		if action := auditActions[rt.pattern]; action != "" && err == nil {
 			// The answer is held until the audit entry is written, so
 			// whoever reads the trail after the answer finds the entry.

@@ -473,10 +473,13 @@ func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult
 	return err
 }
 
-// recordAttempts is RecordAttempts inside a transaction.
-func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptResult, nowMS int64) error {
+// recordAttempts is RecordAttempts inside a transaction. It returns how
+// many operations deliveries it made (a delivery that gave up, a webhook
+// deactivated by a 410: see operations.go), for the caller to wake the
+// claim loop after the commit.
+func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptResult, nowMS int64) (int, error) {
 	if len(results) == 0 {
-		return nil
+		return 0, nil
 	}
 	ids := make([]string, 0, len(results))
 	for _, r := range results {
@@ -491,7 +494,7 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		rows, err := q.query(ctx, `SELECT id, webhook_id, status, attempt_count, first_attempt_at, due_at, wait_reason, claimed_by, last_status_code
 			FROM deliveries WHERE id IN (`+in+`) ORDER BY id`+db.forUpdate(), args...)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		for rows.Next() {
 			var id string
@@ -499,17 +502,17 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 			var first, due sql.NullInt64
 			if err := rows.Scan(&id, &d.webhookID, &d.Status, &d.Attempts, &first, &due, &d.WaitReason, &d.Owner, &d.LastStatusCode); err != nil {
 				rows.Close()
-				return err
+				return 0, err
 			}
 			d.FirstAttemptAt, d.DueAt = nullMS(first), nullMS(due)
 			open[id] = &d
 		}
 		if err := rows.Close(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 
-	var webhookOrder []string
+	var webhookOrder, gaveUp []string
 	healths := map[string]*herald.WebhookHealth{}
 	counts := attemptCounts{}
 	var attemptArgs []any
@@ -520,8 +523,12 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		}
 		a := r.Attempt
 		started := ms(a.StartedAt)
+		wasSent := d.Status == herald.StatusSent
 		d.DeliveryState = herald.ApplyResult(d.DeliveryState, r, fromMS(nowMS))
 		d.touched = true
+		if wasSent && d.Status == herald.StatusFailed {
+			gaveUp = append(gaveUp, r.DeliveryID)
+		}
 		body := a.ResponseBody
 		if len(body) > herald.MaxResponseBody {
 			body = strings.ToValidUTF8(body[:herald.MaxResponseBody], "")
@@ -544,18 +551,19 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 	}
 
 	if err := db.batchRows(ctx, q, attemptBatch, attemptArgs, nil); err != nil {
-		return err
+		return 0, err
 	}
 	if err := db.batchRows(ctx, q, attemptCountBatch, counts.args(), nil); err != nil {
-		return err
+		return 0, err
 	}
 	if err := db.updateDeliveries(ctx, q, ids, open, nowMS); err != nil {
-		return err
+		return 0, err
 	}
 
 	// The statements carry out herald.WebhookHealth.Apply without reading
 	// the webhooks.
-	var healthy []string
+	var healthy, recovered []string
+	ops := 0
 	for _, id := range webhookOrder {
 		h := healths[id]
 		var err error
@@ -563,20 +571,47 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		case h.FailingSince == nil:
 			healthy = append(healthy, id)
 		case h.Succeeded:
-			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ? WHERE id = ?`, ms(*h.FailingSince), ms(h.LastFailedAt), id)
+			var reported int
+			err = q.row(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ? WHERE id = ? RETURNING failing_reported`,
+				ms(*h.FailingSince), ms(h.LastFailedAt), id).Scan(&reported)
+			if reported != 0 {
+				recovered = append(recovered, id)
+			}
 		default:
 			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, ?), last_failed_at = ? WHERE id = ?`, ms(*h.FailingSince), ms(h.LastFailedAt), id)
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if len(healthy) > 0 {
-		if _, err := q.exec(ctx, `UPDATE webhooks SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (`+
-			placeholders(len(healthy))+`)`, anys(healthy)...); err != nil {
-			return err
+		// RETURNING names the webhooks that were failing (few), with
+		// whether that was reported: those have recovered.
+		rows, err := q.query(ctx, `UPDATE webhooks SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (`+
+			placeholders(len(healthy))+`) RETURNING id, failing_reported`, anys(healthy)...)
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+			var id string
+			var reported int
+			if err := rows.Scan(&id, &reported); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			if reported != 0 {
+				recovered = append(recovered, id)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return 0, err
 		}
 	}
+	n, err := db.webhooksRecovered(ctx, q, recovered, fromMS(nowMS))
+	if err != nil {
+		return 0, err
+	}
+	ops += n
 	for _, id := range webhookOrder {
 		h := healths[id]
 		if h.DeactivateReason == "" {
@@ -584,16 +619,18 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		}
 		var active int
 		if err := q.row(ctx, `SELECT active FROM webhooks WHERE id = ?`+db.forUpdate(), id).Scan(&active); err != nil {
-			return err
+			return 0, err
 		}
 		if !h.Deactivates(active != 0) {
 			continue
 		}
 		if err := db.deactivate(ctx, q, id, h.DeactivateReason, fromMS(nowMS)); err != nil {
-			return err
+			return 0, err
 		}
+		ops++
 	}
-	return nil
+	n, err = db.deliveriesFailed(ctx, q, gaveUp, open, fromMS(nowMS))
+	return ops + n, err
 }
 
 // attemptCountBatch adds rows to attempt_counts: per webhook and minute,

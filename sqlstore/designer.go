@@ -300,12 +300,13 @@ func (db *DB) Publish(ctx context.Context, tenant, comment, by string) (*herald.
 	if err != nil {
 		return nil, db.wrap("publish", err)
 	}
+	db.wake() // the operations events of webhooks it removed, if any
 	v.Webhooks = nil
 	return v, nil
 }
 
 func (db *DB) instanceNames(ctx context.Context, q q, tenant string) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT name FROM instances WHERE tenant = ? ORDER BY name`, tenant)
+	rows, err := q.query(ctx, `SELECT name FROM instances WHERE tenant = ? AND name <> ? ORDER BY name`, tenant, herald.OperationsInstance)
 	if err != nil {
 		return nil, err
 	}

@@ -287,5 +287,8 @@ func (db *DB) DeactivateFailing(ctx context.Context, failingSince time.Time, rea
 	if err != nil {
 		return nil, db.wrap("deactivate failing", err)
 	}
+	if len(out) > 0 {
+		db.wake() // their operations events
+	}
 	return out, nil
 }

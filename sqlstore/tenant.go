@@ -101,7 +101,7 @@ func (db *DB) CreateInstance(ctx context.Context, tenant, name string) (*herald.
 // for an unknown tenant.
 func (db *DB) ListInstances(ctx context.Context, tenant string) ([]*herald.Instance, error) {
 	r := db.reader()
-	rows, err := r.query(ctx, `SELECT name, created_at FROM instances WHERE tenant = ? ORDER BY name`, tenant)
+	rows, err := r.query(ctx, `SELECT name, created_at FROM instances WHERE tenant = ? AND name <> ? ORDER BY name`, tenant, herald.OperationsInstance)
 	if err != nil {
 		return nil, db.wrap("list instances", err)
 	}

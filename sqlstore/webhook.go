@@ -174,7 +174,7 @@ func (db *DB) ActivateWebhook(ctx context.Context, tenant, instance, name string
 		w.Active, w.DeactivatedReason, w.DeactivatedAt = true, "", nil
 		w.UpdatedAt = db.now()
 		if _, err := q.exec(ctx, `UPDATE webhooks SET active = 1, deactivated_reason = '', deactivated_at = NULL,
-			failing_since = NULL, last_failed_at = NULL, updated_at = ? WHERE id = ?`, ms(w.UpdatedAt), w.ID); err != nil {
+			failing_since = NULL, last_failed_at = NULL, failing_reported = 0, updated_at = ? WHERE id = ?`, ms(w.UpdatedAt), w.ID); err != nil {
 			return err
 		}
 		return db.notify(ctx, q)
@@ -209,6 +209,7 @@ func (db *DB) DeactivateWebhook(ctx context.Context, tenant, instance, name, rea
 	if err != nil {
 		return nil, db.wrap("deactivate webhook", err)
 	}
+	db.wake() // its operations event, if one was made
 	return w, nil
 }
 
@@ -216,19 +217,29 @@ func (db *DB) DeactivateWebhook(ctx context.Context, tenant, instance, name, rea
 // exactly those with a due_at (herald.Cancel, for all of them at once). It
 // first locks the webhook FOR UPDATE, on PostgreSQL, which waits for the
 // ingests that read it as active (see forKeyShare): the cancelling
-// statement then sees their deliveries.
+// statement then sees their deliveries. A webhook that was active makes a
+// webhook.deactivated operations event with the reason, in the same
+// transaction; the caller wakes the claim loop after the commit.
 func (db *DB) deactivate(ctx context.Context, q q, id, reason string, now time.Time) error {
-	if db.pg {
-		if _, err := q.exec(ctx, `SELECT 1 FROM webhooks WHERE id = ? FOR UPDATE`, id); err != nil {
-			return err
-		}
+	var ow herald.OpsWebhook
+	var active int
+	if err := q.row(ctx, `SELECT tenant, instance, name, active FROM webhooks WHERE id = ?`+db.forUpdate(), id).Scan(
+		&ow.Tenant, &ow.Instance, &ow.Webhook, &active); err != nil {
+		return err
 	}
 	if _, err := q.exec(ctx, `UPDATE webhooks SET active = 0, deactivated_reason = ?, deactivated_at = ?, updated_at = ? WHERE id = ?`,
 		reason, ms(now), ms(now), id); err != nil {
 		return err
 	}
-	_, err := q.exec(ctx, `UPDATE deliveries SET status = 'CANCELLED', due_at = NULL, claimed_by = '', wait_reason = ?, updated_at = ?
-		WHERE webhook_id = ? AND due_at IS NOT NULL`, herald.CancelReason(reason), ms(now), id)
+	if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'CANCELLED', due_at = NULL, claimed_by = '', wait_reason = ?, updated_at = ?
+		WHERE webhook_id = ? AND due_at IS NOT NULL`, herald.CancelReason(reason), ms(now), id); err != nil {
+		return err
+	}
+	if active == 0 {
+		return nil
+	}
+	_, err := db.operationsEvent(ctx, q, herald.OperationsEvent(herald.OpsWebhookDeactivated, ow,
+		map[string]any{"reason": reason, "deactivatedAt": now.UTC().Format(herald.TimestampFormat)}, now), now)
 	return err
 }
 

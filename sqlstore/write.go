@@ -27,9 +27,11 @@ func (db *DB) writeTx(ctx context.Context, w *queue.Write, op string) (*queue.Wr
 		if out.Events, out.Jobs, pending, err = db.createEvents(ctx, q, w.Events, w.Handoff, now); err != nil {
 			return err
 		}
-		if err := db.recordAttempts(ctx, q, w.Results, ms(now)); err != nil {
+		ops, err := db.recordAttempts(ctx, q, w.Results, ms(now))
+		if err != nil {
 			return err
 		}
+		pending += ops
 		if pending > 0 {
 			return db.notify(ctx, q)
 		}
