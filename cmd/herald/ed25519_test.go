@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,6 +88,9 @@ func TestEd25519SignaturesVerifyWithThePublicKey(t *testing.T) {
 		recv.SetSecrets(key)
 		send("switch-" + strconv.Itoa(i))
 	}
+	if last, ok := recv.Last(); ok {
+		verifyWithNode(t, k1.PublicKey, last.Header, last.Body)
+	}
 
 	var rotated struct {
 		PublicKey string `json:"publicKey"`
@@ -114,5 +119,47 @@ func TestEd25519SignaturesVerifyWithThePublicKey(t *testing.T) {
 	})
 	if strings.Contains(p.logs.String(), "whsk_") {
 		t.Fatal("a log line holds a private key")
+	}
+}
+
+// nodeVerify is a receiver in Node.js with nothing but its crypto module:
+// the public key as a JWK, and crypto.verify over "id.timestamp.body"
+// for each v1a entry. (The npm package standardwebhooks, 1.1.1, verifies
+// v1 only, so it cannot be the receiver here.) It prints "verified".
+const nodeVerify = `
+const crypto = require("crypto");
+const key = crypto.createPublicKey({format: "jwk", key: {kty: "OKP", crv: "Ed25519",
+  x: Buffer.from(process.env.PUBLIC_KEY.replace(/^whpk_/, ""), "base64").toString("base64url")}});
+const content = Buffer.concat([Buffer.from(process.env.WH_ID + "." + process.env.WH_TS + "."), Buffer.from(process.env.BODY, "base64")]);
+const ok = process.env.WH_SIG.split(" ").some(s => s.startsWith("v1a,") &&
+  crypto.verify(null, content, key, Buffer.from(s.slice(4), "base64")));
+console.log(ok ? "verified" : "refused");
+`
+
+// verifyWithNode checks one request with nodeVerify, and that the same
+// request with its body changed is refused. Without node on the PATH
+// it says so and checks nothing.
+func verifyWithNode(t *testing.T, publicKey string, h http.Header, body []byte) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Log("node is not installed: the Node.js receiver was not tried")
+		return
+	}
+	run := func(body []byte) string {
+		cmd := exec.Command(node, "-e", nodeVerify)
+		cmd.Env = append(os.Environ(), "PUBLIC_KEY="+publicKey, "WH_ID="+h.Get("webhook-id"), "WH_TS="+h.Get("webhook-timestamp"),
+			"WH_SIG="+h.Get("webhook-signature"), "BODY="+base64.StdEncoding.EncodeToString(body))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("node: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := run(body); got != "verified" {
+		t.Fatalf("Node.js's crypto.verify with the public key: %s", got)
+	}
+	if got := run(append([]byte(" "), body...)); got != "refused" {
+		t.Fatalf("Node.js verified a changed body: %s", got)
 	}
 }
