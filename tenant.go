@@ -119,6 +119,7 @@ type Store interface {
 	EventService
 	ErasureService
 	DeliveryService
+	ReplayService
 	InsightService
 	Maintenance
 	AuditService

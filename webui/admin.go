@@ -82,6 +82,10 @@ type webhookData struct {
 	Notice      string // the outcome of an action
 	ActionError string // why an action (activate, test, recover...) was refused
 	RecoverFrom string // the recover form's value
+	// ReplayFrom and ReplayUntil are the replay form's values (default:
+	// the last 24 h); Replays the webhook's latest replays.
+	ReplayFrom, ReplayUntil string
+	Replays                 []*herald.Replay
 	Now         time.Time
 }
 
@@ -117,6 +121,15 @@ func (u *ui) webhookPage(w http.ResponseWriter, r *http.Request, status int, d w
 		d.Form.ClientCertificate = wh.ClientCertificate
 	}
 	d.Form.HasClientKey = wh.ClientKey != ""
+	if d.ReplayFrom == "" && d.ReplayUntil == "" {
+		now := u.now().UTC()
+		d.ReplayFrom, d.ReplayUntil = now.Add(-24*time.Hour).Format("2006-01-02T15:04"), now.Add(time.Minute).Format("2006-01-02T15:04")
+	}
+	if access.Can(state(r).principal, access.ReadEvents, tenant) {
+		if d.Replays, err = u.store.ListReplays(r.Context(), tenant, instance, name, 5); err != nil {
+			return err
+		}
+	}
 	d.Form.Headers, d.Form.Query, d.Form.Custom = blankRows(d.Form.Headers, 2), blankRows(d.Form.Query, 2), blankRows(d.Form.Custom, 2)
 	if access.Can(state(r).principal, access.ReadEvents, tenant) {
 		all, err := u.store.WebhookStats(r.Context(), tenant, instance, u.now().Add(-statsWindow))
