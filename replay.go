@@ -54,7 +54,7 @@ type Replay struct {
 
 // ReplayBatchSize is how many events one replay batch reads, in one
 // transaction, unless the worker is configured otherwise.
-const ReplayBatchSize = 500
+const ReplayBatchSize = 250
 
 // ReplayBacklog is how many open deliveries a webhook may have before its
 // replay waits for them to drain: a replay feeds the queue as the

@@ -16,13 +16,16 @@ type ReplayerConfig struct {
 	// Store works the batches. Required.
 	Store herald.ReplayWorker
 	// Batch is how many events one batch reads, in one transaction.
-	// Defaults to herald.ReplayBatchSize (500).
+	// Defaults to herald.ReplayBatchSize (250).
 	Batch int
 	// Backlog is how many open deliveries a webhook may have before its
 	// replay waits for them to drain. Defaults to herald.ReplayBacklog.
 	Backlog int
-	// Pause is the rest between two batches, which leaves the database
-	// (on SQLite, its single writer) to live traffic. Defaults to 50ms.
+	// Pause is the shortest rest between two batches; a batch that took
+	// longer than a quarter of it is followed by a rest of four times
+	// its time, so replays hold the database (on SQLite, its single
+	// writer) at most a fifth of the time and leave the rest to live
+	// traffic. Defaults to 50ms.
 	Pause time.Duration
 	// Interval is how often an idle replayer looks for work. Defaults to
 	// 1s.
@@ -32,7 +35,7 @@ type ReplayerConfig struct {
 }
 
 // Replayer works the running replays through, one batch at a time with a
-// pause between batches. Every node runs one: a batch locks its replay's
+// rest between batches of at least four times the batch's time. Every node runs one: a batch locks its replay's
 // row (on PostgreSQL, skipping one locked by another node), so nodes share
 // the work and never do a batch twice, and a replay whose node dies is
 // taken up where its last committed batch left it. It owns nothing but
@@ -66,6 +69,7 @@ func NewReplayer(cfg ReplayerConfig) (*Replayer, error) {
 func (r *Replayer) Run(ctx context.Context) error {
 	for {
 		wait := r.cfg.Interval
+		began := time.Now()
 		rp, err := r.cfg.Store.ReplayBatch(ctx, r.cfg.Batch, r.cfg.Backlog)
 		switch {
 		case err != nil:
@@ -73,7 +77,7 @@ func (r *Replayer) Run(ctx context.Context) error {
 				r.log.Error("replay batch failed", "err", err)
 			}
 		case rp != nil:
-			wait = r.cfg.Pause
+			wait = max(r.cfg.Pause, 4*time.Since(began))
 			if rp.Status != herald.ReplayRunning {
 				r.log.Info("replay finished", "replay", rp.ID, "tenant", rp.Tenant, "instance", rp.Instance, "webhook", rp.Webhook,
 					"status", rp.Status, "events", rp.Events, "scanned", rp.Scanned, "created", rp.Created, "skipped", rp.Skipped)
