@@ -198,6 +198,8 @@ type Webhook struct {
 	// ClientKey is ClientCertificate's private key (PEM): a credential. It
 	// is write-only: the JSON form carries only hasClientKey.
 	ClientKey PrivateKeyPEM `json:"-"`
+	// Signing says how requests are signed (hmac-sha256 by default).
+	Signing SigningConfig `json:"signing"`
 
 	Active bool `json:"active"`
 	// DeactivatedReason says why an inactive webhook was deactivated
@@ -266,6 +268,10 @@ type WebhookUpdate struct {
 	// its key (PEM) together; "" clears them.
 	ClientCertificate *string `json:"clientCertificate"`
 	ClientKey         *string `json:"clientKey"`
+	// Signing changes the signing algorithm; the store then makes a new
+	// key of the new kind and keeps the old one signing for
+	// DefaultSigningGrace.
+	Signing *SigningUpdate `json:"signing"`
 }
 
 // Apply merges u into w.
@@ -288,6 +294,7 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 	if u.ClientKey != nil {
 		w.ClientKey = PrivateKeyPEM(pemText(*u.ClientKey))
 	}
+	u.Signing.apply(&w.Signing)
 	if p := u.Payload; p != nil {
 		if p.Format != nil {
 			w.Payload.Format = *p.Format
@@ -489,6 +496,9 @@ func (w *Webhook) Validate() error {
 	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > MaxTimeoutSeconds {
 		return FieldErrorf("timeoutSeconds", "timeoutSeconds must be between 1 and %d; it is %d.", MaxTimeoutSeconds, w.TimeoutSeconds)
 	}
+	if err := w.Signing.validate(); err != nil {
+		return err
+	}
 	return validateClientPair(w.ClientCertificate, w.ClientKey)
 }
 
@@ -590,8 +600,10 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// WebhookSecret is a signing secret. The current secret has no expiry; a
-// rotated-out secret is still used to sign until ExpiresAt.
+// WebhookSecret is a signing key: a "whsec_" secret (hmac-sha256) or a
+// "whsk_" ed25519 private key (ed25519), which no answer ever carries. The
+// current key has no expiry; a rotated-out key is still used to sign
+// until ExpiresAt.
 type WebhookSecret struct {
 	Secret    string     `json:"secret"`
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
@@ -627,9 +639,11 @@ type WebhookService interface {
 	// WebhookSecrets returns the current secret first, then rotated-out
 	// secrets still within their grace period.
 	WebhookSecrets(ctx context.Context, tenant, instance, name string) ([]WebhookSecret, error)
-	// RotateWebhookSecret makes a new current secret; the old ones keep
-	// signing for at most grace (zero: they all stop at once, as for a
-	// leaked secret). Returns the new secret.
+	// RotateWebhookSecret makes a new current key of the webhook's signing
+	// algorithm; the old ones keep signing for at most grace (zero: they
+	// all stop at once, as for a leaked key). Returns the new key: a
+	// "whsec_" secret, or for ed25519 the "whsk_" private key, whose public
+	// key (signature.PublicKey) is all an answer may show.
 	RotateWebhookSecret(ctx context.Context, tenant, instance, name string, grace time.Duration) (string, error)
 	// RecoverWebhook re-queues the webhook's FAILED and CANCELLED deliveries
 	// created at or after since, as PENDING and due now. EUNPROCESSABLE if

@@ -21,6 +21,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/netguard"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/signature"
 )
 
@@ -166,22 +167,22 @@ func (s *sender) evictLocked() {
 	delete(s.certClients, oldest)
 }
 
-// send POSTs ev to w, signed with secrets, as attempt n. It returns the
+// send POSTs ev to w, signed by signer (the webhook's keys), as attempt n. It returns the
 // attempt and the answer's Retry-After header. Every failure, including a
 // refused destination, is in the attempt's Error, in words for the
 // receiver's developer. When ctx ends before the receiver answers, Error
 // says "timed out" only if the webhook's own timeout ran out; the caller
 // tells the difference from shutdown by looking at its ctx.
-func (s *sender) send(ctx context.Context, w *herald.Webhook, ev *herald.Event, secrets []string, n int) (herald.Attempt, string) {
+func (s *sender) send(ctx context.Context, w *herald.Webhook, ev *herald.Event, signer queue.Signer, n int) (herald.Attempt, string) {
 	start := s.now()
 	clock := time.Now() // durations on the real clock, also when s.now is injected
 	a := herald.Attempt{N: n, StartedAt: start}
-	retryAfter := s.do(ctx, &a, w, ev, secrets)
+	retryAfter := s.do(ctx, &a, w, ev, signer)
 	a.DurationMs = time.Since(clock).Milliseconds()
 	return a, retryAfter
 }
 
-func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, ev *herald.Event, secrets []string) string {
+func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, ev *herald.Event, signer queue.Signer) string {
 	body, err := w.Payload.Render(ev)
 	if err != nil {
 		a.Error = fmt.Sprintf("could not render the payload: %v", err)
@@ -220,7 +221,7 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	// (validation forbids it too).
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "Herald/"+herald.Version)
-	sig, err := signature.SignAll(secrets, ev.ID, a.StartedAt, body)
+	sig, err := signer.Sign(ev.ID, a.StartedAt, body)
 	if err != nil {
 		a.Error = fmt.Sprintf("could not sign the request: %v", err)
 		return ""

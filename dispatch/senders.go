@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/queue"
+	"github.com/heraldhooks/herald/signature"
 )
 
 // senders make the requests. A sender is a goroutine started by the
@@ -59,7 +60,11 @@ func (s *senders) run(j *queue.Job) {
 // deliver sends one claimed delivery and returns its result, and what the
 // scheduler is to make of it.
 func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
-	a, retryAfter := s.http.send(s.ctx, j.Webhook, j.Event, j.Secrets, j.Delivery.AttemptCount+1)
+	signer := j.Signer
+	if signer == nil {
+		signer = signature.NewSigner(j.Secrets)
+	}
+	a, retryAfter := s.http.send(s.ctx, j.Webhook, j.Event, signer, j.Delivery.AttemptCount+1)
 	if s.ctx.Err() != nil && a.StatusCode == 0 {
 		// Cut short by our own shutdown: not the receiver's fault, so no
 		// attempt goes on record; the release at the end of Run makes the

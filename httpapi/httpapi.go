@@ -214,6 +214,7 @@ func (s *server) routes() []route {
 		{"POST " + inst + "/webhooks/{name}/deactivate", permAdmin, s.deactivateWebhook},
 		{"POST " + inst + "/webhooks/{name}/test", permAdmin, s.testWebhook},
 		{"GET " + inst + "/webhooks/{name}/secret", permAdmin, s.webhookSecret},
+		{"GET " + inst + "/webhooks/{name}/public-key", permReadConfig, s.webhookPublicKey},
 		{"GET " + inst + "/webhooks/{name}/headers/{item}", permAdmin, s.revealValue},
 		{"GET " + inst + "/webhooks/{name}/query-parameters/{item}", permAdmin, s.revealValue},
 		{"POST " + inst + "/webhooks/{name}/secret/rotate", permAdmin, s.rotateSecret},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/signature"
 )
 
 // decodeGrace reads a rotation's optional {"graceSeconds":N}: how long the
@@ -167,12 +168,56 @@ func (s *server) webhookSecret(w http.ResponseWriter, r *http.Request) error {
 	if len(secrets) == 0 {
 		return herald.Errorf(herald.ENOTFOUND, "Webhook %q has no signing secret.", r.PathValue("name"))
 	}
+	if signature.IsPrivateKey(secrets[0].Secret) {
+		return herald.Errorf(herald.ECONFLICT, "Webhook %q signs with ed25519: its private key never leaves Herald, and receivers verify with its public key, from GET .../webhooks/%s/public-key.", r.PathValue("name"), r.PathValue("name"))
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, map[string]string{"secret": secrets[0].Secret})
 }
 
-// rotateSecret makes a new signing secret; the old one keeps signing for
-// graceSeconds (default a day, at most a week, 0 to stop it at once).
+// webhookPublicKey returns the ed25519 public key (whpk_...) receivers
+// verify an ed25519 webhook's v1a signatures with, and, during a
+// rotation's grace, the public keys of the rotated-out private keys still
+// signing (previousPublicKeys, newest first, with when each stops).
+// ECONFLICT for a webhook that signs with hmac-sha256.
+func (s *server) webhookPublicKey(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	secrets, err := s.store.WebhookSecrets(r.Context(), r.PathValue("tenant"), r.PathValue("instance"), name)
+	if err != nil {
+		return err
+	}
+	if len(secrets) == 0 || !signature.IsPrivateKey(secrets[0].Secret) {
+		return herald.Errorf(herald.ECONFLICT, "Webhook %q signs with hmac-sha256 (Standard Webhooks v1, a shared secret), so it has no public key. To sign with ed25519, PATCH the webhook with {\"signing\":{\"algorithm\":\"ed25519\"}}.", name)
+	}
+	type previous struct {
+		PublicKey string     `json:"publicKey"`
+		ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	}
+	answer := struct {
+		PublicKey          string     `json:"publicKey"`
+		PreviousPublicKeys []previous `json:"previousPublicKeys"`
+	}{PreviousPublicKeys: []previous{}}
+	for i, sec := range secrets {
+		if !signature.IsPrivateKey(sec.Secret) {
+			continue // an HMAC secret still in its grace: not a public matter
+		}
+		pub, err := signature.PublicKey(sec.Secret)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			answer.PublicKey = pub
+		} else {
+			answer.PreviousPublicKeys = append(answer.PreviousPublicKeys, previous{pub, sec.ExpiresAt})
+		}
+	}
+	return writeJSON(w, http.StatusOK, answer)
+}
+
+// rotateSecret makes a new signing key; the old one keeps signing for
+// graceSeconds (default a day, at most a week, 0 to stop it at once). It
+// answers with the new secret, or for an ed25519 webhook with the new
+// public key only.
 func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	grace, err := decodeGrace(w, r)
 	if err != nil {
@@ -183,6 +228,14 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	noteAudit(r, "", map[string]any{"graceSeconds": grace})
+	if signature.IsPrivateKey(secret) {
+		// An ed25519 webhook: the private key stays here.
+		pub, err := signature.PublicKey(secret)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, map[string]string{"publicKey": pub})
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, map[string]string{"secret": secret})
 }

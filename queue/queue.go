@@ -71,6 +71,12 @@ type Store interface {
 	NextDue(ctx context.Context) (*time.Time, error)
 }
 
+// Signer signs a request with a webhook's keys, decoded once
+// (*signature.Signer): the webhook-signature header value for a message.
+type Signer interface {
+	Sign(msgID string, ts time.Time, body []byte) (string, error)
+}
+
 // Job is a claimed delivery with everything needed to send it.
 type Job struct {
 	Delivery *herald.Delivery
@@ -79,6 +85,10 @@ type Job struct {
 	// Secrets sign the request: the current secret first, then rotated-out
 	// secrets within their grace period.
 	Secrets []string
+	// Signer signs with Secrets, decoded once for every job of the
+	// webhook in the batch; nil when the job was built without one (the
+	// sender then decodes Secrets itself).
+	Signer Signer
 	// LeaseUntil is when the claim runs out and another node may take it.
 	LeaseUntil time.Time
 	// ClaimedAt is when the delivery was claimed (or created claimed).

@@ -399,6 +399,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, r queue.ClaimRequest) ([]*que
 			j.Secrets = herald.SigningKeys(secrets[wid])
 			jobs = append(jobs, j)
 		}
+		setSigners(jobs)
 		return nil
 	})
 	if err != nil {

@@ -339,6 +339,7 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 	for _, j := range jobs {
 		j.Secrets = herald.SigningKeys(secrets[j.Webhook.ID])
 	}
+	setSigners(jobs)
 	return jobs, pending, nil
 }
 

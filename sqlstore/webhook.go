@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/queue"
+	"github.com/heraldhooks/herald/signature"
 )
 
 // webhookCols are the columns scanWebhook reads. url, headers,
@@ -18,7 +20,7 @@ import (
 // UpdateWebhook and insertWebhook seal them.
 const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
 	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at,
-	client_certificate, client_key`
+	client_certificate, client_key, signing_algorithm`
 
 // scanWebhook reads a row of webhookCols, opening its sealed columns.
 func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
@@ -29,7 +31,7 @@ func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, e
 	var created, updated int64
 	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
 		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
-		&created, &updated, &w.ClientCertificate, &clientKey); err != nil {
+		&created, &updated, &w.ClientCertificate, &clientKey, &w.Signing.Algorithm); err != nil {
 		return nil, err
 	}
 	var err error
@@ -122,12 +124,21 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		if w, err = db.getWebhook(ctx, q, tenant, instance, name, true); err != nil {
 			return err
 		}
+		algorithm := w.Signing.AlgorithmOrDefault()
 		upd.Apply(w)
 		if err := w.Validate(); err != nil {
 			return err
 		}
 		if w.Active && w.URL == "" {
 			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is active; deactivate it before clearing its url.", name)
+		}
+		w.Signing.Algorithm = w.Signing.AlgorithmOrDefault()
+		if w.Signing.Algorithm != algorithm {
+			// A key of the new kind; the old one keeps signing for the
+			// grace, so receivers switch without dropping a request.
+			if _, err := db.rotateKey(ctx, q, w, herald.DefaultSigningGrace); err != nil {
+				return err
+			}
 		}
 		w.UpdatedAt = db.now()
 		headers, _ := json.Marshal(nonNil(w.Headers))
@@ -136,10 +147,10 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		w.Payload.CustomFields = nonNil(w.Payload.CustomFields)
 		payload, _ := json.Marshal(w.Payload)
 		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?,
-			client_certificate = ?, client_key = ?, updated_at = ? WHERE id = ?`,
+			client_certificate = ?, client_key = ?, signing_algorithm = ?, updated_at = ? WHERE id = ?`,
 			db.seal(w.URL, "webhooks", "url", w.ID), db.seal(string(headers), "webhooks", "headers", w.ID),
 			db.seal(string(params), "webhooks", "query_parameters", w.ID), string(payload), w.TimeoutSeconds,
-			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), ms(w.UpdatedAt), w.ID)
+			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), w.Signing.Algorithm, ms(w.UpdatedAt), w.ID)
 		return err
 	})
 	if err != nil {
@@ -247,6 +258,23 @@ func (db *DB) WebhookSecrets(ctx context.Context, tenant, instance, name string)
 	return secrets[w.ID], nil
 }
 
+// setSigners gives each job a signer holding its Secrets decoded: one per
+// webhook of the batch, so a sender decodes no key per request.
+func setSigners(jobs []*queue.Job) {
+	signers := map[string]*signature.Signer{}
+	for _, j := range jobs {
+		if j.Webhook == nil {
+			continue
+		}
+		s := signers[j.Webhook.ID]
+		if s == nil {
+			s = signature.NewSigner(j.Secrets)
+			signers[j.Webhook.ID] = s
+		}
+		j.Signer = s
+	}
+}
+
 // secrets returns the usable secrets of webhooks at now, current first.
 func (db *DB) secrets(ctx context.Context, q q, ids []string, now time.Time) (map[string][]herald.WebhookSecret, error) {
 	out := map[string][]herald.WebhookSecret{}
@@ -288,32 +316,52 @@ func (db *DB) secrets(ctx context.Context, q q, ids []string, now time.Time) (ma
 	return out, rows.Err()
 }
 
-// RotateWebhookSecret makes a new current secret and returns it; the old one
-// keeps signing for grace (zero: it stops at once).
+// RotateWebhookSecret makes a new current key of the webhook's signing
+// algorithm and returns it (a whsec_ secret, or a whsk_ ed25519 private
+// key); the old ones keep signing for grace (zero: they stop at once).
 func (db *DB) RotateWebhookSecret(ctx context.Context, tenant, instance, name string, grace time.Duration) (string, error) {
-	secret := herald.NewSigningSecret()
+	var key string
 	err := db.tx(ctx, func(q q) error {
 		w, err := db.getWebhook(ctx, q, tenant, instance, name, true)
 		if err != nil {
 			return err
 		}
-		now := db.now()
-		// The replaced secret signs until the end of the grace; so do the
-		// ones replaced earlier, but never longer: a rotation without grace
-		// (a leaked secret) stops every old secret at once.
-		until := ms(now.Add(max(grace, 0)))
-		if _, err := q.exec(ctx, `UPDATE webhook_secrets SET expires_at = ?
-			WHERE webhook_id = ? AND (expires_at IS NULL OR expires_at > ?)`, until, w.ID, until); err != nil {
-			return err
-		}
-		_, err = q.exec(ctx, `INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)`,
-			w.ID, db.seal(secret, "webhook_secrets", "secret", w.ID), ms(now))
+		key, err = db.rotateKey(ctx, q, w, grace)
 		return err
 	})
 	if err != nil {
 		return "", db.wrap("rotate webhook secret", err)
 	}
-	return secret, nil
+	return key, nil
+}
+
+// rotateKey stores a new current key of w's signing algorithm, sealed,
+// and ends the old keys' signing at now+grace (never later than they
+// would have ended anyway). It returns the new key.
+func (db *DB) rotateKey(ctx context.Context, q q, w *herald.Webhook, grace time.Duration) (string, error) {
+	key := newSigningKey(w.Signing.AlgorithmOrDefault())
+	now := db.now()
+	// The replaced key signs until the end of the grace; so do the ones
+	// replaced earlier, but never longer: a rotation without grace (a
+	// leaked key) stops every old key at once.
+	until := ms(now.Add(max(grace, 0)))
+	if _, err := q.exec(ctx, `UPDATE webhook_secrets SET expires_at = ?
+		WHERE webhook_id = ? AND (expires_at IS NULL OR expires_at > ?)`, until, w.ID, until); err != nil {
+		return "", err
+	}
+	_, err := q.exec(ctx, `INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)`,
+		w.ID, db.seal(key, "webhook_secrets", "secret", w.ID), ms(now))
+	return key, err
+}
+
+// newSigningKey makes a key for a signing algorithm: a whsec_ secret for
+// hmac-sha256, a whsk_ ed25519 private key for ed25519.
+func newSigningKey(algorithm string) string {
+	if algorithm == herald.SigningEd25519 {
+		private, _ := signature.NewKeyPair()
+		return private
+	}
+	return herald.NewSigningSecret()
 }
 
 // RecoverWebhook re-queues the webhook's FAILED and CANCELLED deliveries

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/access"
+	"github.com/heraldhooks/herald/signature"
 )
 
 // statsWindow is how far back the webhook list's success rate looks.
@@ -70,23 +71,28 @@ type settingsForm struct {
 // webhookData is the webhook page: its state, settings, chart, and the
 // outcome of the form that was just posted, if any.
 type webhookData struct {
-	Webhook     *herald.Webhook
-	Stats       *herald.WebhookStats
-	Chart       *chart
-	Form        settingsForm
-	AllFields   []string
-	Secret      string   // revealed or new secret, shown once on this answer
-	SecretNew   bool     // Secret is the result of a rotation
-	OldSecrets  []string // expiry of rotated-out secrets still signing, as text
-	Test        *herald.Attempt
-	Notice      string // the outcome of an action
-	ActionError string // why an action (activate, test, recover...) was refused
-	RecoverFrom string // the recover form's value
+	Webhook    *herald.Webhook
+	Stats      *herald.WebhookStats
+	Chart      *chart
+	Form       settingsForm
+	AllFields  []string
+	Secret     string   // revealed or new secret, shown once on this answer
+	SecretNew  bool     // Secret is the result of a rotation
+	OldSecrets []string // expiry of rotated-out secrets still signing, as text
+	// PublicKey is an ed25519 webhook's public key (whpk_...), shown to
+	// whoever sees the page; PreviousKeys the expiry of rotated-out keys
+	// still signing, as text. The private key is never shown.
+	PublicKey    string
+	PreviousKeys []string
+	Test         *herald.Attempt
+	Notice       string // the outcome of an action
+	ActionError  string // why an action (activate, test, recover...) was refused
+	RecoverFrom  string // the recover form's value
 	// ReplayFrom and ReplayUntil are the replay form's values (default:
 	// the last 24 h); Replays the webhook's latest replays.
 	ReplayFrom, ReplayUntil string
 	Replays                 []*herald.Replay
-	Now         time.Time
+	Now                     time.Time
 }
 
 func blankRows(nv []herald.NameValue, n int) []herald.NameValue {
@@ -128,6 +134,21 @@ func (u *ui) webhookPage(w http.ResponseWriter, r *http.Request, status int, d w
 	if access.Can(state(r).principal, access.ReadEvents, tenant) {
 		if d.Replays, err = u.store.ListReplays(r.Context(), tenant, instance, name, 5); err != nil {
 			return err
+		}
+	}
+	if wh.Signing.Algorithm == herald.SigningEd25519 {
+		secrets, err := u.store.WebhookSecrets(r.Context(), tenant, instance, name)
+		if err != nil {
+			return err
+		}
+		for i, s := range secrets {
+			if i == 0 && signature.IsPrivateKey(s.Secret) {
+				if d.PublicKey, err = signature.PublicKey(s.Secret); err != nil {
+					return err
+				}
+			} else if i > 0 && s.ExpiresAt != nil {
+				d.PreviousKeys = append(d.PreviousKeys, when(s.ExpiresAt))
+			}
 		}
 	}
 	d.Form.Headers, d.Form.Query, d.Form.Custom = blankRows(d.Form.Headers, 2), blankRows(d.Form.Query, 2), blankRows(d.Form.Custom, 2)
@@ -320,6 +341,11 @@ func (u *ui) webhookSecret(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d := webhookData{}
+	if len(secrets) > 0 && signature.IsPrivateKey(secrets[0].Secret) {
+		// An ed25519 webhook: its public key is on the page already, and
+		// the private key never leaves Herald.
+		return u.webhookPage(w, r, http.StatusOK, d)
+	}
 	for i, s := range secrets {
 		if i == 0 {
 			d.Secret = s.Secret
@@ -344,6 +370,14 @@ func (u *ui) webhookRotate(w http.ResponseWriter, r *http.Request) error {
 	}
 	noteAudit(r, "", map[string]any{"graceSeconds": int(grace / time.Second)})
 	d := webhookData{Secret: secret, SecretNew: true}
+	if signature.IsPrivateKey(secret) {
+		// The page shows the new public key; the private key stays here.
+		d = webhookData{Notice: "Key pair rotated: receivers need the new public key below."}
+		if grace > 0 {
+			d.Notice += " Requests carry the signatures of the new and the old key until " + when(u.now().Add(grace)) + "."
+		}
+		return u.webhookPage(w, r, http.StatusOK, d)
+	}
 	if grace == 0 {
 		d.Notice = "Secret rotated. The old secret stopped signing at once."
 	} else {
