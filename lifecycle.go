@@ -30,6 +30,9 @@ import (
 //	   ├── recover: FAILED, CANCELLED
 //	   └── resend: any status but SENT, with a fresh 24 h window
 //
+//	(none) ──replay: an event the webhook's triggers select, with no delivery
+//	         to it DELIVERED or open (ReplaySelects, ReplayWants)──▶ PENDING
+//
 //	SENT ──lease ran out──▶ SENT (due again: any node claims it afresh)
 //	SENT ──released (shutdown, restart, lost claim)──▶ PENDING if never attempted, else RETRYING
 //	PENDING, RETRYING, SENT ──webhook deactivated──▶ CANCELLED

@@ -125,6 +125,7 @@ type Store interface {
 	EventService
 	ErasureService
 	DeliveryService
+	ReplayService
 	InsightService
 	Maintenance
 	AuditService

@@ -42,6 +42,7 @@ var auditActions = map[string]string{
 	"GET " + instPath + "/webhooks/{name}/query-parameters/{item}": "webhook.query-parameter.reveal",
 	"POST " + instPath + "/webhooks/{name}/secret/rotate":          "webhook.secret.rotate",
 	"POST " + instPath + "/webhooks/{name}/recover":                "webhook.recover",
+	"POST " + instPath + "/webhooks/{name}/replay":                 "webhook.replay",
 	"GET " + instPath + "/events/{id}":                             "event.read",
 	"GET " + instPath + "/deliveries/{id}":                         "delivery.read",
 	"POST " + instPath + "/deliveries/{id}/resend":                 "delivery.resend",

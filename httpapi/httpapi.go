@@ -66,6 +66,9 @@ type Config struct {
 	// RequireHTTPSDestinations refuses (400, naming url) a webhook URL that
 	// is not https://, as the sender refuses to send to one. Off by default.
 	RequireHTTPSDestinations bool
+	// Retention is how long events are kept (the maintenance leader's
+	// retention): a replay may not start before it. Zero: unchecked.
+	Retention time.Duration
 }
 
 // server holds the filled-in Config and the state shared by handlers.
@@ -85,6 +88,8 @@ type server struct {
 
 	// requireHTTPS refuses webhook URLs that are not https://.
 	requireHTTPS bool
+	// retention bounds how far back a replay reaches.
+	retention time.Duration
 }
 
 // New returns the API handler. It returns an error when cfg.Store,
@@ -110,6 +115,7 @@ func New(cfg Config) (http.Handler, error) {
 		ready:    cfg.Ready,
 
 		requireHTTPS: cfg.RequireHTTPSDestinations,
+		retention:    cfg.Retention,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -213,6 +219,9 @@ func (s *server) routes() []route {
 		{"GET " + inst + "/webhooks/{name}/query-parameters/{item}", permAdmin, s.revealValue},
 		{"POST " + inst + "/webhooks/{name}/secret/rotate", permAdmin, s.rotateSecret},
 		{"POST " + inst + "/webhooks/{name}/recover", permAdmin, s.recoverWebhook},
+		{"POST " + inst + "/webhooks/{name}/replay", permAdmin, s.replayWebhook},
+		{"GET " + inst + "/webhooks/{name}/replays", permReadEvents, s.listReplays},
+		{"GET " + inst + "/webhooks/{name}/replays/{id}", permReadEvents, s.getReplay},
 		{"GET " + inst + "/webhooks/{name}/stats", permReadEvents, s.webhookStats},
 		{"GET " + inst + "/webhooks/{name}/timeline", permReadEvents, s.webhookTimeline},
 

@@ -88,7 +88,11 @@ type webhookData struct {
 	Notice       string // the outcome of an action
 	ActionError  string // why an action (activate, test, recover...) was refused
 	RecoverFrom  string // the recover form's value
-	Now          time.Time
+	// ReplayFrom and ReplayUntil are the replay form's values (default:
+	// the last 24 h); Replays the webhook's latest replays.
+	ReplayFrom, ReplayUntil string
+	Replays                 []*herald.Replay
+	Now                     time.Time
 }
 
 func blankRows(nv []herald.NameValue, n int) []herald.NameValue {
@@ -123,6 +127,15 @@ func (u *ui) webhookPage(w http.ResponseWriter, r *http.Request, status int, d w
 		d.Form.ClientCertificate = wh.ClientCertificate
 	}
 	d.Form.HasClientKey = wh.ClientKey != ""
+	if d.ReplayFrom == "" && d.ReplayUntil == "" {
+		now := u.now().UTC()
+		d.ReplayFrom, d.ReplayUntil = now.Add(-24*time.Hour).Format("2006-01-02T15:04"), now.Add(time.Minute).Format("2006-01-02T15:04")
+	}
+	if access.Can(state(r).principal, access.ReadEvents, tenant) {
+		if d.Replays, err = u.store.ListReplays(r.Context(), tenant, instance, name, 5); err != nil {
+			return err
+		}
+	}
 	if wh.Signing.Algorithm == herald.SigningEd25519 {
 		secrets, err := u.store.WebhookSecrets(r.Context(), tenant, instance, name)
 		if err != nil {

@@ -36,6 +36,7 @@ var auditActions = map[string]string{
 	"POST " + instancePattern + "/webhooks/{name}/secret":        "webhook.secret.reveal",
 	"POST " + instancePattern + "/webhooks/{name}/secret/rotate": "webhook.secret.rotate",
 	"POST " + instancePattern + "/webhooks/{name}/recover":       "webhook.recover",
+	"POST " + instancePattern + "/webhooks/{name}/replay":        "webhook.replay",
 	"GET " + instancePattern + "/deliveries/{id}":                "delivery.read",
 	"POST " + instancePattern + "/deliveries/{id}/resend":        "delivery.resend",
 }

@@ -73,6 +73,9 @@ type Config struct {
 	// for the setup links shown to admins. Defaults to the scheme and host
 	// of the admin's request.
 	PublicURL string
+	// Retention is how long events are kept: a replay may not start
+	// before it. Zero: unchecked.
+	Retention time.Duration
 }
 
 // ui holds the filled-in Config and what handlers share.
@@ -89,6 +92,7 @@ type ui struct {
 	// SecureCookies, RequireHTTPSDestinations and APIClientSignIn.
 	secureCookies, requireHTTPS, apiClientSignIn bool
 	publicURL                                    string
+	retention                                    time.Duration
 }
 
 // New returns the UI handler, to be mounted at Prefix. It returns an error
@@ -102,7 +106,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	u := &ui{store: cfg.Store, access: cfg.Access, tester: cfg.Tester, log: cfg.Logger, now: cfg.Now,
 		secureCookies: cfg.SecureCookies, requireHTTPS: cfg.RequireHTTPSDestinations, apiClientSignIn: cfg.APIClientSignIn,
-		publicURL: strings.TrimSuffix(cfg.PublicURL, "/")}
+		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), retention: cfg.Retention}
 	if u.log == nil {
 		u.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -189,6 +193,7 @@ func (u *ui) routes() []route {
 		{"POST " + i + "/webhooks/{name}/secret", access.Admin, u.webhookSecret},
 		{"POST " + i + "/webhooks/{name}/secret/rotate", access.Admin, u.webhookRotate},
 		{"POST " + i + "/webhooks/{name}/recover", access.Admin, u.webhookRecover},
+		{"POST " + i + "/webhooks/{name}/replay", access.Admin, u.webhookReplay},
 		{"GET " + i + "/deliveries", access.ReadEvents, u.deliveries},
 		{"GET " + i + "/deliveries/{id}", access.ReadEvents, u.delivery},
 		{"POST " + i + "/deliveries/{id}/resend", access.Admin, u.resend},

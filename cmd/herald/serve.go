@@ -302,6 +302,11 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		cancel()
 		return fail(err)
 	}
+	replayer, err := dispatch.NewReplayer(dispatch.ReplayerConfig{Store: store, Logger: logger})
+	if err != nil {
+		cancel()
+		return fail(err)
+	}
 	handler, err := httpapi.New(httpapi.Config{
 		Store:      store,
 		Access:     gate,
@@ -312,6 +317,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		Registerer: reg,
 
 		RequireHTTPSDestinations: cfg.RequireHTTPSDestinations,
+		Retention:                cfg.Retention,
 	})
 	if err != nil {
 		cancel()
@@ -319,7 +325,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 	}
 	pages, err := webui.New(webui.Config{Store: store, Access: gate, Tester: engine, Logger: logger,
 		SecureCookies: cfg.publicHTTPS(), RequireHTTPSDestinations: cfg.RequireHTTPSDestinations,
-		APIClientSignIn: cfg.UIAPIClientSignIn, PublicURL: cfg.PublicURL})
+		APIClientSignIn: cfg.UIAPIClientSignIn, PublicURL: cfg.PublicURL, Retention: cfg.Retention})
 	if err != nil {
 		cancel()
 		return fail(err)
@@ -348,7 +354,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		s.http.TLSConfig = cert.tlsConfig()
 		cert.reloadOnSIGHUP(runCtx, &s.done)
 	}
-	s.done.Add(3)
+	s.done.Add(4)
 	go func() {
 		defer s.done.Done()
 		if err := engine.Run(runCtx); err != nil {
@@ -358,6 +364,10 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 	go func() {
 		defer s.done.Done()
 		maint.Run(runCtx)
+	}()
+	go func() {
+		defer s.done.Done()
+		replayer.Run(runCtx)
 	}()
 	go func() {
 		defer s.done.Done()
