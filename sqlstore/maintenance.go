@@ -56,8 +56,16 @@ func (db *DB) PurgeFinished(ctx context.Context, before time.Time, limit int) (h
 			return out, db.wrap("purge finished deliveries", err)
 		}
 	}
+	// On PostgreSQL the events a replay batch is giving deliveries right
+	// now are locked (FOR KEY SHARE) and skipped: deleted after that
+	// commit, the NOT EXISTS seen before it would leave a delivery without
+	// its event. They go at a later run if they still have none.
+	skipLocked := ""
+	if db.pg {
+		skipLocked = " FOR UPDATE SKIP LOCKED"
+	}
 	res, err := w.exec(ctx, `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < ?
-		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) ORDER BY e.id LIMIT ?)`, idFloor("evt", before), limit)
+		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) ORDER BY e.id LIMIT ?`+skipLocked+`)`, idFloor("evt", before), limit)
 	if err != nil {
 		return out, db.wrap("purge events", err)
 	}
