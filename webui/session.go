@@ -104,6 +104,14 @@ func (u *ui) endpoint(rt route) http.Handler {
 				return
 			}
 		}
+		if r.Method == http.MethodPost && r.PathValue("instance") == herald.OperationsInstance {
+			// The tenant's reserved operations instance is changed only
+			// through the API's /operations-webhook, as the API's
+			// instance routes refuse it too; its pages stay readable.
+			u.renderError(w, r, herald.Errorf(herald.ENOTFOUND, "Instance %q is reserved for the operations webhook; set it through the API (PUT /v1/tenants/%s/operations-webhook).",
+				herald.OperationsInstance, r.PathValue("tenant")))
+			return
+		}
 		if action := auditActions[rt.pattern]; action != "" {
 			// The principal before the handler: signing out clears it.
 			p := st.principal
