@@ -86,6 +86,12 @@ type Config struct {
 	// webhook, enough to keep its senders busy for a second, within 2 and
 	// 512 x PerWebhookInFlight.
 	FastWebhookInFlight int
+	// BreakerThreshold is how many consecutive failed attempts (no 2xx:
+	// any other status, a timeout, a network error) of a webhook open its
+	// circuit breaker on this node: from then on it gets one request at a
+	// time, whatever is due, until an attempt succeeds. Defaults to 5. The
+	// count is this node's: on several nodes each probes one at a time.
+	BreakerThreshold int
 	// Lease is how long a claim lasts beyond its webhook's timeout: if this
 	// node has not recorded the attempt by then, another node may send the
 	// delivery again. It covers the wait in the local queue (at most 5s) and
@@ -172,6 +178,7 @@ func New(cfg Config) (*Engine, error) {
 	}{
 		{"Concurrency", cfg.Concurrency > 0},
 		{"PerWebhookInFlight", cfg.PerWebhookInFlight > 0},
+		{"BreakerThreshold", cfg.BreakerThreshold > 0},
 		{"Lease", cfg.Lease > 0},
 		{"PollInterval", cfg.PollInterval > 0},
 		{"RetryWindow", cfg.RetryWindow > 0},
@@ -226,6 +233,7 @@ func (cfg Config) withDefaults() Config {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	cfg.PerWebhookInFlight = min(cmp.Or(cfg.PerWebhookInFlight, 8), cfg.Concurrency)
 	cfg.FastWebhookInFlight = min(max(cmp.Or(cfg.FastWebhookInFlight, 4*cfg.PerWebhookInFlight), cfg.PerWebhookInFlight), cfg.Concurrency)
+	cfg.BreakerThreshold = cmp.Or(cfg.BreakerThreshold, 5)
 	cfg.Lease = cmp.Or(cfg.Lease, herald.LeaseMargin)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
 	if len(cfg.Schedule) == 0 {

@@ -12,6 +12,7 @@ type metrics struct {
 	attemptDuration prometheus.Histogram
 	inFlight        prometheus.Gauge
 	queued          prometheus.Gauge
+	probing         prometheus.Gauge
 	claimBatch      prometheus.Histogram
 	queueLag        prometheus.Histogram
 	ingestBatch     prometheus.Histogram
@@ -41,6 +42,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_deliveries_queued",
 			Help: "Deliveries this node has claimed and not started: its local queues, which keep the senders busy between claims.",
+		}),
+		probing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_webhooks_probing",
+			Help: "Webhooks whose circuit breaker is open on this node: after consecutive failed attempts they get one request at a time until one succeeds.",
 		}),
 		claimBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_claim_batch_size",
@@ -84,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.attemptDuration, m.inFlight, m.claimBatch,
-		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased, m.queued, m.queueDropped, m.handedOff} {
+		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased, m.queued, m.queueDropped, m.handedOff, m.probing} {
 		if err := reg.Register(c); err != nil {
 			var dup prometheus.AlreadyRegisteredError
 			if errors.As(err, &dup) {

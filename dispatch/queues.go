@@ -180,6 +180,7 @@ func (q *queues) startReady(now time.Time) {
 func (q *queues) publish() {
 	q.metrics.inFlight.Set(float64(q.s.inFlight))
 	q.metrics.queued.Set(float64(q.s.queued))
+	q.metrics.probing.Set(float64(q.s.probing))
 	if q.s.dropped > 0 {
 		q.metrics.queueDropped.Add(float64(q.s.dropped))
 		q.s.dropped = 0

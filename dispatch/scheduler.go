@@ -65,6 +65,10 @@ type scheduler struct {
 	concurrency int // requests in flight on this node
 	perWebhook  int // requests in flight for a webhook (PerWebhookInFlight)
 	fast        int // the same for a webhook answering under fastRequest
+	// breaker is how many consecutive failed attempts put a webhook on
+	// probation (BreakerThreshold): one request at a time until one
+	// succeeds.
+	breaker int
 	// startMargin is the least time a job's lease must have left beyond
 	// its webhook's timeout for the job to start: the time to write the
 	// result.
@@ -97,6 +101,9 @@ type scheduler struct {
 	took map[string]idleSpeed
 	// tookSwept is when took was last swept of old entries.
 	tookSwept time.Time
+	// probing counts the webhooks known here (in hooks or took) whose
+	// breaker is open, for herald_webhooks_probing.
+	probing int
 
 	// grants are the claims and writes running now, with the room each
 	// may fill; a new grant gets only what they leave.
@@ -128,6 +135,10 @@ type hookQueue struct {
 	inFlight int
 	ready    bool          // in scheduler.ready
 	took     time.Duration // how long its requests take, a moving average
+	// fails counts its attempts that failed (no 2xx) since the last that
+	// succeeded, as this node sent them: at the scheduler's breaker it is
+	// probing, one request at a time.
+	fails int
 	// more is set when the last claim that asked for this webhook got all
 	// it asked for, or a write left some of its deliveries PENDING: more
 	// is probably due.
@@ -137,8 +148,9 @@ type hookQueue struct {
 // idleSpeed is what took keeps of a webhook with nothing queued or in
 // flight: how long its requests took, and when its last one ended.
 type idleSpeed struct {
-	took time.Duration
-	at   time.Time
+	took  time.Duration
+	at    time.Time
+	fails int // its consecutive failed attempts, as hookQueue.fails
 }
 
 // grant is the room a claim or a write that hands deliveries off may fill,
@@ -173,6 +185,7 @@ func newScheduler(cfg Config) *scheduler {
 		concurrency: cfg.Concurrency,
 		perWebhook:  cfg.PerWebhookInFlight,
 		fast:        cfg.FastWebhookInFlight,
+		breaker:     cfg.BreakerThreshold,
 		// The lease exceeds the webhook's timeout by the queue wait and the
 		// time to write a result (30s by default): a third of the latter,
 		// at most 10s, is kept for the write.
@@ -190,6 +203,10 @@ func newScheduler(cfg Config) *scheduler {
 // each claim brings at least half a queue.
 func (s *scheduler) queueCap(h *hookQueue) int {
 	lo, hi := 2*s.perWebhook, 512*s.perWebhook
+	if h != nil && s.probes(h.fails) {
+		// One job at a time is sent; one more waits for its turn.
+		return 1
+	}
 	if h == nil || h.took <= 0 {
 		return lo
 	}
@@ -201,11 +218,21 @@ func (s *scheduler) queueCap(h *hookQueue) int {
 // by PerWebhookInFlight round trips, and back to PerWebhookInFlight as soon
 // as its answers slow down.
 func (s *scheduler) inFlightCap(h *hookQueue) int {
+	if s.probes(h.fails) {
+		return 1
+	}
 	if h.took > 0 && h.took < fastRequest {
 		return s.fast
 	}
 	return s.perWebhook
 }
+
+// probes reports whether a webhook with fails consecutive failed attempts
+// is probing: its breaker is open, and it gets one request at a time
+// (inFlightCap) and a queue of one (queueCap) until an attempt succeeds.
+// A failing receiver then gets one probe at a time instead of every retry
+// that falls due; the first 2xx closes the breaker at once.
+func (s *scheduler) probes(fails int) bool { return fails >= s.breaker }
 
 // totalQueueCap is how many jobs all webhooks together may have queued.
 func (s *scheduler) totalQueueCap() int { return 64 * s.concurrency }
@@ -216,7 +243,7 @@ func (s *scheduler) capOf(id string) int {
 		return s.queueCap(h)
 	}
 	if t, ok := s.took[id]; ok {
-		return s.queueCap(&hookQueue{took: t.took})
+		return s.queueCap(&hookQueue{took: t.took, fails: t.fails})
 	}
 	return s.queueCap(nil)
 }
@@ -462,7 +489,8 @@ func (s *scheduler) enqueue(jobs []*queue.Job) {
 		s.held[j.Delivery.ID]++
 		h := s.hooks[j.Webhook.ID]
 		if h == nil {
-			h = &hookQueue{id: j.Webhook.ID, took: s.took[j.Webhook.ID].took}
+			t := s.took[j.Webhook.ID]
+			h = &hookQueue{id: j.Webhook.ID, took: t.took, fails: t.fails}
 			s.hooks[h.id] = h
 		}
 		h.jobs = append(h.jobs, j)
@@ -534,7 +562,8 @@ func (s *scheduler) dequeue(h *hookQueue, now time.Time) *queue.Job {
 type outcome int
 
 const (
-	answered outcome = iota // any answer, or none: a result is on its way to the writer
+	answered outcome = iota // a 2xx answer: a result is on its way to the writer
+	refused                 // any other answer, or none (timeout, network error): a result is on its way
 	gone410                 // the receiver answered 410 Gone: the webhook is being deactivated
 	cutShort                // cut short by the shutdown: no result, the release makes it due again
 )
@@ -553,6 +582,7 @@ func (s *scheduler) done(j *queue.Job, took time.Duration, o outcome, now time.T
 	case cutShort:
 		s.unhold(j.Delivery.ID)
 	}
+	s.count(h, o)
 	if h.took == 0 {
 		h.took = max(took, 1)
 	} else {
@@ -563,6 +593,26 @@ func (s *scheduler) done(j *queue.Job, took time.Duration, o outcome, now time.T
 	s.markReady(h)
 	s.forget(h, now)
 	return s.next(now)
+}
+
+// count keeps h's consecutive failed attempts after one that ended with
+// o, and the count of webhooks probing: a failure adds one, a 2xx closes
+// the breaker. A request cut short by the shutdown counts for neither.
+func (s *scheduler) count(h *hookQueue, o outcome) {
+	was := s.probes(h.fails)
+	switch o {
+	case answered:
+		h.fails = 0
+	case refused, gone410:
+		h.fails++
+	}
+	if is := s.probes(h.fails); is != was {
+		if is {
+			s.probing++
+		} else {
+			s.probing--
+		}
+	}
 }
 
 // drop empties h's queue, whose receiver answered 410 Gone.
@@ -619,8 +669,8 @@ func (s *scheduler) endRelease() { s.releaseWanted = false }
 func (s *scheduler) forget(h *hookQueue, now time.Time) {
 	if len(h.jobs) == 0 && h.inFlight == 0 && s.hooks[h.id] == h {
 		delete(s.hooks, h.id)
-		if h.took > 0 {
-			s.took[h.id] = idleSpeed{h.took, now}
+		if h.took > 0 || h.fails > 0 {
+			s.took[h.id] = idleSpeed{took: h.took, at: now, fails: h.fails}
 		}
 	}
 	if now.Sub(s.tookSwept) < tookSweep {
@@ -629,6 +679,9 @@ func (s *scheduler) forget(h *hookQueue, now time.Time) {
 	s.tookSwept = now
 	for id, t := range s.took {
 		if now.Sub(t.at) > tookKept {
+			if s.probes(t.fails) && s.hooks[id] == nil {
+				s.probing--
+			}
 			delete(s.took, id)
 		}
 	}

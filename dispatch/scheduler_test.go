@@ -337,7 +337,7 @@ func TestSchedulerInFlightBounds(t *testing.T) {
 			for i := range tt.hooks {
 				id := fmt.Sprint("h", i)
 				if tt.took > 0 {
-					s.took[id] = idleSpeed{tt.took, now}
+					s.took[id] = idleSpeed{took: tt.took, at: now}
 				}
 				s.enqueue(testJobs(id, 100, now, cfg.Lease))
 			}
@@ -359,7 +359,7 @@ func TestSchedulerInFlightBounds(t *testing.T) {
 	// starts until fewer than 8 are in flight.
 	s, cfg := testScheduler(Config{})
 	now := storetest.Epoch
-	s.took["f"] = idleSpeed{time.Millisecond, now}
+	s.took["f"] = idleSpeed{took: time.Millisecond, at: now}
 	jobs := testJobs("f", 100, now, cfg.Lease)
 	s.enqueue(jobs)
 	if n := len(startAll(s, now)); n != 32 {
@@ -396,7 +396,7 @@ func TestSchedulerCapacity(t *testing.T) {
 			for i := range tt.hooks {
 				id := fmt.Sprint("h", i)
 				if tt.took > 0 {
-					s.took[id] = idleSpeed{tt.took, now}
+					s.took[id] = idleSpeed{took: tt.took, at: now}
 				}
 				jobs = append(jobs, testJobs(id, tt.each, now, cfg.Lease)...)
 			}
@@ -433,10 +433,10 @@ func TestSchedulerSlowWebhookIsolated(t *testing.T) {
 		t.Run(fmt.Sprintf("concurrency=%d/perWebhook=%d", tt.concurrency, tt.perWebhook), func(t *testing.T) {
 			s, cfg := testScheduler(Config{Concurrency: tt.concurrency, PerWebhookInFlight: tt.perWebhook})
 			now := storetest.Epoch
-			s.took["slow"] = idleSpeed{2 * time.Second, now}
+			s.took["slow"] = idleSpeed{took: 2 * time.Second, at: now}
 			s.enqueue(testJobs("slow", 2*tt.perWebhook, now, cfg.Lease))
 			for _, id := range []string{"b", "c"} {
-				s.took[id] = idleSpeed{time.Millisecond, now}
+				s.took[id] = idleSpeed{took: time.Millisecond, at: now}
 				s.enqueue(testJobs(id, 500, now, cfg.Lease))
 			}
 			var running []*queue.Job
@@ -489,7 +489,7 @@ func TestSchedulerHandoffRoom(t *testing.T) {
 		{"few events", func(*scheduler, time.Duration) {}, 3, false, map[string]int{}, 3},
 		{"a queue with 10 of 16", func(s *scheduler, lease time.Duration) { s.enqueue(testJobs("a", 10, now, lease)) },
 			100, false, map[string]int{"a": 6}, 16},
-		{"a fast webhook idle", func(s *scheduler, _ time.Duration) { s.took["f"] = idleSpeed{time.Millisecond, now} },
+		{"a fast webhook idle", func(s *scheduler, _ time.Duration) { s.took["f"] = idleSpeed{took: time.Millisecond, at: now} },
 			1000, false, map[string]int{"f": 1000}, 16},
 		{"410 pending", func(s *scheduler, _ time.Duration) { s.gone["g"] = 1 }, 100, false, map[string]int{"g": 0}, 16},
 		{"not running", func(s *scheduler, _ time.Duration) { s.running = false }, 100, true, nil, 0},
@@ -666,7 +666,7 @@ func TestSchedulerOrphanRelease(t *testing.T) {
 func TestSchedulerClaimKeepsToEachQueue(t *testing.T) {
 	s, cfg := testScheduler(Config{})
 	now := storetest.Epoch
-	s.took["fast"] = idleSpeed{time.Millisecond, now}
+	s.took["fast"] = idleSpeed{took: time.Millisecond, at: now}
 	s.enqueue(testJobs("fast", 96, now, cfg.Lease))
 	g := s.claimGrant()
 	if g.perWebhook != 4000 || g.reserves("fast") != 4000 || g.reserves("new") != 16 {

@@ -86,6 +86,9 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 			"webhook", j.Webhook.Name, "attempt", a.N)
 	}
 	o := answered
+	if a.StatusCode < 200 || a.StatusCode > 299 {
+		o = refused
+	}
 	switch {
 	case r.DeactivateReason != "":
 		log().Warn("receiver answered 410 Gone; deactivating the webhook", "reason", r.DeactivateReason)
