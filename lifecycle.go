@@ -276,6 +276,10 @@ type WebhookHealth struct {
 	// LastFailedAt is when the latest failed attempt started; zero when
 	// none failed.
 	LastFailedAt time.Time
+	// Failures counts the failed attempts after the last success (all of
+	// them when none succeeded): the stored consecutive_failures becomes
+	// this after a success, and grows by it otherwise.
+	Failures int
 	// DeactivateReason, when set, deactivates the webhook, cancelling its
 	// open deliveries; a webhook inactive already keeps the reason it was
 	// given (see Deactivates).
@@ -286,8 +290,9 @@ type WebhookHealth struct {
 func (h *WebhookHealth) Add(r AttemptResult) {
 	started := r.Attempt.StartedAt
 	if r.Status == StatusDelivered {
-		h.Succeeded, h.FailingSince = true, nil
+		h.Succeeded, h.FailingSince, h.Failures = true, nil, 0
 	} else {
+		h.Failures++
 		if h.FailingSince == nil {
 			h.FailingSince = &started
 		}

@@ -152,7 +152,7 @@ func sent(attempts, windowStart int, first *time.Time) herald.DeliveryState {
 }
 
 // failing is the webhook health of one failed attempt.
-var failing = herald.WebhookHealth{FailingSince: &started, LastFailedAt: started}
+var failing = herald.WebhookHealth{FailingSince: &started, LastFailedAt: started, Failures: 1}
 
 var transitions = []struct {
 	name       string
@@ -238,7 +238,7 @@ var transitions = []struct {
 		step: attempt(410, "receiver answered 410 Gone", "", 0.5),
 		want: herald.DeliveryState{Status: herald.StatusFailed, Attempts: 2, FirstAttemptAt: at(-time.Minute), LastStatusCode: 410,
 			WaitReason: "receiver answered 410 Gone on attempt 2; the webhook was deactivated and no further attempt will be made"},
-		wantHealth: herald.WebhookHealth{FailingSince: &started, LastFailedAt: started, DeactivateReason: "receiver answered 410 Gone at 2026-11-26T16:59:59Z"}},
+		wantHealth: herald.WebhookHealth{FailingSince: &started, LastFailedAt: started, Failures: 1, DeactivateReason: "receiver answered 410 Gone at 2026-11-26T16:59:59Z"}},
 	{name: "late result: a CANCELLED delivery keeps the attempt, not the status", from: cancelled, step: deliver(),
 		want:       with(cancelled, func(s *herald.DeliveryState) { s.Attempts, s.LastStatusCode = 2, 204 }),
 		wantHealth: herald.WebhookHealth{Succeeded: true}},
@@ -251,7 +251,7 @@ var transitions = []struct {
 		wantHealth: failing},
 	{name: "late result: a FAILED delivery stays FAILED", from: failed, step: attempt(410, "gone", "", 0.5),
 		want:       with(failed, func(s *herald.DeliveryState) { s.Attempts, s.LastStatusCode = 12, 410 }),
-		wantHealth: herald.WebhookHealth{FailingSince: &started, LastFailedAt: started, DeactivateReason: "receiver answered 410 Gone at 2026-11-26T16:59:59Z"}},
+		wantHealth: herald.WebhookHealth{FailingSince: &started, LastFailedAt: started, Failures: 1, DeactivateReason: "receiver answered 410 Gone at 2026-11-26T16:59:59Z"}},
 
 	{name: "late result: a RETRYING delivery (released meanwhile) stays RETRYING", from: retrying, step: deliver(),
 		want:       with(retrying, func(s *herald.DeliveryState) { s.Attempts, s.LastStatusCode = 3, 204 }),
@@ -572,7 +572,7 @@ func showTime(t *time.Time) string {
 }
 
 func showHealth(h herald.WebhookHealth) string {
-	return fmt.Sprintf("{failingSince %s, succeeded %v, lastFailed %s, deactivate %q}", showTime(h.FailingSince), h.Succeeded, showTime(&h.LastFailedAt), h.DeactivateReason)
+	return fmt.Sprintf("{failingSince %s, succeeded %v, lastFailed %s, failures %d, deactivate %q}", showTime(h.FailingSince), h.Succeeded, showTime(&h.LastFailedAt), h.Failures, h.DeactivateReason)
 }
 
 func or(s, alt string) string {

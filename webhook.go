@@ -206,6 +206,9 @@ type Webhook struct {
 	// ("410 Gone from the receiver", "deactivated by admin"...); "" if never.
 	DeactivatedReason string     `json:"deactivatedReason,omitempty"`
 	DeactivatedAt     *time.Time `json:"deactivatedAt,omitempty"`
+	// Health is the webhook's failure record, kept as attempt results are
+	// written; read-only.
+	Health WebhookHealthRecord `json:"health"`
 
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
@@ -649,4 +652,50 @@ type WebhookService interface {
 	// created at or after since, as PENDING and due now. EUNPROCESSABLE if
 	// the webhook is inactive. Returns how many were re-queued.
 	RecoverWebhook(ctx context.Context, tenant, instance, name string, since time.Time) (int, error)
+}
+
+// DefaultBreakerThreshold is how many consecutive failed attempts open a
+// webhook's circuit breaker unless the engine is configured otherwise:
+// from then on it is sent one request at a time until one succeeds.
+const DefaultBreakerThreshold = 5
+
+// Webhook health states, as WebhookHealthRecord.State names them.
+const (
+	HealthHealthy = "healthy" // its last attempt delivered, or none was made
+	HealthFailing = "failing" // attempts failed since the last that delivered
+	HealthProbing = "probing" // DefaultBreakerThreshold or more of them in a row: sent one at a time
+)
+
+// WebhookHealthRecord is what the store keeps of a webhook's failures: when
+// its current run of failed attempts began and how many there are. From
+// these its answer shows a state (State). The engine's breaker counts on
+// each node for itself (see the dispatch package); the stored count is all
+// nodes' together, so "probing" is what the breaker does when the engine
+// runs with the default threshold.
+type WebhookHealthRecord struct {
+	// FailingSince is when the first attempt failed after the last that
+	// delivered; nil when none failed since.
+	FailingSince *time.Time
+	// ConsecutiveFailures counts the attempts that failed since then.
+	ConsecutiveFailures int
+}
+
+// State is healthy, failing or probing.
+func (h WebhookHealthRecord) State() string {
+	switch {
+	case h.FailingSince == nil:
+		return HealthHealthy
+	case h.ConsecutiveFailures >= DefaultBreakerThreshold:
+		return HealthProbing
+	}
+	return HealthFailing
+}
+
+// MarshalJSON writes h as {"state", "failingSince", "consecutiveFailures"}.
+func (h WebhookHealthRecord) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		State               string     `json:"state"`
+		FailingSince        *time.Time `json:"failingSince,omitempty"`
+		ConsecutiveFailures int        `json:"consecutiveFailures"`
+	}{h.State(), h.FailingSince, h.ConsecutiveFailures})
 }

@@ -1,6 +1,7 @@
 package dispatch_test
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -66,10 +67,24 @@ func TestBreakerProbesADownReceiver(t *testing.T) {
 	probing := func() float64 { return metric(t, reg, "herald_webhooks_probing", nil).GetGauge().GetValue() }
 
 	mustCreateEvents(t, e, n)
+	health := func() herald.WebhookHealthRecord {
+		w, err := db.GetWebhook(context.Background(), tenant, instance, "wh-down")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Health
+	}
 	waitFor(t, down, "herald_webhooks_probing to be 1", func() bool { return probing() == 1 })
+	waitFor(t, down, "the webhook's health to be probing", func() bool { return health().State() == herald.HealthProbing })
+	if h := health(); h.FailingSince == nil || h.ConsecutiveFailures < threshold {
+		t.Errorf("health while down = %+v; want failing since the first attempt, %d or more failures", h, threshold)
+	}
 	waitStatus(t, db, "wh-down", n, 20*time.Second, herald.StatusDelivered)
 	if got := probing(); got != 0 {
 		t.Errorf("herald_webhooks_probing = %g after the receiver came back, want 0", got)
+	}
+	if h := health(); h.State() != herald.HealthHealthy || h.FailingSince != nil || h.ConsecutiveFailures != 0 {
+		t.Errorf("health after the receiver came back = %+v, want healthy", h)
 	}
 
 	mu.Lock()

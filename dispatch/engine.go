@@ -89,7 +89,9 @@ type Config struct {
 	// BreakerThreshold is how many consecutive failed attempts (no 2xx:
 	// any other status, a timeout, a network error) of a webhook open its
 	// circuit breaker on this node: from then on it gets one request at a
-	// time, whatever is due, until an attempt succeeds. Defaults to 5. The
+	// time, whatever is due, until an attempt succeeds. Defaults to
+	// herald.DefaultBreakerThreshold (5), which the webhook's health state
+	// in the API assumes. The
 	// count is this node's: on several nodes each probes one at a time.
 	BreakerThreshold int
 	// Lease is how long a claim lasts beyond its webhook's timeout: if this
@@ -233,7 +235,7 @@ func (cfg Config) withDefaults() Config {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	cfg.PerWebhookInFlight = min(cmp.Or(cfg.PerWebhookInFlight, 8), cfg.Concurrency)
 	cfg.FastWebhookInFlight = min(max(cmp.Or(cfg.FastWebhookInFlight, 4*cfg.PerWebhookInFlight), cfg.PerWebhookInFlight), cfg.Concurrency)
-	cfg.BreakerThreshold = cmp.Or(cfg.BreakerThreshold, 5)
+	cfg.BreakerThreshold = cmp.Or(cfg.BreakerThreshold, herald.DefaultBreakerThreshold)
 	cfg.Lease = cmp.Or(cfg.Lease, herald.LeaseMargin)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
 	if len(cfg.Schedule) == 0 {

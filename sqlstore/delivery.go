@@ -573,13 +573,14 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 			healthy = append(healthy, id)
 		case h.Succeeded:
 			var reported int
-			err = q.row(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ? WHERE id = ? RETURNING failing_reported`,
-				ms(*h.FailingSince), ms(h.LastFailedAt), id).Scan(&reported)
+			err = q.row(ctx, `UPDATE webhooks SET failing_since = ?, last_failed_at = ?, consecutive_failures = ? WHERE id = ? RETURNING failing_reported`,
+				ms(*h.FailingSince), ms(h.LastFailedAt), h.Failures, id).Scan(&reported)
 			if reported != 0 {
 				recovered = append(recovered, id)
 			}
 		default:
-			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, ?), last_failed_at = ? WHERE id = ?`, ms(*h.FailingSince), ms(h.LastFailedAt), id)
+			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, ?), last_failed_at = ?,
+				consecutive_failures = consecutive_failures + ? WHERE id = ?`, ms(*h.FailingSince), ms(h.LastFailedAt), h.Failures, id)
 		}
 		if err != nil {
 			return 0, err
@@ -588,7 +589,7 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 	if len(healthy) > 0 {
 		// RETURNING names the webhooks that were failing (few), with
 		// whether that was reported: those have recovered.
-		rows, err := q.query(ctx, `UPDATE webhooks SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (`+
+		rows, err := q.query(ctx, `UPDATE webhooks SET failing_since = NULL, consecutive_failures = 0 WHERE failing_since IS NOT NULL AND id IN (`+
 			placeholders(len(healthy))+`) RETURNING id, failing_reported`, anys(healthy)...)
 		if err != nil {
 			return 0, err

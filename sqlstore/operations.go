@@ -64,7 +64,7 @@ func (db *DB) SetOperationsWebhook(ctx context.Context, tenant string, r herald.
 			// Set again: active with a clean failure record, whatever
 			// stopped it.
 			if _, err := q.exec(ctx, `UPDATE webhooks SET url = ?, triggers = ?, active = 1, deactivated_reason = '', deactivated_at = NULL,
-				failing_since = NULL, last_failed_at = NULL, updated_at = ? WHERE id = ?`,
+				failing_since = NULL, last_failed_at = NULL, consecutive_failures = 0, updated_at = ? WHERE id = ?`,
 				db.seal(r.URL, "webhooks", "url", w.ID), string(triggers), ms(now), w.ID); err != nil {
 				return err
 			}

@@ -20,18 +20,19 @@ import (
 // UpdateWebhook and insertWebhook seal them.
 const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
 	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at,
-	client_certificate, client_key, signing_algorithm`
+	client_certificate, client_key, signing_algorithm, failing_since, consecutive_failures`
 
 // scanWebhook reads a row of webhookCols, opening its sealed columns.
 func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
 	var w herald.Webhook
 	var triggers, headers, params, payload, clientKey string
 	var active int
-	var deactivated sql.NullInt64
+	var deactivated, failing sql.NullInt64
 	var created, updated int64
 	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
 		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
-		&created, &updated, &w.ClientCertificate, &clientKey, &w.Signing.Algorithm); err != nil {
+		&created, &updated, &w.ClientCertificate, &clientKey, &w.Signing.Algorithm,
+		&failing, &w.Health.ConsecutiveFailures); err != nil {
 		return nil, err
 	}
 	var err error
@@ -60,6 +61,7 @@ func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, e
 	}
 	w.Active = active != 0
 	w.DeactivatedAt = nullMS(deactivated)
+	w.Health.FailingSince = nullMS(failing)
 	w.CreatedAt, w.UpdatedAt = fromMS(created), fromMS(updated)
 	return &w, nil
 }
@@ -182,10 +184,10 @@ func (db *DB) ActivateWebhook(ctx context.Context, tenant, instance, name string
 		if w.Active {
 			return nil
 		}
-		w.Active, w.DeactivatedReason, w.DeactivatedAt = true, "", nil
+		w.Active, w.DeactivatedReason, w.DeactivatedAt, w.Health = true, "", nil, herald.WebhookHealthRecord{}
 		w.UpdatedAt = db.now()
 		if _, err := q.exec(ctx, `UPDATE webhooks SET active = 1, deactivated_reason = '', deactivated_at = NULL,
-			failing_since = NULL, last_failed_at = NULL, failing_reported = 0, updated_at = ? WHERE id = ?`, ms(w.UpdatedAt), w.ID); err != nil {
+			failing_since = NULL, last_failed_at = NULL, failing_reported = 0, consecutive_failures = 0, updated_at = ? WHERE id = ?`, ms(w.UpdatedAt), w.ID); err != nil {
 			return err
 		}
 		return db.notify(ctx, q)
