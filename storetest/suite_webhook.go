@@ -102,6 +102,59 @@ func init() {
 		}
 	})
 
+	register("HealthRecord", func(e *env) {
+		// A webhook's health follows its attempt results, write by write:
+		// failures in a row count up and keep the first one's start; a
+		// write that ends with a success clears them; one with a success
+		// and then failures keeps those; reactivation starts clean.
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
+		e.create(event("acme", "live", "PATIENT_CREATED"))
+		jobs := e.claim("n1", 1, 1)
+		if len(jobs) != 1 {
+			e.Fatalf("claimed %d", len(jobs))
+		}
+		id := jobs[0].Delivery.ID
+		at := func(s int) time.Time { return Epoch.Add(time.Duration(s) * time.Second) }
+		fail := func(s int) herald.AttemptResult {
+			return herald.AttemptResult{DeliveryID: id, Attempt: herald.Attempt{StartedAt: at(s), StatusCode: 503},
+				Status: herald.StatusRetrying, NextAttemptAt: at(s + 60)}
+		}
+		ok := func(s int) herald.AttemptResult {
+			return herald.AttemptResult{DeliveryID: id, Attempt: herald.Attempt{StartedAt: at(s), StatusCode: 200}, Status: herald.StatusDelivered}
+		}
+		check := func(step, state string, since *time.Time, failures int) {
+			e.Helper()
+			w, err := e.S.GetWebhook(e.Ctx, "acme", "live", "wh")
+			e.must(err)
+			h := w.Health
+			if h.State() != state || h.ConsecutiveFailures != failures || (since == nil) != (h.FailingSince == nil) ||
+				(since != nil && !h.FailingSince.Equal(*since)) {
+				e.Errorf("after %s: health %s, want state %s, failing since %v, %d failures", step, jsonString(h), state, since, failures)
+			}
+		}
+		check("no attempt", herald.HealthHealthy, nil, 0)
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{fail(1)}))
+		since := at(1)
+		check("one failure", herald.HealthFailing, &since, 1)
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{fail(2), fail(3), fail(4)}))
+		check("four failures", herald.HealthFailing, &since, 4)
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{fail(5)}))
+		check("five failures", herald.HealthProbing, &since, 5)
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{fail(6), ok(7), fail(8), fail(9)}))
+		since = at(8)
+		check("a success, then two failures", herald.HealthFailing, &since, 2)
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{fail(10), ok(11)}))
+		check("a failure, then a success", herald.HealthHealthy, nil, 0)
+		e.must(e.S.RecordAttempts(e.Ctx, []herald.AttemptResult{fail(12), fail(13), fail(14), fail(15), fail(16)}))
+		since = at(12)
+		check("five failures in one write", herald.HealthProbing, &since, 5)
+		_, err := e.S.DeactivateWebhook(e.Ctx, "acme", "live", "wh", "maintenance window")
+		e.must(err)
+		_, err = e.S.ActivateWebhook(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		check("reactivation", herald.HealthHealthy, nil, 0)
+	})
+
 	register("DeactivateCancelsOpenDeliveries", func(e *env) {
 		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}},
 			hook{name: "other", triggers: []herald.Trigger{entity("PATIENT")}})
