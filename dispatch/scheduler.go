@@ -60,6 +60,11 @@ const (
 // the same room, and what comes back beyond its grant is dropped and
 // released to be claimed again. (The total is checked per grant: grants
 // running at once may together bring a little more than 64 x Concurrency.)
+//
+// The circuit breaker lives here too: a webhook whose last BreakerThreshold
+// requests from this node all failed gets one request in flight and a
+// queue of one (probes) until a request succeeds. It is node-local: on
+// several nodes each probes one at a time.
 type scheduler struct {
 	// Limits, fixed at creation.
 	concurrency int // requests in flight on this node
