@@ -234,8 +234,13 @@ func NewID(prefix string, now time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
 	copy(b[6:], randomBytes(10))
-	// Encode 128 bits as 22 base62 digits, most significant first.
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return FormatID(prefix, binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]))
+}
+
+// FormatID returns prefix + "_" + the 128-bit number hi:lo as 22 base62
+// digits, most significant first, in ASCII order, so that the text sorts
+// as the number: the form of NewID, for stores that make IDs of their own.
+func FormatID(prefix string, hi, lo uint64) string {
 	var out [22]byte
 	for i := len(out) - 1; i >= 0; i-- {
 		// Divide the 128-bit number hi:lo by 62.

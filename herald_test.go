@@ -112,3 +112,25 @@ func TestEventValidate(t *testing.T) {
 		t.Errorf("after Validate: entity %q, data %q, err %v; want PATIENT, nil, nil", e.Entity, e.Data, err)
 	}
 }
+
+// TestFormatID: the encoding NewID and the store's own IDs share, base62
+// in ASCII order, 22 digits, so that the text sorts as the number.
+func TestFormatID(t *testing.T) {
+	for _, c := range []struct {
+		hi, lo uint64
+		want   string
+	}{
+		{0, 0, strings.Repeat("0", 22)},
+		{0, 61, strings.Repeat("0", 21) + "z"},
+		{0, 62, strings.Repeat("0", 20) + "10"},
+		{1, 0, "00000000000LygHa16AHYG"}, // 2^64
+	} {
+		if got := herald.FormatID("x", c.hi, c.lo); got != "x_"+c.want {
+			t.Errorf("FormatID(%d, %d) = %q, want x_%s", c.hi, c.lo, got, c.want)
+		}
+	}
+	a, b := herald.FormatID("x", 0, 1<<63), herald.FormatID("x", 1, 0)
+	if !(a < b) {
+		t.Errorf("%q sorts after %q", a, b)
+	}
+}

@@ -3,28 +3,11 @@ package sqlstore
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"math/big"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/heraldhooks/herald"
 )
-
-// bigDigits is math/big's base-62 alphabet; herald.NewID's is ASCII order
-// (0-9, A-Z, a-z). idFloor translates one into the other.
-const (
-	bigDigits    = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	heraldDigits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
-
-var toHerald = strings.NewReplacer(pairs()...)
-
-func pairs() []string {
-	var out []string
-	for i := range bigDigits {
-		out = append(out, bigDigits[i:i+1], heraldDigits[i:i+1])
-	}
-	return out
-}
 
 // idFloor returns the smallest ID herald.NewID(prefix, t') can make for any
 // t' at or after t (to the millisecond), so "id >= idFloor(t)" selects rows
@@ -34,9 +17,7 @@ func idFloor(prefix string, t time.Time) string {
 	if m <= 0 {
 		return prefix + "_"
 	}
-	n := new(big.Int).Lsh(big.NewInt(m), 80)
-	s := toHerald.Replace(n.Text(62))
-	return prefix + "_" + strings.Repeat("0", max(22-len(s), 0)) + s
+	return herald.FormatID(prefix, uint64(m)<<16, 0)
 }
 
 // idSeq makes the IDs of the events and deliveries a store creates: the
@@ -74,21 +55,5 @@ func (s *idSeq) next(prefix string, now time.Time) string {
 	}
 	hi, lo := s.hi, s.lo
 	s.mu.Unlock()
-	return prefix + "_" + base62(hi, lo)
-}
-
-// base62 encodes 128 bits as 22 base-62 digits, most significant first,
-// in herald.NewID's alphabet (ASCII order, so the text sorts as the number).
-func base62(hi, lo uint64) string {
-	var out [22]byte
-	for i := len(out) - 1; i >= 0; i-- {
-		qhi, rhi := hi/62, hi%62
-		t := rhi<<32 | lo>>32
-		q1, r1 := t/62, t%62
-		t2 := r1<<32 | lo&0xffffffff
-		q2, r2 := t2/62, t2%62
-		hi, lo = qhi, q1<<32|q2
-		out[i] = heraldDigits[r2]
-	}
-	return string(out[:])
+	return herald.FormatID(prefix, hi, lo)
 }
