@@ -17,12 +17,7 @@ import (
 func forDialects(b *testing.B, fn func(b *testing.B, db *sqlstore.DB)) {
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		b.Run(dialect, func(b *testing.B) {
-			var db *sqlstore.DB
-			if dialect == "sqlite" {
-				db = storekit.NewSQLite(b)
-			} else {
-				db = storekit.NewPostgres(b)
-			}
+			db := storekit.Open(b, dialect, sqlstore.Config{})
 			benchStore(b, db)
 			fn(b, db)
 		})

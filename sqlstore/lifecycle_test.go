@@ -64,12 +64,7 @@ func TestSetStatementsFollowTheDomain(t *testing.T) {
 					ctx := context.Background()
 					clock := heraldtest.NewClock(t0)
 					cfg := sqlstore.Config{Now: clock.Now, Keys: storekit.Keys}
-					var db *sqlstore.DB
-					if dialect == "sqlite" {
-						db = storekit.OpenSQLite(t, cfg)
-					} else {
-						db = storekit.OpenPostgres(t, cfg)
-					}
+					db := storekit.Open(t, dialect, cfg)
 					w := oneWebhook(t, db)
 					// One delivery in each status, with attempts in a window
 					// and due a second ago when open (a SENT one's lease ran

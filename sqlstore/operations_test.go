@@ -30,12 +30,7 @@ func TestOperationsEvents(t *testing.T) {
 			ctx := context.Background()
 			clock := heraldtest.NewClock(t0)
 			cfg := sqlstore.Config{Now: clock.Now, Keys: storekit.Keys}
-			var db *sqlstore.DB
-			if dialect == "sqlite" {
-				db = storekit.OpenSQLite(t, cfg)
-			} else {
-				db = storekit.OpenPostgres(t, cfg)
-			}
+			db := storekit.Open(t, dialect, cfg)
 			oneWebhook(t, db)
 
 			if _, err := db.GetOperationsWebhook(ctx, "acme"); herald.ErrorCode(err) != herald.ENOTFOUND {

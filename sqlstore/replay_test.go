@@ -27,12 +27,7 @@ func TestReplay(t *testing.T) {
 			ctx := context.Background()
 			clock := heraldtest.NewClock(t0)
 			cfg := sqlstore.Config{Now: clock.Now, Keys: storekit.Keys}
-			var db *sqlstore.DB
-			if dialect == "sqlite" {
-				db = storekit.OpenSQLite(t, cfg)
-			} else {
-				db = storekit.OpenPostgres(t, cfg)
-			}
+			db := storekit.Open(t, dialect, cfg)
 			post := func(entity string, n int) []string {
 				t.Helper()
 				var ids []string

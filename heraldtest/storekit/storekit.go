@@ -57,6 +57,20 @@ func OpenPostgres(t testing.TB, cfg sqlstore.Config) *sqlstore.DB {
 	return open(t, PostgresDSN(t), cfg)
 }
 
+// Open opens a store of dialect ("sqlite" or "postgres") as OpenSQLite or
+// OpenPostgres do, for tests that run on both.
+func Open(t testing.TB, dialect string, cfg sqlstore.Config) *sqlstore.DB {
+	t.Helper()
+	switch dialect {
+	case "sqlite":
+		return OpenSQLite(t, cfg)
+	case "postgres":
+		return OpenPostgres(t, cfg)
+	}
+	t.Fatalf("storekit.Open: unknown dialect %q", dialect)
+	return nil
+}
+
 // Keys is the master key ring of the stores these helpers open (a new
 // random key per test process), for tests that open a store themselves.
 var Keys = func() *keyring.Ring {
