@@ -22,12 +22,8 @@ var errAuditBroken = errors.New("the audit trail's chain is broken")
 
 // runAudit is `herald audit`.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprint(stderr, auditUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return nil
-		}
-		return errors.New("audit needs a subcommand: verify")
+	if ok, err := subcommand(args, "audit", "verify", auditUsage, stderr); !ok {
+		return err
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -73,6 +73,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // envOr returns the environment variable key, or def when it is unset.
+// subcommand reports whether args start with sub, the one subcommand of
+// tool. When they do not it prints usage to stderr and returns nil for a
+// request for help, else an error saying which subcommand tool needs.
+func subcommand(args []string, tool, sub, usage string, stderr io.Writer) (bool, error) {
+	if len(args) > 0 && args[0] == sub {
+		return true, nil
+	}
+	fmt.Fprint(stderr, usage)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		return false, nil
+	}
+	return false, fmt.Errorf("%s needs a subcommand: %s", tool, sub)
+}
+
 func envOr(key, def string) string {
 	if v, ok := os.LookupEnv(key); ok {
 		return v

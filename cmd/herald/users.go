@@ -20,12 +20,8 @@ const usersUsage = `Usage:
 
 // runUsers is `herald users`.
 func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprint(stderr, usersUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return nil
-		}
-		return errors.New("users needs a subcommand: create")
+	if ok, err := subcommand(args, "users", "create", usersUsage, stderr); !ok {
+		return err
 	}
 	fs := flag.NewFlagSet("users create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
