@@ -307,8 +307,11 @@ func (db *DB) openSQLite(path string) error {
 			"file", path, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
 	// synchronous=FULL: an event acknowledged with 202 must survive a
-	// power cut, not only a process crash.
-	base := path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)"
+	// power cut, not only a process crash. secure_delete=ON: what a
+	// delete, an update or the retention purge leaves behind is zeroed,
+	// in the page and on the free list, so that neither a purged event's
+	// health data nor a plain value sealed at start lingers in the file.
+	base := path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_pragma=secure_delete(1)"
 	// wal_autocheckpoint(0): the checkpointer goroutine copies the WAL
 	// into the database file, so no commit waits for a checkpoint and its
 	// fsync of the database file.
@@ -501,6 +504,15 @@ func (db *DB) Close() error {
 			<-db.checkpointDone
 		}
 		db.closeStatements()
+		if db.checkpointDone != nil {
+			// A clean stop leaves the whole database in its file and an
+			// empty WAL, whoever still holds a connection: a copy of the
+			// file is then a complete backup, and a value sealed at start
+			// has replaced its plain predecessor in the file too.
+			if _, cerr := db.write.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); cerr != nil {
+				db.cfg.Logger.Warn("sqlite checkpoint at close failed; the WAL is copied in at the next start", "err", cerr)
+			}
+		}
 		if db.read != db.write && db.read != nil {
 			err = db.read.Close()
 		}
