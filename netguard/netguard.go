@@ -142,6 +142,12 @@ func IsMetadata(a netip.Addr) bool {
 	return slices.Contains(metadata, a)
 }
 
+// CoversMetadata reports whether the range p holds a cloud metadata
+// service's address.
+func CoversMetadata(p netip.Prefix) bool {
+	return slices.ContainsFunc(metadata, p.Contains)
+}
+
 // Policy says which destinations Herald may connect to. Public unicast
 // addresses are always allowed; the zero Policy allows nothing else.
 type Policy struct {
