@@ -243,3 +243,18 @@ func TestCoversMetadata(t *testing.T) {
 		}
 	}
 }
+
+func TestInvalid(t *testing.T) {
+	for host, want := range map[string]bool{
+		"receiver.invalid":  true,
+		"a.b.INVALID.":      true,
+		"invalid":           true,
+		"invalid.example":   false,
+		"receiver.invalids": false,
+		"127.0.0.1":         false,
+	} {
+		if got := netguard.Invalid(host); got != want {
+			t.Errorf("Invalid(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
