@@ -430,8 +430,8 @@ func (u WebhookUpdate) RequireHTTPS() error {
 		return nil
 	}
 	raw := strings.TrimSpace(*u.URL)
-	if raw == "" {
-		return nil
+	if raw == "" || raw == ListenURL {
+		return nil // listen: dials nothing
 	}
 	if v, err := url.Parse(raw); err == nil && strings.EqualFold(v.Scheme, "https") {
 		return nil
@@ -444,9 +444,13 @@ var reservedHeaders = []string{"content-type", "content-length", "user-agent", "
 	"webhook-id", "webhook-timestamp", "webhook-signature", "transfer-encoding", "connection"}
 
 // Validate returns an EINVALID error naming the first bad admin setting.
-// An empty URL is valid (the webhook cannot be activated until it has one).
+// An empty URL is valid (the webhook cannot be activated until it has
+// one), and so is ListenURL.
 func (w *Webhook) Validate() error {
-	if w.URL != "" {
+	if w.URL != "" && w.URL != ListenURL {
+		if len(w.URL) >= len(ListenURL) && strings.EqualFold(w.URL[:len(ListenURL)], ListenURL) {
+			return FieldErrorf("url", "url %q is not valid: to hand deliveries to herald listen, the url is exactly %q, with nothing after it.", w.URL, ListenURL)
+		}
 		if err := ValidateURL("url", w.URL); err != nil {
 			return err
 		}
