@@ -57,10 +57,12 @@ type ListenAnswer struct {
 // API's stream and answer routes use it.
 type Listeners interface {
 	// Listen connects a listener of the webhook with this ID: it receives
-	// the webhook's attempts on the returned channel, shared round robin
-	// with the webhook's other listeners, until stop is called. stop fails
-	// the attempts it received and did not answer, at once.
-	Listen(webhookID string) (requests <-chan *ListenRequest, stop func())
+	// the webhook's attempts on requests, shared round robin with the
+	// webhook's other listeners, until stop is called. done is closed by
+	// stop, or when this node stops taking listeners (it shuts down): the
+	// stream must then end. Ending fails, at once, the attempts it received
+	// and did not answer.
+	Listen(webhookID string) (requests <-chan *ListenRequest, done <-chan struct{}, stop func())
 	// Answer gives the answer to request id of the webhook. ENOTFOUND when
 	// no such request waits (it was answered or timed out already).
 	Answer(webhookID, id string, a ListenAnswer) error
