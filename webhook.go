@@ -656,6 +656,11 @@ type WebhookService interface {
 	// created at or after since, as PENDING and due now. EUNPROCESSABLE if
 	// the webhook is inactive. Returns how many were re-queued.
 	RecoverWebhook(ctx context.Context, tenant, instance, name string, since time.Time) (int, error)
+	// RetryWebhookNow makes the webhook's RETRYING deliveries due now,
+	// keeping their attempts and retry windows: what waited for a `herald
+	// listen` goes as soon as one connects. ENOTFOUND for an unknown
+	// webhook. Returns how many were made due.
+	RetryWebhookNow(ctx context.Context, tenant, instance, name string) (int, error)
 }
 
 // DefaultBreakerThreshold is how many consecutive failed attempts open a

@@ -42,6 +42,15 @@ func (s *server) listenStream(w http.ResponseWriter, r *http.Request) error {
 	requests, done, stop := s.listeners.Listen(wh.ID)
 	defer stop()
 	s.record(r, "webhook.listen")
+	// What waited for a listener goes now, not at its next retry, which
+	// may be hours away after a long sleep.
+	if n, err := s.store.RetryWebhookNow(r.Context(), wh.Tenant, wh.Instance, wh.Name); err != nil {
+		s.log.Warn("listen: could not make the webhook's waiting deliveries due now; they go at their next retry",
+			"tenant", wh.Tenant, "instance", wh.Instance, "webhook", wh.Name, "err", err)
+	} else if n > 0 {
+		s.log.Info("listen: a listener connected; the webhook's waiting deliveries are due now",
+			"tenant", wh.Tenant, "instance", wh.Instance, "webhook", wh.Name, "deliveries", n)
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
