@@ -151,4 +151,12 @@ func TestListenStreamRefusals(t *testing.T) {
 	if resp := e.openListen(tenantAdmin); resp.StatusCode != 200 {
 		t.Errorf("the tenant's admin listening: %d, want 200", resp.StatusCode)
 	}
+	// Connecting is on record, under who connected.
+	var trail struct {
+		Entries []struct{ Action, Actor string }
+	}
+	e.must(200, req{method: "GET", path: "/v1/tenants/acme/audit?action=webhook.listen", token: e.admin}).json(t, &trail)
+	if len(trail.Entries) != 1 || trail.Entries[0].Actor != "acme-admin" {
+		t.Errorf("audit entries of webhook.listen = %+v, want one by acme-admin", trail.Entries)
+	}
 }
