@@ -200,6 +200,9 @@ type Webhook struct {
 	ClientKey PrivateKeyPEM `json:"-"`
 	// Signing says how requests are signed (hmac-sha256 by default).
 	Signing SigningConfig `json:"signing"`
+	// Ordering is how its deliveries are ordered: OrderingNone (the
+	// default), OrderingPatient or OrderingSource (ordering.go).
+	Ordering string `json:"ordering"`
 
 	Active bool `json:"active"`
 	// DeactivatedReason says why an inactive webhook was deactivated
@@ -275,6 +278,8 @@ type WebhookUpdate struct {
 	// key of the new kind and keeps the old one signing for
 	// DefaultSigningGrace.
 	Signing *SigningUpdate `json:"signing"`
+	// Ordering sets Webhook.Ordering.
+	Ordering *string `json:"ordering"`
 }
 
 // Apply merges u into w.
@@ -298,6 +303,9 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 		w.ClientKey = PrivateKeyPEM(pemText(*u.ClientKey))
 	}
 	u.Signing.apply(&w.Signing)
+	if u.Ordering != nil {
+		w.Ordering = *u.Ordering
+	}
 	if p := u.Payload; p != nil {
 		if p.Format != nil {
 			w.Payload.Format = *p.Format
@@ -498,6 +506,9 @@ func (w *Webhook) Validate() error {
 	}
 	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > MaxTimeoutSeconds {
 		return FieldErrorf("timeoutSeconds", "timeoutSeconds must be between 1 and %d; it is %d.", MaxTimeoutSeconds, w.TimeoutSeconds)
+	}
+	if err := validateOrdering(w.Ordering); err != nil {
+		return err
 	}
 	if err := w.Signing.validate(); err != nil {
 		return err
