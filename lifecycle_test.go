@@ -355,7 +355,7 @@ var transitions = []struct {
 	{name: "resend HELD: ECONFLICT", from: held, step: resend(true), want: held, wantErr: herald.ECONFLICT},
 	{name: "release leaves HELD alone", from: held, step: release(), want: held},
 	{name: "late result: a HELD delivery keeps the attempt, not the status", from: held, step: deliver(),
-		want: with(held, func(s *herald.DeliveryState) { s.Attempts, s.LastStatusCode, s.FirstAttemptAt = 1, 204, &started }),
+		want:       with(held, func(s *herald.DeliveryState) { s.Attempts, s.LastStatusCode, s.FirstAttemptAt = 1, 204, &started }),
 		wantHealth: herald.WebhookHealth{Succeeded: true}},
 }
 

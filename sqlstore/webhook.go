@@ -20,7 +20,7 @@ import (
 // UpdateWebhook and insertWebhook seal them.
 const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
 	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at,
-	client_certificate, client_key, signing_algorithm, failing_since, consecutive_failures`
+	client_certificate, client_key, signing_algorithm, failing_since, consecutive_failures, ordering`
 
 // scanWebhook reads a row of webhookCols, opening its sealed columns.
 func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
@@ -32,7 +32,7 @@ func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, e
 	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
 		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
 		&created, &updated, &w.ClientCertificate, &clientKey, &w.Signing.Algorithm,
-		&failing, &w.Health.ConsecutiveFailures); err != nil {
+		&failing, &w.Health.ConsecutiveFailures, &w.Ordering); err != nil {
 		return nil, err
 	}
 	var err error
@@ -126,7 +126,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		if w, err = db.getWebhook(ctx, q, tenant, instance, name, true); err != nil {
 			return err
 		}
-		algorithm := w.Signing.AlgorithmOrDefault()
+		algorithm, ordering := w.Signing.AlgorithmOrDefault(), w.Ordering
 		upd.Apply(w)
 		if err := w.Validate(); err != nil {
 			return err
@@ -135,6 +135,12 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is active; deactivate it before clearing its url.", name)
 		}
 		w.Signing.Algorithm = w.Signing.AlgorithmOrDefault()
+		w.Ordering = herald.OrderingOrDefault(w.Ordering)
+		if w.Ordering == herald.OrderingNone && ordering != herald.OrderingNone {
+			if err := db.unholdAll(ctx, q, w); err != nil {
+				return err
+			}
+		}
 		if w.Signing.Algorithm != algorithm {
 			// A key of the new kind; the old one keeps signing for the
 			// grace, so receivers switch without dropping a request.
@@ -149,15 +155,16 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		w.Payload.CustomFields = nonNil(w.Payload.CustomFields)
 		payload, _ := json.Marshal(w.Payload)
 		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?,
-			client_certificate = ?, client_key = ?, signing_algorithm = ?, updated_at = ? WHERE id = ?`,
+			client_certificate = ?, client_key = ?, signing_algorithm = ?, ordering = ?, updated_at = ? WHERE id = ?`,
 			db.seal(w.URL, "webhooks", "url", w.ID), db.seal(string(headers), "webhooks", "headers", w.ID),
 			db.seal(string(params), "webhooks", "query_parameters", w.ID), string(payload), w.TimeoutSeconds,
-			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), w.Signing.Algorithm, ms(w.UpdatedAt), w.ID)
+			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), w.Signing.Algorithm, w.Ordering, ms(w.UpdatedAt), w.ID)
 		return err
 	})
 	if err != nil {
 		return nil, db.wrap("update webhook", err)
 	}
+	db.wake() // the deliveries it released, if ordering was set to none
 	return w, nil
 }
 
@@ -246,6 +253,12 @@ func (db *DB) deactivate(ctx context.Context, q q, id, reason string, now time.T
 	}
 	if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'CANCELLED', due_at = NULL, claimed_by = '', wait_reason = ?, updated_at = ?
 		WHERE webhook_id = ? AND due_at IS NOT NULL`, herald.CancelReason(reason), ms(now), id); err != nil {
+		return err
+	}
+	// The HELD ones too (herald.Cancel): nothing is left waiting for a
+	// delivery that will not be sent.
+	if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'CANCELLED', wait_reason = ?, updated_at = ?
+		WHERE tenant = ? AND instance = ? AND status = 'HELD' AND webhook_id = ?`, herald.CancelReason(reason), ms(now), ow.Tenant, ow.Instance, id); err != nil {
 		return err
 	}
 	if active == 0 {
