@@ -37,6 +37,8 @@ import (
 //	HELD ──the one it waits for ended DELIVERED, FAILED or CANCELLED, or was
 //	       erased, or the webhook's ordering was set to none (Unhold)──▶ PENDING
 //	HELD ──webhook deactivated──▶ CANCELLED
+//	FAILED, CANCELLED ──recover, for an ordered webhook, behind an owed
+//	         delivery of its key (Recover, then Chained, Hold)──▶ HELD
 //
 //	(none) ──replay: an event the webhook's triggers select, with no delivery
 //	         to it DELIVERED or open (ReplaySelects, ReplayWants)──▶ PENDING
@@ -130,10 +132,13 @@ const UnheldByOrdering = "released: the webhook's ordering was set to none"
 // owed.
 func Chained(prev, prevStatus string) bool { return prev != "" && Owed(prevStatus) }
 
-// Hold returns the state of a new delivery HELD behind prev: due at no
-// time, so that nothing claims, hands off, expires or purges it.
-func Hold(prev string) DeliveryState {
-	return DeliveryState{Status: StatusHeld, WaitingFor: prev, WaitReason: HeldReason(prev)}
+// Hold returns s HELD behind prev: due at no time and unowned, so that
+// nothing claims, hands off, expires or purges it, its attempts kept on
+// record. A new delivery is held from the zero state; a recovered one of
+// an ordered webhook (Recover), from its state once recovered.
+func Hold(s DeliveryState, prev string) DeliveryState {
+	s.Status, s.DueAt, s.Owner, s.WaitingFor, s.WaitReason = StatusHeld, nil, "", prev, HeldReason(prev)
+	return s
 }
 
 // Unhold returns a HELD s PENDING, due at now with a fresh retry window,

@@ -103,9 +103,21 @@ func handoff(room int) step {
 func chained(prev, prevStatus string) step {
 	return step{"create ordered", func(s herald.DeliveryState) (herald.DeliveryState, herald.WebhookHealth, error) {
 		if herald.Chained(prev, prevStatus) {
-			return herald.Hold(prev), herald.WebhookHealth{}, nil
+			return herald.Hold(herald.DeliveryState{}, prev), herald.WebhookHealth{}, nil
 		}
 		return handoff(0).do(s)
+	}}
+}
+
+// recoverChained recovers the delivery of an ordered webhook whose key's
+// last delivery is prev, in status prevStatus.
+func recoverChained(prev, prevStatus string) step {
+	return step{"recover ordered", func(s herald.DeliveryState) (herald.DeliveryState, herald.WebhookHealth, error) {
+		s, ok := herald.Recover(s, now)
+		if ok && herald.Chained(prev, prevStatus) {
+			s = herald.Hold(s, prev)
+		}
+		return s, herald.WebhookHealth{}, nil
 	}}
 }
 
@@ -145,6 +157,8 @@ var diagram = map[[2]string]string{
 	{"", herald.StatusHeld}:                          "created behind an owed delivery of its key",
 	{herald.StatusHeld, herald.StatusPending}:        "the one before it ended, or was erased, or ordering set to none",
 	{herald.StatusHeld, herald.StatusCancelled}:      "webhook deactivated",
+	{herald.StatusFailed, herald.StatusHeld}:         "recover, ordered, behind an owed delivery of its key",
+	{herald.StatusCancelled, herald.StatusHeld}:      "recover, ordered, behind an owed delivery of its key",
 	{herald.StatusHeld, herald.StatusHeld}:           "a late result (not met: a HELD delivery was never sent): the attempt counts, the status stays",
 }
 
@@ -354,6 +368,15 @@ var transitions = []struct {
 	{name: "recover leaves HELD alone", from: held, step: recovery(), want: held},
 	{name: "resend HELD: ECONFLICT", from: held, step: resend(true), want: held, wantErr: herald.ECONFLICT},
 	{name: "release leaves HELD alone", from: held, step: release(), want: held},
+	{name: "recover, ordered, behind an owed one: FAILED to HELD, attempts kept, a fresh window", from: failed,
+		step: recoverChained("dlv_0", herald.StatusRetrying),
+		want: herald.DeliveryState{Status: herald.StatusHeld, Attempts: 11, WindowStart: 11, LastStatusCode: 500, WaitingFor: "dlv_0",
+			WaitReason: herald.HeldReason("dlv_0")}},
+	{name: "recover, ordered, behind an owed one: CANCELLED to HELD", from: cancelled, step: recoverChained("dlv_0", herald.StatusHeld),
+		want: herald.DeliveryState{Status: herald.StatusHeld, Attempts: 1, WindowStart: 1, LastStatusCode: 503, WaitingFor: "dlv_0",
+			WaitReason: herald.HeldReason("dlv_0")}},
+	{name: "recover, ordered, the one before ended: PENDING", from: failed, step: recoverChained("dlv_0", herald.StatusDelivered),
+		want: herald.DeliveryState{Status: herald.StatusPending, Attempts: 11, WindowStart: 11, DueAt: at(0), WaitReason: "recovered", LastStatusCode: 500}},
 	{name: "late result: a HELD delivery keeps the attempt, not the status", from: held, step: deliver(),
 		want:       with(held, func(s *herald.DeliveryState) { s.Attempts, s.LastStatusCode, s.FirstAttemptAt = 1, 204, &started }),
 		wantHealth: herald.WebhookHealth{Succeeded: true}},

@@ -323,7 +323,7 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 			var key, waitingFor any
 			var st herald.DeliveryState
 			if l := linkOf[id]; l != nil && l.prev != "" {
-				key, waitingFor, st = l.key, l.prev, herald.Hold(l.prev)
+				key, waitingFor, st = l.key, l.prev, herald.Hold(herald.DeliveryState{}, l.prev)
 			} else {
 				if l != nil {
 					key = l.key

@@ -39,16 +39,19 @@ type chainKey struct{ webhookID, key string }
 // chain places links, given in acceptance order, at the ends of their
 // keys' chains: the first of a key waits for the key's tail while that is
 // owed (herald.Chained), each later one for the one before it; and each
-// key's tail becomes its last link. Keys are locked in sorted order, so
-// two ingests of the same keys wait for each other instead of
-// deadlocking.
+// key's tail becomes its last link. A tail that is itself one of links
+// (a recovered delivery, RecoverWebhook) counts as none: the chain starts
+// again with the oldest link. Keys are locked in sorted order, so two
+// ingests of the same keys wait for each other instead of deadlocking.
 func (db *DB) chain(ctx context.Context, q q, links []*link) error {
 	if len(links) == 0 {
 		return nil
 	}
 	byKey := map[chainKey][]*link{}
 	var keys []chainKey
+	mine := make(map[string]bool, len(links))
 	for _, l := range links {
+		mine[l.id] = true
 		k := chainKey{l.webhookID, l.key}
 		if _, ok := byKey[k]; !ok {
 			keys = append(keys, k)
@@ -100,7 +103,7 @@ func (db *DB) chain(ctx context.Context, q q, links []*link) error {
 	}
 	for _, k := range keys {
 		prev := tails[k]
-		if !herald.Chained(prev, status[prev]) {
+		if mine[prev] || !herald.Chained(prev, status[prev]) {
 			prev = "" // ended, erased, or the key's first
 		}
 		ls := byKey[k]

@@ -392,7 +392,10 @@ func newSigningKey(algorithm string) string {
 
 // RecoverWebhook re-queues the webhook's FAILED and CANCELLED deliveries
 // created at or after since as PENDING, due now, with a fresh retry window.
-// EUNPROCESSABLE if the webhook is inactive.
+// For a webhook with ordering, the recovered deliveries of each key join
+// its chain again, oldest first, behind what is owed of the key (chain):
+// one of them at a time goes, as for new ones. EUNPROCESSABLE if the
+// webhook is inactive.
 func (db *DB) RecoverWebhook(ctx context.Context, tenant, instance, name string, since time.Time) (int, error) {
 	var n int64
 	err := db.tx(ctx, func(q q) error {
@@ -404,19 +407,50 @@ func (db *DB) RecoverWebhook(ctx context.Context, tenant, instance, name string,
 			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is inactive; activate it before recovering its deliveries.", name)
 		}
 		now := ms(db.now())
-		// herald.Recover, for many deliveries at once. The name index
-		// narrows the scan to this webhook's deliveries since the time;
-		// IDs sort by creation time.
+		// The name index narrows the scan to this webhook's deliveries
+		// since the time; IDs sort by creation time.
+		const which = ` WHERE tenant = ? AND instance = ? AND webhook_name = ? AND id >= ? AND webhook_id = ?
+			AND status IN ('FAILED', 'CANCELLED') AND created_at >= ?`
+		args := []any{tenant, instance, name, idFloor("dlv", since), w.ID, ms(since)}
+		var links []*link
+		if herald.OrderingOrDefault(w.Ordering) != herald.OrderingNone {
+			rows, err := q.query(ctx, `SELECT id, order_key FROM deliveries`+which+` AND order_key IS NOT NULL ORDER BY id`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				l := &link{webhookID: w.ID}
+				if err := rows.Scan(&l.id, &l.key); err != nil {
+					rows.Close()
+					return err
+				}
+				links = append(links, l)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+		}
+		// herald.Recover, for many deliveries at once.
 		res, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, window_start = attempt_count,
-			claimed_by = '', wait_reason = 'recovered', updated_at = ?
-			WHERE tenant = ? AND instance = ? AND webhook_name = ? AND id >= ? AND webhook_id = ?
-			AND status IN ('FAILED', 'CANCELLED') AND created_at >= ?`,
-			now, now, tenant, instance, name, idFloor("dlv", since), w.ID, ms(since))
+			claimed_by = '', wait_reason = 'recovered', updated_at = ?`+which, append([]any{now, now}, args...)...)
 		if err != nil {
 			return err
 		}
 		if n, err = res.RowsAffected(); err != nil || n == 0 {
 			return err
+		}
+		if err := db.chain(ctx, q, links); err != nil {
+			return err
+		}
+		for _, l := range links {
+			if l.prev == "" {
+				continue
+			}
+			// herald.Hold, keeping the delivery's attempts on record.
+			if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'HELD', due_at = NULL, waiting_for = ?, wait_reason = ? WHERE id = ?`,
+				l.prev, herald.HeldReason(l.prev), l.id); err != nil {
+				return err
+			}
 		}
 		return db.notify(ctx, q)
 	})

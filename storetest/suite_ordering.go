@@ -184,6 +184,42 @@ func init() {
 		if d := e.byEvent()[next]; d.Status != herald.StatusPending {
 			e.Fatalf("after a CANCELLED tail: %s; want PENDING", jsonString(d))
 		}
+		// Recovered, the cancelled ones join the chain again, oldest
+		// first, behind what is owed of the key.
+		n, err := e.S.RecoverWebhook(e.Ctx, "acme", "live", "wh", Epoch.Add(-time.Hour))
+		e.must(err)
+		ds = e.byEvent()
+		r1, r2 := ds[res[0].EventID], ds[res[1].EventID]
+		if n != 2 || r1.Status != herald.StatusHeld || r1.WaitingFor != ds[next].ID || r2.Status != herald.StatusHeld || r2.WaitingFor != r1.ID {
+			e.Fatalf("recovered %d: %s, %s; want both HELD, behind %s and each other", n, jsonString(r1), jsonString(r2), ds[next].ID)
+		}
+		e.result(e.claimedEvents()[next], herald.StatusDelivered)
+		if jobs := e.claimedEvents(); len(jobs) != 1 || jobs[r1.EventID] == nil {
+			e.Fatalf("claimed %v after the head was delivered, want the older recovered one", jobs)
+		}
+	})
+
+	register("OrderingRecoverRestartsTheChain", func(e *env) {
+		e.ordered(herald.OrderingPatient)
+		res := e.create(about("ann"), about("ann"), about("ann"))
+		_, err := e.S.DeactivateWebhook(e.Ctx, "acme", "live", "wh", "")
+		e.must(err)
+		_, err = e.S.ActivateWebhook(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		// The key's tail is recovered with the others: the oldest goes,
+		// the others wait in turn (not for the tail, which is one of them).
+		_, err = e.S.RecoverWebhook(e.Ctx, "acme", "live", "wh", Epoch.Add(-time.Hour))
+		e.must(err)
+		ds := e.byEvent()
+		d1, d2, d3 := ds[res[0].EventID], ds[res[1].EventID], ds[res[2].EventID]
+		if d1.Status != herald.StatusPending || d2.Status != herald.StatusHeld || d2.WaitingFor != d1.ID ||
+			d3.Status != herald.StatusHeld || d3.WaitingFor != d2.ID {
+			e.Fatalf("recovered: %s, %s, %s; want PENDING, then HELD each behind the one before", jsonString(d1), jsonString(d2), jsonString(d3))
+		}
+		later := e.create(about("ann"))[0].EventID
+		if d := e.byEvent()[later]; d.Status != herald.StatusHeld || d.WaitingFor != d3.ID {
+			e.Fatalf("a new event after the recovery: %s; want HELD behind %s", jsonString(d), d3.ID)
+		}
 	})
 
 	register("OrderingErasureReleases", func(e *env) {
