@@ -459,8 +459,8 @@ func (w *Webhook) Validate() error {
 		if slices.Contains(reservedHeaders, strings.ToLower(h.Name)) {
 			return FieldErrorf(field, "%s %q is set by Herald on every request and cannot be configured.", field, h.Name)
 		}
-		if strings.ContainsAny(h.Value, "\r\n\x00") {
-			return FieldErrorf(fmt.Sprintf("headers[%d].value", i), "headers[%d].value must not contain line breaks or NUL.", i)
+		if !validHeaderValue(h.Value) {
+			return FieldErrorf(fmt.Sprintf("headers[%d].value", i), "headers[%d].value must not contain line breaks, NUL or other control characters (a tab is fine).", i)
 		}
 		if IsMasked(h.Value) {
 			return errMasked(fmt.Sprintf("headers[%d].value", i))
@@ -574,7 +574,7 @@ func ValidateURL(field, raw string) error {
 		return FieldErrorf(field, "%s must not have a #fragment.", field)
 	}
 	if p := u.Port(); p != "" {
-		if _, err := net.LookupPort("tcp", p); err != nil || p == "0" {
+		if n, err := net.LookupPort("tcp", p); err != nil || n == 0 { // "0" and "00" alike
 			return FieldErrorf(field, "%s has an invalid port %q.", field, p)
 		}
 	}
@@ -589,6 +589,12 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// validHeaderValue reports whether net/http sends s as a header value: no
+// control character but tab. A value it refuses would fail every attempt.
+func validHeaderValue(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f })
 }
 
 func validHeaderName(s string) bool {
