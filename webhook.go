@@ -317,13 +317,16 @@ const maskPrefix = "••••"
 
 // MaskValue returns v as answers and pages show a secret value: the mask
 // and, for values long enough that it gives little away, the last four
-// characters ("••••-123"); "" stays "".
+// characters ("••••-123"); "" stays "". It counts characters, not bytes,
+// so a mask never ends in part of one (which JSON would show as U+FFFD,
+// and which sent back would then mask nothing).
 func MaskValue(v string) string {
+	r := []rune(v)
 	switch {
 	case v == "":
 		return ""
-	case len(v) >= 12:
-		return maskPrefix + v[len(v)-4:]
+	case len(r) >= 12:
+		return maskPrefix + string(r[len(r)-4:])
 	}
 	return maskPrefix
 }
@@ -385,9 +388,12 @@ func maskPairs(list []NameValue) []NameValue {
 // name had it, else by its name), and a masked
 // value that is the mask of the stored value of the same name replaced by
 // the stored value, so a form or a GET-modify-PATCH that sends back what
-// it was shown keeps the secret.
+// it was shown keeps the secret. Each stored value restores one masked
+// value, in order: two headers of one name whose masks look alike keep a
+// value each.
 func mergePairs(stored, next []NameValue, fold bool) []NameValue {
 	out := make([]NameValue, len(next))
+	restored := make([]bool, len(stored))
 	for i, nv := range next {
 		if nv.Secret == FlagUnset {
 			// A form that does not say keeps what the API marked.
@@ -400,10 +406,10 @@ func mergePairs(stored, next []NameValue, fold bool) []NameValue {
 		}
 		nv.Secret = FlagOf(nv.IsSecret())
 		if IsMasked(nv.Value) {
-			for _, old := range stored {
+			for j, old := range stored {
 				same := old.Name == nv.Name || (fold && strings.EqualFold(old.Name, nv.Name))
-				if same && old.IsSecret() && MaskValue(old.Value) == nv.Value {
-					nv.Value = old.Value
+				if same && !restored[j] && old.IsSecret() && MaskValue(old.Value) == nv.Value {
+					nv.Value, restored[j] = old.Value, true
 					break
 				}
 			}
