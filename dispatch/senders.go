@@ -86,7 +86,7 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 			"webhook", j.Webhook.Name, "attempt", a.N)
 	}
 	o := answered
-	if a.StatusCode < 200 || a.StatusCode > 299 {
+	if !a.Delivered() {
 		o = refused
 	}
 	switch {
