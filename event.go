@@ -93,6 +93,10 @@ func (e *Event) Validate(prefix string) error {
 			return FieldErrorf(prefix+f.name, "%s%s is %d characters long; the limit is 2048.", prefix, f.name, len(f.v))
 		}
 	}
+	if y := e.OccurredAt.UTC().Year(); y < 1 || y > 9999 {
+		// The payload's timestamp is RFC 3339 in UTC, which has 4-digit years.
+		return FieldErrorf(prefix+"occurredAt", "%soccurredAt %s is outside the years 0001 to 9999 in UTC.", prefix, e.OccurredAt.Format(time.RFC3339Nano))
+	}
 	if len(e.IdempotencyKey) > 255 {
 		return FieldErrorf("Idempotency-Key", "Idempotency-Key is %d characters long; the limit is 255.", len(e.IdempotencyKey))
 	}

@@ -89,10 +89,13 @@ func encodeCursor(id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
 }
 
+// decodeCursor returns the delivery id of a cursor encodeCursor made, and
+// only of one: base64 that decodes the same but is spelled otherwise (line
+// breaks, set padding bits) is refused, so one page has one cursor.
 func decodeCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	id, ok := strings.CutPrefix(string(b), cursorPrefix)
-	if err != nil || !ok || !strings.HasPrefix(id, "dlv_") {
+	if err != nil || !ok || !strings.HasPrefix(id, "dlv_") || encodeCursor(id) != c {
 		return "", &herald.Error{Code: herald.EINVALID, Field: "cursor",
 			Message: "cursor is not valid; pass the nextCursor of the previous page."}
 	}
