@@ -44,6 +44,12 @@ type Event struct {
 	// IdempotencyKey, when set, makes a repeated POST return this event
 	// instead of creating another. Unique per instance.
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+
+	// TraceParent is the W3C traceparent of the span that accepted the
+	// event, set by the engine when the node traces, and empty otherwise:
+	// the attempt spans of its deliveries are its children, so they join
+	// the producer's trace. Not part of the API.
+	TraceParent string `json:"-"`
 }
 
 // Timestamp returns the time the payload carries: OccurredAt, or CreatedAt

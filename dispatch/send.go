@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/signature"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // maxDiscard is how much of an answer beyond MaxResponseBody is read and
@@ -236,6 +237,10 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	h.Set(signature.HeaderID, ev.ID)
 	h.Set(signature.HeaderTimestamp, fmt.Sprint(a.StartedAt.Unix()))
 	h.Set(signature.HeaderSignature, sig)
+	// The attempt's span (or, for a test request, the API request's), when
+	// the node traces: the receiver's own spans join the trace. Without a
+	// span in ctx this sets nothing.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 
 	resp, err := client.Do(req)
 	if err != nil {

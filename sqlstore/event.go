@@ -239,12 +239,12 @@ func (db *DB) seenKeys(ctx context.Context, q q, k instanceKey, keys []string, f
 
 const eventCols = `id, tenant, instance, entity, subtype, source_id, source_name, patient_id, url, initiated_by,
 	initiated_by_name, initiated_by_object_id, initiated_by_object_type, initiated_time, data, occurred_at,
-	created_at, idempotency_key, deliveries`
+	created_at, idempotency_key, deliveries, trace_parent`
 
 var eventBatch = &batch{
 	prefix: `INSERT INTO events (` + eventCols + `) VALUES `,
-	row:    "(" + placeholders(19) + ")",
-	ncols:  19,
+	row:    "(" + placeholders(20) + ")",
+	ncols:  20,
 	suffix: ` ON CONFLICT DO NOTHING RETURNING id`,
 }
 
@@ -256,7 +256,7 @@ func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fre
 	args := make([]any, 0, len(fresh)*eventBatch.ncols)
 	for _, i := range fresh {
 		e := events[i]
-		var data, occurred, key any
+		var data, occurred, key, traceParent any
 		if len(e.Data) > 0 {
 			data = string(e.Data)
 		}
@@ -266,9 +266,12 @@ func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fre
 		if e.IdempotencyKey != "" {
 			key = e.IdempotencyKey
 		}
+		if e.TraceParent != "" {
+			traceParent = e.TraceParent
+		}
 		args = append(args, e.ID, e.TenantName, e.InstanceName, e.Entity, e.Subtype, e.SourceID, e.SourceName,
 			e.PatientID, e.URL, e.InitiatedBy, e.InitiatedByName, e.InitiatedByObjectID, e.InitiatedByObjectType,
-			e.InitiatedTime, data, occurred, ms(e.CreatedAt), key, results[i].Deliveries)
+			e.InitiatedTime, data, occurred, ms(e.CreatedAt), key, results[i].Deliveries, traceParent)
 	}
 	err := db.batchRows(ctx, q, eventBatch, args, func(rows *sql.Rows) error {
 		var id string
@@ -402,13 +405,13 @@ func (db *DB) events(ctx context.Context, q q, ids []string) (map[string]*herald
 		}
 		for rows.Next() {
 			var e herald.Event
-			var data, key sql.NullString
+			var data, key, traceParent sql.NullString
 			var occurred sql.NullInt64
 			var created int64
 			var deliveries int
 			if err := rows.Scan(&e.ID, &e.TenantName, &e.InstanceName, &e.Entity, &e.Subtype, &e.SourceID, &e.SourceName,
 				&e.PatientID, &e.URL, &e.InitiatedBy, &e.InitiatedByName, &e.InitiatedByObjectID, &e.InitiatedByObjectType,
-				&e.InitiatedTime, &data, &occurred, &created, &key, &deliveries); err != nil {
+				&e.InitiatedTime, &data, &occurred, &created, &key, &deliveries, &traceParent); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -420,6 +423,7 @@ func (db *DB) events(ctx context.Context, q q, ids []string) (map[string]*herald
 			}
 			e.CreatedAt = fromMS(created)
 			e.IdempotencyKey = key.String
+			e.TraceParent = traceParent.String
 			out[e.ID] = &e
 		}
 		if err := rows.Close(); err != nil {
