@@ -221,6 +221,7 @@ func WebhookAuditDiff(before, after *Webhook) map[string]any {
 	AddChange(d, "payload", before.Payload, after.Payload)
 	AddChange(d, "timeoutSeconds", before.TimeoutSeconds, after.TimeoutSeconds)
 	AddChange(d, "signing", before.Signing, after.Signing)
+	AddChange(d, "ordering", before.Ordering, after.Ordering)
 	AddChange(d, "clientCertificate", certFingerprint(before.ClientCertificate), certFingerprint(after.ClientCertificate))
 	if before.ClientKey != after.ClientKey {
 		d["clientKey"] = AuditChange{redactedIfSet(string(before.ClientKey)), redactedIfSet(string(after.ClientKey))}

@@ -32,9 +32,13 @@ type Delivery struct {
 	// resend and recover.
 	FirstAttemptAt *time.Time `json:"firstAttemptAt,omitempty"`
 	LastStatusCode int        `json:"lastStatusCode,omitempty"`
-	CreatedAt      time.Time  `json:"createdAt"`
-	UpdatedAt      time.Time  `json:"updatedAt"`
-	Attempts       []Attempt  `json:"attempts,omitempty"`
+	// WaitingFor is, for a delivery of a webhook with ordering, the
+	// delivery before it of its key that it waits for while HELD, or
+	// waited for before it was released; "" if it never waited.
+	WaitingFor string    `json:"waitingFor,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+	Attempts   []Attempt `json:"attempts,omitempty"`
 }
 
 // Attempt is one HTTP request of a delivery.

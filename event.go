@@ -44,6 +44,12 @@ type Event struct {
 	// IdempotencyKey, when set, makes a repeated POST return this event
 	// instead of creating another. Unique per instance.
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+
+	// TraceParent is the W3C traceparent of the span that accepted the
+	// event, set by the engine when the node traces, and empty otherwise:
+	// the attempt spans of its deliveries are its children, so they join
+	// the producer's trace. Not part of the API.
+	TraceParent string `json:"-"`
 }
 
 // Timestamp returns the time the payload carries: OccurredAt, or CreatedAt
@@ -92,6 +98,10 @@ func (e *Event) Validate(prefix string) error {
 		if len(f.v) > 2048 {
 			return FieldErrorf(prefix+f.name, "%s%s is %d characters long; the limit is 2048.", prefix, f.name, len(f.v))
 		}
+	}
+	if y := e.OccurredAt.UTC().Year(); y < 1 || y > 9999 {
+		// The payload's timestamp is RFC 3339 in UTC, which has 4-digit years.
+		return FieldErrorf(prefix+"occurredAt", "%soccurredAt %s is outside the years 0001 to 9999 in UTC.", prefix, e.OccurredAt.Format(time.RFC3339Nano))
 	}
 	if len(e.IdempotencyKey) > 255 {
 		return FieldErrorf("Idempotency-Key", "Idempotency-Key is %d characters long; the limit is 255.", len(e.IdempotencyKey))

@@ -12,8 +12,9 @@ import (
 // their leases (Claimable, Claim, LeaseEnd, Release), what an attempt's
 // result does to the delivery and to its webhook (RetryPolicy.Decide in
 // retry.go on the sending node, ApplyResult and WebhookHealth in the
-// store), and what people do to it (Resend, Recover, Cancel). The store
-// loads, calls these, and writes what they return.
+// store), what people do to it (Resend, Recover, Cancel), and the chains
+// of a webhook that orders its deliveries per key (Chained, Hold, Unhold;
+// ordering.go). The store loads, calls these, and writes what they return.
 //
 //	                claim, or handoff at creation        2xx
 //	PENDING ──────────────────────────────────▶ SENT ─────────────▶ DELIVERED
@@ -29,6 +30,15 @@ import (
 //	   │                                                webhook is deactivated)
 //	   ├── recover: FAILED, CANCELLED
 //	   └── resend: any status but SENT, with a fresh 24 h window
+//
+//	(none) ──created or replayed for an ordered webhook while the delivery
+//	         before it of its key is owed (Chained)──▶ HELD (Hold: due at no
+//	         time, never claimed, handed off or purged)
+//	HELD ──the one it waits for ended DELIVERED, FAILED or CANCELLED, or was
+//	       erased, or the webhook's ordering was set to none (Unhold)──▶ PENDING
+//	HELD ──webhook deactivated──▶ CANCELLED
+//	FAILED, CANCELLED ──recover, for an ordered webhook, behind an owed
+//	         delivery of its key (Recover, then Chained, Hold)──▶ HELD
 //
 //	(none) ──replay: an event the webhook's triggers select, with no delivery
 //	         to it DELIVERED or open (ReplaySelects, ReplayWants)──▶ PENDING
@@ -46,10 +56,13 @@ const (
 	StatusRetrying  = "RETRYING"
 	StatusFailed    = "FAILED"
 	StatusCancelled = "CANCELLED"
+	// StatusHeld is a delivery of an ordered webhook waiting for the one
+	// before it of its key (DeliveryState.WaitingFor) to end.
+	StatusHeld = "HELD"
 )
 
 // Statuses lists every delivery status.
-var Statuses = []string{StatusPending, StatusSent, StatusDelivered, StatusRetrying, StatusFailed, StatusCancelled}
+var Statuses = []string{StatusPending, StatusSent, StatusDelivered, StatusRetrying, StatusFailed, StatusCancelled, StatusHeld}
 
 // Wait reasons of the transitions people make.
 const (
@@ -81,6 +94,9 @@ type DeliveryState struct {
 	Owner          string
 	WaitReason     string
 	LastStatusCode int
+	// WaitingFor is the delivery before it of its key that it waits for
+	// while HELD, and waited for once released; "" if it never waited.
+	WaitingFor string
 }
 
 // Open reports whether the delivery is still owed: PENDING, RETRYING or
@@ -89,17 +105,66 @@ func Open(status string) bool {
 	return status == StatusPending || status == StatusRetrying || status == StatusSent
 }
 
+// Owed reports whether a delivery in status still has to be sent: open, or
+// HELD behind the one before it of its key. The others are final.
+func Owed(status string) bool { return Open(status) || status == StatusHeld }
+
+// HeldReason is the wait reason of a delivery HELD behind prev.
+func HeldReason(prev string) string {
+	return "waits for " + prev + ", the delivery before it of the same key, to end"
+}
+
+// UnheldReason is the wait reason of a delivery released when prev, the
+// one it waited for, ended in status (or "erased"); UnheldByOrdering when
+// the webhook's ordering was set to none.
+func UnheldReason(prev, status string) string {
+	return "waited for " + prev + ", which ended " + status
+}
+
+// UnheldByOrdering is the wait reason of a delivery released because its
+// webhook's ordering was set to none.
+const UnheldByOrdering = "released: the webhook's ordering was set to none"
+
+// Chained reports whether a new delivery of an ordered webhook, the next
+// of its key after prev (the last delivery made for the key, in status
+// prevStatus; "" when there is none or it was erased), is HELD behind it
+// rather than placed as any new delivery is (HandoffRoom): while prev is
+// owed.
+func Chained(prev, prevStatus string) bool { return prev != "" && Owed(prevStatus) }
+
+// Hold returns s HELD behind prev: due at no time and unowned, so that
+// nothing claims, hands off, expires or purges it, its attempts kept on
+// record. A new delivery is held from the zero state; a recovered one of
+// an ordered webhook (Recover), from its state once recovered.
+func Hold(s DeliveryState, prev string) DeliveryState {
+	s.Status, s.DueAt, s.Owner, s.WaitingFor, s.WaitReason = StatusHeld, nil, "", prev, HeldReason(prev)
+	return s
+}
+
+// Unhold returns a HELD s PENDING, due at now with a fresh retry window,
+// because the one it waited for ended (reason: UnheldReason or
+// UnheldByOrdering). It keeps WaitingFor, so the log still says what it
+// waited for. Any other s is left as it is (false).
+func Unhold(s DeliveryState, reason string, now time.Time) (DeliveryState, bool) {
+	if s.Status != StatusHeld {
+		return s, false
+	}
+	return s.pending(reason, now), true
+}
+
 // State returns d's state. Its Owner is unknown (""): a Delivery does not
 // carry it.
 func (d *Delivery) State() DeliveryState {
 	return DeliveryState{Status: d.Status, Attempts: d.AttemptCount, WindowStart: d.AttemptCount - d.WindowAttempts,
-		FirstAttemptAt: d.FirstAttemptAt, DueAt: d.NextAttemptAt, WaitReason: d.WaitReason, LastStatusCode: d.LastStatusCode}
+		FirstAttemptAt: d.FirstAttemptAt, DueAt: d.NextAttemptAt, WaitReason: d.WaitReason, LastStatusCode: d.LastStatusCode,
+		WaitingFor: d.WaitingFor}
 }
 
 // SetState makes d show state s.
 func (d *Delivery) SetState(s DeliveryState) {
 	d.Status, d.AttemptCount, d.WindowAttempts = s.Status, s.Attempts, s.Attempts-s.WindowStart
 	d.FirstAttemptAt, d.NextAttemptAt, d.WaitReason, d.LastStatusCode = s.FirstAttemptAt, s.DueAt, s.WaitReason, s.LastStatusCode
+	d.WaitingFor = s.WaitingFor
 }
 
 // pending is a delivery due now with a fresh retry window, unowned.
@@ -325,10 +390,11 @@ func (h WebhookHealth) Apply(failingSince, lastFailedAt *time.Time) (*time.Time,
 // answered a request sent before.
 func (h WebhookHealth) Deactivates(active bool) bool { return h.DeactivateReason != "" && active }
 
-// Cancel returns an open s CANCELLED because its webhook was deactivated
-// for reason: due at no time, unowned. A final s is left as it is (false).
+// Cancel returns an owed s (open or HELD) CANCELLED because its webhook
+// was deactivated for reason: due at no time, unowned. A final s is left
+// as it is (false).
 func Cancel(s DeliveryState, reason string) (DeliveryState, bool) {
-	if !Open(s.Status) {
+	if !Owed(s.Status) {
 		return s, false
 	}
 	s.Status, s.DueAt, s.Owner, s.WaitReason = StatusCancelled, nil, "", CancelReason(reason)
@@ -347,16 +413,22 @@ func Recover(s DeliveryState, now time.Time) (DeliveryState, bool) {
 }
 
 // Resend returns delivery d PENDING again, due at now, with a fresh retry
-// window (its attempts stay on record), whatever its status but SENT:
-// EUNPROCESSABLE when its webhook is inactive, ECONFLICT while it is SENT
-// (its attempt's result is due; resending then would send it twice at
-// once).
+// window (its attempts stay on record), whatever its status but SENT or
+// HELD: EUNPROCESSABLE when its webhook is inactive, ECONFLICT while it is
+// SENT (its attempt's result is due; resending then would send it twice at
+// once) or HELD (it goes when the one before it of its key ends; resending
+// would break the order its webhook asked for). A resent delivery of an
+// ordered webhook is sent at once, outside its key's chain: a person asked
+// for it.
 func Resend(d *Delivery, webhookActive bool, now time.Time) (DeliveryState, error) {
 	if !webhookActive {
 		return DeliveryState{}, Errorf(EUNPROCESSABLE, "webhook %q is inactive; activate it before resending its deliveries.", d.Webhook)
 	}
 	if d.Status == StatusSent {
 		return DeliveryState{}, Errorf(ECONFLICT, "delivery %q is being sent right now; resend it once this attempt is recorded.", d.ID)
+	}
+	if d.Status == StatusHeld {
+		return DeliveryState{}, Errorf(ECONFLICT, "delivery %q waits for %s, the delivery before it of the same key; it is sent once that one ends.", d.ID, d.WaitingFor)
 	}
 	return d.State().pending(ReasonResent, now), nil
 }

@@ -97,6 +97,37 @@ func handoff(room int) step {
 	}}
 }
 
+// chained creates the delivery of an ordered webhook whose key's last
+// delivery is prev, in status prevStatus: HELD behind it while it is owed,
+// else placed as handoff(0) places it.
+func chained(prev, prevStatus string) step {
+	return step{"create ordered", func(s herald.DeliveryState) (herald.DeliveryState, herald.WebhookHealth, error) {
+		if herald.Chained(prev, prevStatus) {
+			return herald.Hold(herald.DeliveryState{}, prev), herald.WebhookHealth{}, nil
+		}
+		return handoff(0).do(s)
+	}}
+}
+
+// recoverChained recovers the delivery of an ordered webhook whose key's
+// last delivery is prev, in status prevStatus.
+func recoverChained(prev, prevStatus string) step {
+	return step{"recover ordered", func(s herald.DeliveryState) (herald.DeliveryState, herald.WebhookHealth, error) {
+		s, ok := herald.Recover(s, now)
+		if ok && herald.Chained(prev, prevStatus) {
+			s = herald.Hold(s, prev)
+		}
+		return s, herald.WebhookHealth{}, nil
+	}}
+}
+
+func unhold() step {
+	return step{"unhold", func(s herald.DeliveryState) (herald.DeliveryState, herald.WebhookHealth, error) {
+		s, _ = herald.Unhold(s, herald.UnheldReason("dlv_0", herald.StatusFailed), now)
+		return s, herald.WebhookHealth{}, nil
+	}}
+}
+
 // diagram lists the transitions drawn in lifecycle.go's diagram, "" being
 // a delivery not yet created. A status that stays what it was (a claim
 // after the lease ran out, a resend of a PENDING delivery) counts when
@@ -123,6 +154,12 @@ var diagram = map[[2]string]string{
 	{herald.StatusSent, herald.StatusPending}:        "released before any attempt",
 	{herald.StatusCancelled, herald.StatusCancelled}: "a late result: the attempt counts, the status stays",
 	{herald.StatusFailed, herald.StatusFailed}:       "a late result: the attempt counts, the status stays",
+	{"", herald.StatusHeld}:                          "created behind an owed delivery of its key",
+	{herald.StatusHeld, herald.StatusPending}:        "the one before it ended, or was erased, or ordering set to none",
+	{herald.StatusHeld, herald.StatusCancelled}:      "webhook deactivated",
+	{herald.StatusFailed, herald.StatusHeld}:         "recover, ordered, behind an owed delivery of its key",
+	{herald.StatusCancelled, herald.StatusHeld}:      "recover, ordered, behind an owed delivery of its key",
+	{herald.StatusHeld, herald.StatusHeld}:           "a late result (not met: a HELD delivery was never sent): the attempt counts, the status stays",
 }
 
 // Some states the table starts from.
@@ -136,6 +173,7 @@ var (
 	cancelled = herald.DeliveryState{Status: herald.StatusCancelled, Attempts: 1, FirstAttemptAt: at(-time.Hour),
 		WaitReason: herald.CancelReason("deactivated by admin"), LastStatusCode: 503}
 	delivered = herald.DeliveryState{Status: herald.StatusDelivered, Attempts: 3, FirstAttemptAt: at(-time.Hour), LastStatusCode: 200}
+	held      = herald.DeliveryState{Status: herald.StatusHeld, WaitingFor: "dlv_0", WaitReason: herald.HeldReason("dlv_0")}
 )
 
 // with returns s changed by fn: the rows below say how a state differs.
@@ -303,6 +341,45 @@ var transitions = []struct {
 		want: herald.DeliveryState{Status: herald.StatusPending, DueAt: at(0), WaitReason: "resent"}},
 	{name: "resend SENT: ECONFLICT", from: leased, step: resend(true), want: leased, wantErr: herald.ECONFLICT},
 	{name: "resend for an inactive webhook: EUNPROCESSABLE", from: failed, step: resend(false), want: failed, wantErr: herald.EUNPROCESSABLE},
+
+	// Ordering per key.
+	{name: "ordered, the one before RETRYING: HELD, waiting for it, due at no time", step: chained("dlv_0", herald.StatusRetrying),
+		want: herald.DeliveryState{Status: herald.StatusHeld, WaitingFor: "dlv_0", WaitReason: "waits for dlv_0, the delivery before it of the same key, to end"}},
+	{name: "ordered, the one before HELD itself: HELD behind it", step: chained("dlv_0", herald.StatusHeld), want: held},
+	{name: "ordered, the one before SENT: HELD", step: chained("dlv_0", herald.StatusSent), want: held},
+	{name: "ordered, the one before PENDING: HELD", step: chained("dlv_0", herald.StatusPending), want: held},
+	{name: "ordered, the one before FAILED: PENDING at once", step: chained("dlv_0", herald.StatusFailed),
+		want: herald.DeliveryState{Status: herald.StatusPending, DueAt: at(0)}},
+	{name: "ordered, the one before DELIVERED: PENDING at once", step: chained("dlv_0", herald.StatusDelivered),
+		want: herald.DeliveryState{Status: herald.StatusPending, DueAt: at(0)}},
+	{name: "ordered, the one before CANCELLED: PENDING at once", step: chained("dlv_0", herald.StatusCancelled),
+		want: herald.DeliveryState{Status: herald.StatusPending, DueAt: at(0)}},
+	{name: "ordered, the first of its key, or the one before erased: PENDING at once", step: chained("", ""),
+		want: herald.DeliveryState{Status: herald.StatusPending, DueAt: at(0)}},
+	{name: "HELD is never claimed", from: held, step: claim("n2", now.Add(65*time.Second)), want: held},
+	{name: "unhold: HELD to PENDING, due now, still naming what it waited for", from: held, step: unhold(),
+		want: herald.DeliveryState{Status: herald.StatusPending, DueAt: at(0), WaitingFor: "dlv_0", WaitReason: "waited for dlv_0, which ended FAILED"}},
+	{name: "unhold leaves PENDING alone", from: pending, step: unhold(), want: pending},
+	{name: "unhold leaves RETRYING alone", from: retrying, step: unhold(), want: retrying},
+	{name: "deactivation cancels HELD", from: held, step: cancel(),
+		want: with(held, func(s *herald.DeliveryState) {
+			s.Status, s.WaitReason = herald.StatusCancelled, "cancelled: webhook deactivated (deactivated by admin)"
+		})},
+	{name: "recover leaves HELD alone", from: held, step: recovery(), want: held},
+	{name: "resend HELD: ECONFLICT", from: held, step: resend(true), want: held, wantErr: herald.ECONFLICT},
+	{name: "release leaves HELD alone", from: held, step: release(), want: held},
+	{name: "recover, ordered, behind an owed one: FAILED to HELD, attempts kept, a fresh window", from: failed,
+		step: recoverChained("dlv_0", herald.StatusRetrying),
+		want: herald.DeliveryState{Status: herald.StatusHeld, Attempts: 11, WindowStart: 11, LastStatusCode: 500, WaitingFor: "dlv_0",
+			WaitReason: herald.HeldReason("dlv_0")}},
+	{name: "recover, ordered, behind an owed one: CANCELLED to HELD", from: cancelled, step: recoverChained("dlv_0", herald.StatusHeld),
+		want: herald.DeliveryState{Status: herald.StatusHeld, Attempts: 1, WindowStart: 1, LastStatusCode: 503, WaitingFor: "dlv_0",
+			WaitReason: herald.HeldReason("dlv_0")}},
+	{name: "recover, ordered, the one before ended: PENDING", from: failed, step: recoverChained("dlv_0", herald.StatusDelivered),
+		want: herald.DeliveryState{Status: herald.StatusPending, Attempts: 11, WindowStart: 11, DueAt: at(0), WaitReason: "recovered", LastStatusCode: 500}},
+	{name: "late result: a HELD delivery keeps the attempt, not the status", from: held, step: deliver(),
+		want:       with(held, func(s *herald.DeliveryState) { s.Attempts, s.LastStatusCode, s.FirstAttemptAt = 1, 204, &started }),
+		wantHealth: herald.WebhookHealth{Succeeded: true}},
 }
 
 // TestTransitions runs every transition of the diagram as data: a state,
@@ -343,7 +420,7 @@ func TestTransitionsFollowTheDiagram(t *testing.T) {
 
 	// Every step from every status, as the store could meet it.
 	steps := []step{claim("n2", now.Add(time.Minute)), deliver(), attempt(503, "x", "", 0.5), attempt(410, "x", "", 0.5),
-		attempt(0, "x", "", 0.5), release(), cancel(), recovery(), resend(true), resend(false)}
+		attempt(0, "x", "", 0.5), release(), cancel(), recovery(), resend(true), resend(false), unhold()}
 	for _, status := range herald.Statuses {
 		s := herald.DeliveryState{Status: status, Attempts: 1, FirstAttemptAt: at(-25 * time.Hour), LastStatusCode: 500}
 		if herald.Open(status) {

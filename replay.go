@@ -90,14 +90,14 @@ func ValidateReplayWindow(since, until, now time.Time, retention time.Duration) 
 // ReplayWants is the replay rule for one event its webhook's triggers
 // select: it gets a new delivery unless one of its deliveries to the
 // webhook, whose statuses are given, is DELIVERED (received already) or
-// still open (PENDING, SENT, RETRYING: on its way). A FAILED or CANCELLED
+// still owed (PENDING, SENT, RETRYING, HELD: on its way). A FAILED or CANCELLED
 // delivery keeps its history, and the event gets a new delivery beside it
 // (recover would revive the old one instead; a replay leaves history
 // alone). So replaying the same window twice sends nothing the second
 // time.
 func ReplayWants(statuses []string) bool {
 	for _, s := range statuses {
-		if s == StatusDelivered || Open(s) {
+		if s == StatusDelivered || Owed(s) {
 			return false
 		}
 	}

@@ -43,7 +43,7 @@ func TestValidateReplayWindow(t *testing.T) {
 }
 
 // TestReplayRule: an event its webhook selects gets a new delivery unless
-// one of its deliveries to the webhook is DELIVERED or open; the
+// one of its deliveries to the webhook is DELIVERED or owed; the
 // selection is the ingest's (PlanEvent): the triggers, and an active
 // webhook.
 func TestReplayRule(t *testing.T) {
@@ -58,6 +58,7 @@ func TestReplayRule(t *testing.T) {
 		{[]string{herald.StatusPending}, false},
 		{[]string{herald.StatusSent}, false},
 		{[]string{herald.StatusRetrying}, false},
+		{[]string{herald.StatusHeld}, false}, // owed: waits for the one before it of its key
 		{[]string{herald.StatusFailed, herald.StatusDelivered}, false},
 	} {
 		if got := herald.ReplayWants(tc.statuses); got != tc.want {

@@ -200,6 +200,9 @@ type Webhook struct {
 	ClientKey PrivateKeyPEM `json:"-"`
 	// Signing says how requests are signed (hmac-sha256 by default).
 	Signing SigningConfig `json:"signing"`
+	// Ordering is how its deliveries are ordered: OrderingNone (the
+	// default), OrderingPatient or OrderingSource (ordering.go).
+	Ordering string `json:"ordering"`
 
 	Active bool `json:"active"`
 	// DeactivatedReason says why an inactive webhook was deactivated
@@ -275,6 +278,8 @@ type WebhookUpdate struct {
 	// key of the new kind and keeps the old one signing for
 	// DefaultSigningGrace.
 	Signing *SigningUpdate `json:"signing"`
+	// Ordering sets Webhook.Ordering.
+	Ordering *string `json:"ordering"`
 }
 
 // Apply merges u into w.
@@ -298,6 +303,9 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 		w.ClientKey = PrivateKeyPEM(pemText(*u.ClientKey))
 	}
 	u.Signing.apply(&w.Signing)
+	if u.Ordering != nil {
+		w.Ordering = *u.Ordering
+	}
 	if p := u.Payload; p != nil {
 		if p.Format != nil {
 			w.Payload.Format = *p.Format
@@ -317,13 +325,16 @@ const maskPrefix = "••••"
 
 // MaskValue returns v as answers and pages show a secret value: the mask
 // and, for values long enough that it gives little away, the last four
-// characters ("••••-123"); "" stays "".
+// characters ("••••-123"); "" stays "". It counts characters, not bytes,
+// so a mask never ends in part of one (which JSON would show as U+FFFD,
+// and which sent back would then mask nothing).
 func MaskValue(v string) string {
+	r := []rune(v)
 	switch {
 	case v == "":
 		return ""
-	case len(v) >= 12:
-		return maskPrefix + v[len(v)-4:]
+	case len(r) >= 12:
+		return maskPrefix + string(r[len(r)-4:])
 	}
 	return maskPrefix
 }
@@ -385,9 +396,12 @@ func maskPairs(list []NameValue) []NameValue {
 // name had it, else by its name), and a masked
 // value that is the mask of the stored value of the same name replaced by
 // the stored value, so a form or a GET-modify-PATCH that sends back what
-// it was shown keeps the secret.
+// it was shown keeps the secret. Each stored value restores one masked
+// value, in order: two headers of one name whose masks look alike keep a
+// value each.
 func mergePairs(stored, next []NameValue, fold bool) []NameValue {
 	out := make([]NameValue, len(next))
+	restored := make([]bool, len(stored))
 	for i, nv := range next {
 		if nv.Secret == FlagUnset {
 			// A form that does not say keeps what the API marked.
@@ -400,10 +414,10 @@ func mergePairs(stored, next []NameValue, fold bool) []NameValue {
 		}
 		nv.Secret = FlagOf(nv.IsSecret())
 		if IsMasked(nv.Value) {
-			for _, old := range stored {
+			for j, old := range stored {
 				same := old.Name == nv.Name || (fold && strings.EqualFold(old.Name, nv.Name))
-				if same && old.IsSecret() && MaskValue(old.Value) == nv.Value {
-					nv.Value = old.Value
+				if same && !restored[j] && old.IsSecret() && MaskValue(old.Value) == nv.Value {
+					nv.Value, restored[j] = old.Value, true
 					break
 				}
 			}
@@ -463,8 +477,8 @@ func (w *Webhook) Validate() error {
 		if slices.Contains(reservedHeaders, strings.ToLower(h.Name)) {
 			return FieldErrorf(field, "%s %q is set by Herald on every request and cannot be configured.", field, h.Name)
 		}
-		if strings.ContainsAny(h.Value, "\r\n\x00") {
-			return FieldErrorf(fmt.Sprintf("headers[%d].value", i), "headers[%d].value must not contain line breaks or NUL.", i)
+		if !validHeaderValue(h.Value) {
+			return FieldErrorf(fmt.Sprintf("headers[%d].value", i), "headers[%d].value must not contain line breaks, NUL or other control characters (a tab is fine).", i)
 		}
 		if IsMasked(h.Value) {
 			return errMasked(fmt.Sprintf("headers[%d].value", i))
@@ -502,6 +516,9 @@ func (w *Webhook) Validate() error {
 	}
 	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > MaxTimeoutSeconds {
 		return FieldErrorf("timeoutSeconds", "timeoutSeconds must be between 1 and %d; it is %d.", MaxTimeoutSeconds, w.TimeoutSeconds)
+	}
+	if err := validateOrdering(w.Ordering); err != nil {
+		return err
 	}
 	if err := w.Signing.validate(); err != nil {
 		return err
@@ -578,7 +595,7 @@ func ValidateURL(field, raw string) error {
 		return FieldErrorf(field, "%s must not have a #fragment.", field)
 	}
 	if p := u.Port(); p != "" {
-		if _, err := net.LookupPort("tcp", p); err != nil || p == "0" {
+		if n, err := net.LookupPort("tcp", p); err != nil || n == 0 { // "0" and "00" alike
 			return FieldErrorf(field, "%s has an invalid port %q.", field, p)
 		}
 	}
@@ -593,6 +610,12 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// validHeaderValue reports whether net/http sends s as a header value: no
+// control character but tab. A value it refuses would fail every attempt.
+func validHeaderValue(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f })
 }
 
 func validHeaderName(s string) bool {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/heraldhooks/herald/queue"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // claimEvery is the shortest time between two claims. Under load queues
@@ -44,6 +46,10 @@ type claimer struct {
 	// idle is set when the last claim took nothing (and at the start): the
 	// next one looks first whether anything is due.
 	idle bool
+	// tracer makes a span for each claim that took deliveries or failed
+	// (not for the many that find nothing); nil when the node does not
+	// trace.
+	tracer trace.Tracer
 }
 
 // wakeUp makes the claimer look now instead of at its next poll. It never
@@ -124,6 +130,7 @@ func (c *claimer) claim(ctx context.Context) (time.Duration, error) {
 		return c.poll, nil // a draining queue wakes the claimer
 	}
 	now := c.now()
+	started := time.Now()
 	jobs, err := c.store.ClaimDeliveries(ctx, queue.ClaimRequest{
 		Owner:           c.owner,
 		Now:             now,
@@ -132,6 +139,9 @@ func (c *claimer) claim(ctx context.Context) (time.Duration, error) {
 		PerWebhook:      g.perWebhook,
 		ExcludeWebhooks: g.exclude,
 	})
+	if c.tracer != nil && (err != nil || len(jobs) > 0) {
+		c.traceClaim(ctx, started, jobs, err)
+	}
 	if err != nil {
 		// The claim may have committed before the connection broke.
 		c.q.failed(g)
@@ -167,6 +177,21 @@ func (c *claimer) claim(ctx context.Context) (time.Duration, error) {
 		return min(claimEvery<<min(c.unclaimable+2, 20), wait), nil
 	}
 	return wait, nil
+}
+
+// traceClaim records a claim that began at start as a span of its own,
+// linked to the traces the claimed deliveries' events were accepted in.
+func (c *claimer) traceClaim(ctx context.Context, start time.Time, jobs []*queue.Job, err error) {
+	scs := make([]trace.SpanContext, len(jobs))
+	for i, j := range jobs {
+		scs[i] = parentOf(j.Event)
+	}
+	_, span := c.tracer.Start(ctx, "herald.claim", trace.WithNewRoot(), trace.WithTimestamp(start),
+		trace.WithLinks(links(scs)...), trace.WithAttributes(attrClaimed.Int(len(jobs))))
+	if err != nil {
+		span.SetStatus(codes.Error, "claim failed")
+	}
+	span.End()
 }
 
 // nextDue reports whether a delivery is due now, and otherwise how long to

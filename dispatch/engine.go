@@ -39,6 +39,7 @@ import (
 	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/signature"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Store is what the engine needs from the database: the queue contract.
@@ -141,6 +142,11 @@ type Config struct {
 	// DrainTimeout is how long Run lets requests in flight finish once its
 	// context is done. Defaults to 10s.
 	DrainTimeout time.Duration
+
+	// TracerProvider receives the engine's spans (trace.go): ingest,
+	// commit, claim and each attempt, whose traceparent goes with the
+	// request. Nil, the default, makes none and costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Engine delivers webhooks. Create it with New, then call Run once.
@@ -163,7 +169,8 @@ type Engine struct {
 	q       *queues
 	w       *writer
 	c       *claimer
-	running atomic.Bool // Run was called
+	tracer  trace.Tracer // nil when the node does not trace
+	running atomic.Bool  // Run was called
 }
 
 // New returns an engine for cfg, or an error naming the first invalid
@@ -208,24 +215,26 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("owner", cfg.Owner)
+	tracer := newTracer(cfg.TracerProvider)
 	e := &Engine{
+		tracer:  tracer,
 		cfg:     cfg,
 		log:     log,
 		metrics: m,
 		sender:  newSender(cfg.Destinations, cfg.RootCAs, cfg.RequireHTTPS, cfg.Concurrency, cfg.FastWebhookInFlight, cfg.Now),
 	}
 	e.c = &claimer{store: cfg.Store, metrics: m, log: log, now: cfg.Now, owner: cfg.Owner, lease: cfg.Lease,
-		poll: cfg.PollInterval, storeWake: cfg.Wake, wake: make(chan struct{}, 1), idle: true}
+		poll: cfg.PollInterval, storeWake: cfg.Wake, wake: make(chan struct{}, 1), idle: true, tracer: tracer}
 	e.q = &queues{s: newScheduler(cfg), metrics: m, wake: e.c.wakeUp}
 	e.c.q = e.q
 	e.w = &writer{store: cfg.Store, q: e.q, wake: e.c.wakeUp, metrics: m, log: log, now: cfg.Now, owner: cfg.Owner,
-		lease: cfg.Lease, loops: cfg.Writers, maxBatch: cfg.IngestMaxBatch, maxWait: cfg.IngestMaxWait, kick: make(chan struct{}, 1)}
+		lease: cfg.Lease, loops: cfg.Writers, maxBatch: cfg.IngestMaxBatch, maxWait: cfg.IngestMaxWait, kick: make(chan struct{}, 1), tracer: tracer}
 	return e, nil
 }
 
 // withDefaults returns cfg with every zero field set to its default.
 func (cfg Config) withDefaults() Config {
-	cfg.Owner = cmp.Or(cfg.Owner, defaultOwner())
+	cfg.Owner = cmp.Or(cfg.Owner, DefaultOwner())
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -259,7 +268,9 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-func defaultOwner() string {
+// DefaultOwner returns a node id unique to this process:
+// hostname-pid-random, Config.Owner's default.
+func DefaultOwner() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "herald"
@@ -309,7 +320,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	// cancelled when the drain times out.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	s := &senders{ctx: sendCtx, http: e.sender, q: e.q, w: e.w, metrics: e.metrics, log: e.log, now: e.cfg.Now,
+	s := &senders{ctx: sendCtx, http: e.sender, q: e.q, w: e.w, metrics: e.metrics, log: e.log, now: e.cfg.Now, tracer: e.tracer,
 		policy: retryPolicy{schedule: e.cfg.Schedule, window: e.cfg.RetryWindow, jitter: e.cfg.Jitter}}
 	e.q.open(s.start)
 	e.c.loop(ctx)

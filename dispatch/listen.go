@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/queue"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // listenHub hands the attempts of `listen:` webhooks to the listeners
@@ -184,6 +185,9 @@ func (s *sender) viaListener(ctx context.Context, a *herald.Attempt, w *herald.W
 		a.Error = err.Error()
 		return ""
 	}
+	// traceparent too, as send.go adds it: the local receiver's spans join
+	// the attempt's trace.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 	timeoutSeconds := cmp.Or(w.TimeoutSeconds, herald.DefaultTimeoutSeconds)
 	req := &herald.ListenRequest{
 		ID:              herald.NewID("lsn", a.StartedAt),

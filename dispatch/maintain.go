@@ -11,6 +11,9 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MaintainerConfig configures a Maintainer. Zero fields take the defaults
@@ -54,6 +57,9 @@ type MaintainerConfig struct {
 	// OnRun, when set, is called after every run with what it did; tests
 	// use it to see a run happened.
 	OnRun func(MaintenanceRun)
+	// TracerProvider receives a herald.maintenance span for each run that
+	// led or failed (not for a follower's). Nil, the default, makes none.
+	TracerProvider trace.TracerProvider
 }
 
 // MaintenanceRun is what one maintenance run did.
@@ -88,6 +94,7 @@ type Maintainer struct {
 	runs       *prometheus.CounterVec
 	purged     prometheus.Counter
 	deactivate prometheus.Counter
+	tracer     trace.Tracer // nil when the node does not trace
 }
 
 // NewMaintainer returns a Maintainer for cfg, or an error when Store is
@@ -114,8 +121,9 @@ func NewMaintainer(cfg MaintainerConfig) (*Maintainer, error) {
 		return nil, errors.New("dispatch: MaintainerConfig durations and PurgeBatch must be positive")
 	}
 	m := &Maintainer{
-		cfg: cfg,
-		log: cfg.Logger.With("component", "maintenance"),
+		cfg:    cfg,
+		tracer: newTracer(cfg.TracerProvider),
+		log:    cfg.Logger.With("component", "maintenance"),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_maintenance_runs_total",
 			Help: "Maintenance runs, by role: leader (did the work), follower (another node leads) or error.",
@@ -154,7 +162,22 @@ func (m *Maintainer) Run(ctx context.Context) error {
 
 // RunOnce runs maintenance once if this node leads, and returns what it did.
 func (m *Maintainer) RunOnce(ctx context.Context) MaintenanceRun {
+	start := time.Now()
 	run := m.runOnce(ctx)
+	if m.tracer != nil && (run.Leader || run.Err != nil) {
+		_, span := m.tracer.Start(ctx, "herald.maintenance", trace.WithNewRoot(), trace.WithTimestamp(start),
+			trace.WithAttributes(
+				attribute.Int("herald.purged_deliveries", run.PurgedDeliveries),
+				attribute.Int("herald.purged_attempts", run.PurgedAttempts),
+				attribute.Int("herald.purged_events", run.PurgedEvents),
+				attribute.Int("herald.purged_secrets", run.PurgedSecrets),
+				attribute.Int("herald.purged_audit", run.PurgedAudit),
+				attribute.Int("herald.deactivated_webhooks", len(run.Deactivated))))
+		if run.Err != nil {
+			span.SetStatus(codes.Error, "maintenance failed")
+		}
+		span.End()
+	}
 	role := "leader"
 	switch {
 	case run.Err != nil:

@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/signature"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // maxDiscard is how much of an answer beyond MaxResponseBody is read and
@@ -230,6 +231,10 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 		a.Error = err.Error()
 		return ""
 	}
+	// The attempt's span (or, for a test request, the API request's), when
+	// the node traces: the receiver's own spans join the trace. Without a
+	// span in ctx this sets nothing.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 
 	resp, err := client.Do(req)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/signature"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // senders make the requests. A sender is a goroutine started by the
@@ -34,6 +36,8 @@ type senders struct {
 	metrics *metrics
 	log     *slog.Logger
 	now     func() time.Time
+	// tracer makes the attempt spans; nil when the node does not trace.
+	tracer trace.Tracer
 }
 
 // start starts a sender with j. Called by the scheduler's guard with its
@@ -64,15 +68,28 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 	if signer == nil {
 		signer = signature.NewSigner(j.Secrets)
 	}
-	a, retryAfter := s.http.send(withDeliveryID(s.ctx, j.Delivery.ID), j.Webhook, j.Event, signer, j.Delivery.AttemptCount+1)
+	ctx, n := withDeliveryID(s.ctx, j.Delivery.ID), j.Delivery.AttemptCount+1
+	var span trace.Span
+	if s.tracer != nil {
+		ctx, span = startAttempt(ctx, s.tracer, j, n, s.now())
+	}
+	a, retryAfter := s.http.send(ctx, j.Webhook, j.Event, signer, n)
 	if s.ctx.Err() != nil && a.StatusCode == 0 {
 		// Cut short by our own shutdown: not the receiver's fault, so no
 		// attempt goes on record; the release at the end of Run makes the
 		// delivery due again.
+		if span != nil {
+			span.SetStatus(codes.Error, "cut short by shutdown")
+			span.End()
+		}
 		return pendingResult{}, cutShort
 	}
 	s.metrics.attemptDuration.Observe(float64(a.DurationMs) / 1000)
-	r := s.policy.decide(j.Delivery, a, retryAfter, s.now(), mathrand.Float64())
+	now := s.now()
+	r := s.policy.decide(j.Delivery, a, retryAfter, now, mathrand.Float64())
+	if span != nil {
+		endAttempt(span, a, r, now)
+	}
 	switch r.Status {
 	case herald.StatusDelivered:
 		s.metrics.attempts.WithLabelValues(outcomeDelivered).Inc()
@@ -91,15 +108,15 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 	}
 	switch {
 	case r.DeactivateReason != "":
-		log().Warn("receiver answered 410 Gone; deactivating the webhook", "reason", r.DeactivateReason)
+		log().WarnContext(ctx, "receiver answered 410 Gone; deactivating the webhook", "reason", r.DeactivateReason)
 		o = gone410
 	case r.Status == herald.StatusFailed:
-		log().Warn("delivery failed for good", "reason", r.WaitReason)
-	case !s.log.Enabled(s.ctx, slog.LevelDebug):
+		log().WarnContext(ctx, "delivery failed for good", "reason", r.WaitReason)
+	case !s.log.Enabled(ctx, slog.LevelDebug):
 	case r.Status == herald.StatusRetrying:
-		log().Debug("delivery attempt failed", "reason", r.WaitReason)
+		log().DebugContext(ctx, "delivery attempt failed", "reason", r.WaitReason)
 	default:
-		log().Debug("delivered", "status", a.StatusCode, "durationMs", a.DurationMs)
+		log().DebugContext(ctx, "delivered", "status", a.StatusCode, "durationMs", a.DurationMs)
 	}
 	return pendingResult{AttemptResult: r, leaseUntil: j.LeaseUntil, webhookID: j.Webhook.ID}, o
 }

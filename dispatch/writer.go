@@ -9,6 +9,8 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/queue"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Writing knobs. Results wait a few milliseconds for others unless a
@@ -56,6 +58,9 @@ type writer struct {
 	// maxBatch and maxWait are Config.IngestMaxBatch and IngestMaxWait.
 	maxBatch int
 	maxWait  time.Duration
+	// tracer makes the ingest and commit spans; nil when the node does
+	// not trace.
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	running int           // write loops active, at most loops
@@ -77,6 +82,9 @@ type ingestCall struct {
 	done    chan struct{} // closed once results or err is set
 	results []herald.EventResult
 	err     error
+	// span is the call's herald.ingest span, which the commit links to;
+	// zero when the node does not trace.
+	span trace.SpanContext
 }
 
 // pendingResult is an attempt result waiting to be written, with the lease
@@ -89,11 +97,23 @@ type pendingResult struct {
 
 // createEvents queues events for the next write and waits for it
 // (Engine.CreateEvents).
-func (w *writer) createEvents(ctx context.Context, events []*herald.Event) ([]herald.EventResult, error) {
+func (w *writer) createEvents(ctx context.Context, events []*herald.Event) (results []herald.EventResult, err error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
 	c := &ingestCall{events: events, done: make(chan struct{})}
+	if w.tracer != nil {
+		var span trace.Span
+		_, span = w.tracer.Start(ctx, "herald.ingest", trace.WithAttributes(attrEvents.Int(len(events))))
+		c.span = span.SpanContext()
+		// The event keeps this span's traceparent, so that its deliveries'
+		// attempts, sent later and maybe by another node, are its children.
+		tp := traceParent(c.span)
+		for _, ev := range events {
+			ev.TraceParent = tp
+		}
+		defer func() { endIngest(span, results, err) }()
+	}
 	w.mu.Lock()
 	if len(w.calls) == 0 {
 		w.firstEvent = time.Now()
@@ -108,6 +128,23 @@ func (w *writer) createEvents(ctx context.Context, events []*herald.Event) ([]he
 		return c.results, c.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// endIngest records a CreateEvents call's results on its span and ends it.
+func endIngest(span trace.Span, results []herald.EventResult, err error) {
+	defer span.End()
+	if err != nil {
+		span.SetStatus(codes.Error, "events not stored")
+		return
+	}
+	n := 0
+	for _, r := range results {
+		n += r.Deliveries
+	}
+	span.SetAttributes(attrDeliveries.Int(n))
+	if len(results) == 1 {
+		span.SetAttributes(attrEvent.String(results[0].EventID))
 	}
 }
 
@@ -247,8 +284,27 @@ func (w *writer) write(calls []*ingestCall, results []pendingResult) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	start := time.Now()
+	var span trace.Span
+	if w.tracer != nil && len(events) > 0 {
+		// One commit serves many requests, each in its own trace: a span
+		// of its own, linked to each request's herald.ingest.
+		scs := make([]trace.SpanContext, len(calls))
+		for i, c := range calls {
+			scs[i] = c.span
+		}
+		ctx, span = w.tracer.Start(ctx, "herald.commit", trace.WithNewRoot(), trace.WithLinks(links(scs)...),
+			trace.WithAttributes(attrEvents.Int(len(events)), attrResults.Int(len(results))))
+	}
 	out, err := w.store.Write(ctx, &queue.Write{Events: events, Handoff: handoff, Results: ars})
 	cancel()
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, "write failed")
+		} else {
+			span.SetAttributes(attrHandedOff.Int(len(out.Jobs)))
+		}
+		span.End()
+	}
 	if len(events) > 0 {
 		w.metrics.ingestCommit.Observe(time.Since(start).Seconds())
 		w.metrics.ingestBatch.Observe(float64(len(events)))

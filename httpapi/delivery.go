@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,47 +19,64 @@ const (
 
 var deliveryParams = []string{"webhook", "status", "eventSubtype", "eventEntity", "eventId", "from", "to", "cursor", "limit"}
 
-// listDeliveries returns a page of an instance's deliveries, newest first.
-// Every query parameter is checked: an unknown or malformed one is a 400
-// naming it, rather than a filter silently ignored.
+// listDeliveries returns a page of an instance's deliveries, newest first,
+// filtered as parseDeliveryFilter reads the query.
 func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseDeliveryFilter(r.URL.Query(), r.PathValue("tenant"), r.PathValue("instance"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.GetInstance(r.Context(), f.Tenant, f.Instance); err != nil {
+		return err
+	}
+	list, next, err := s.store.ListDeliveries(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, deliveryPage{Deliveries: nonNil(list), NextCursor: next})
+}
+
+// parseDeliveryFilter reads the query of GET .../deliveries for the
+// instance named by the path. Every parameter is checked: an unknown or
+// malformed one is an EINVALID error naming it, rather than a filter
+// silently ignored. The cursor is the store's to read.
+func parseDeliveryFilter(q url.Values, tenant, instance string) (herald.DeliveryFilter, error) {
 	f := herald.DeliveryFilter{
-		Tenant:   r.PathValue("tenant"),
-		Instance: r.PathValue("instance"),
+		Tenant:   tenant,
+		Instance: instance,
 		Limit:    defaultPageSize,
 	}
-	q := r.URL.Query()
 	for name, vs := range q {
 		if !slices.Contains(deliveryParams, name) {
 			err := herald.FieldErrorf(name, "Unknown query parameter %q; use %s.", name, strings.Join(deliveryParams, ", "))
 			err.UnknownField = true
-			return err
+			return herald.DeliveryFilter{}, err
 		}
 		if len(vs) > 1 {
-			return herald.FieldErrorf(name, "Query parameter %s is given %d times; give it once.", name, len(vs))
+			return herald.DeliveryFilter{}, herald.FieldErrorf(name, "Query parameter %s is given %d times; give it once.", name, len(vs))
 		}
 	}
 	if v := q.Get("webhook"); v != "" {
 		if err := herald.ValidateName("webhook", v); err != nil {
-			return err
+			return herald.DeliveryFilter{}, err
 		}
 		f.Webhook = v
 	}
 	if v := q.Get("status"); v != "" {
 		f.Status = strings.ToUpper(v)
 		if !slices.Contains(herald.Statuses, f.Status) {
-			return herald.FieldErrorf("status", "status %q is not a delivery status; use one of %s.", v, strings.Join(herald.Statuses, ", "))
+			return herald.DeliveryFilter{}, herald.FieldErrorf("status", "status %q is not a delivery status; use one of %s.", v, strings.Join(herald.Statuses, ", "))
 		}
 	}
 	if v := q.Get("eventSubtype"); v != "" {
 		if _, ok := herald.Catalog.EntityOf(v); !ok {
-			return herald.FieldErrorf("eventSubtype", "eventSubtype %q is not in the event catalog (see GET /v1/catalog).", v)
+			return herald.DeliveryFilter{}, herald.FieldErrorf("eventSubtype", "eventSubtype %q is not in the event catalog (see GET /v1/catalog).", v)
 		}
 		f.EventSubtype = v
 	}
 	if v := q.Get("eventEntity"); v != "" {
 		if !herald.Catalog.HasEntity(v) {
-			return herald.FieldErrorf("eventEntity", "eventEntity %q is not in the event catalog; known entities: %s.", v, strings.Join(herald.Catalog.EntityNames(), ", "))
+			return herald.DeliveryFilter{}, herald.FieldErrorf("eventEntity", "eventEntity %q is not in the event catalog; known entities: %s.", v, strings.Join(herald.Catalog.EntityNames(), ", "))
 		}
 		f.EventEntity = v
 	}
@@ -70,30 +88,23 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 		if v := q.Get(p.name); v != "" {
 			t, err := parseTime(p.name, v)
 			if err != nil {
-				return err
+				return herald.DeliveryFilter{}, err
 			}
 			*p.dst = t
 		}
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return herald.FieldErrorf("to", "to (%s) must be after from (%s).", q.Get("to"), q.Get("from"))
+		return herald.DeliveryFilter{}, herald.FieldErrorf("to", "to (%s) must be after from (%s).", q.Get("to"), q.Get("from"))
 	}
 	f.Cursor = q.Get("cursor")
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPageSize {
-			return herald.FieldErrorf("limit", "limit must be a whole number from 1 to %d; it is %q.", maxPageSize, v)
+			return herald.DeliveryFilter{}, herald.FieldErrorf("limit", "limit must be a whole number from 1 to %d; it is %q.", maxPageSize, v)
 		}
 		f.Limit = n
 	}
-	if _, err := s.store.GetInstance(r.Context(), f.Tenant, f.Instance); err != nil {
-		return err
-	}
-	list, next, err := s.store.ListDeliveries(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, deliveryPage{Deliveries: nonNil(list), NextCursor: next})
+	return f, nil
 }
 
 type deliveryPage struct {

@@ -7,12 +7,15 @@ import (
 	"github.com/heraldhooks/herald"
 )
 
+// designerWebhookRequest is the body of POST .../designer/webhooks.
+type designerWebhookRequest struct {
+	Name     string           `json:"name"`
+	Title    string           `json:"title"`
+	Triggers []herald.Trigger `json:"triggers"`
+}
+
 func (s *server) createDesignerWebhook(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Name     string           `json:"name"`
-		Title    string           `json:"title"`
-		Triggers []herald.Trigger `json:"triggers"`
-	}
+	var req designerWebhookRequest
 	if err := decodeJSON(w, r, &req, bodyRequired); err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ func TestErrors(t *testing.T) {
 		{"bad name", "POST", "/v1/tenants", `{"name":"Acme Corp"}`, nil, 400, "invalid", "name", `name "Acme Corp" is not a valid name`},
 		{"bad url", "PATCH", wh, `{"url":"ftp://x.example"}`, nil, 400, "invalid", "url", "must start with https://"},
 		{"bad predefined field", "PATCH", wh, `{"payload":{"predefinedFields":["NOPE"]}}`, nil, 400, "invalid", "payload.predefinedFields[0]", "not a predefined field"},
+		{"bad ordering", "PATCH", wh, `{"ordering":"fifo"}`, nil, 400, "invalid", "ordering", `ordering "fifo" is not known; use one of none, patient, source.`},
 		{"bad trigger", "POST", "/v1/tenants/acme/designer/webhooks", `{"name":"w2","title":"W","triggers":[{"eventSubtype":"PATIENT_EXPLODED"}]}`, nil, 400, "invalid", "triggers[0].eventSubtype", "not in the event catalog"},
 		{"grace too long", "POST", wh + "/secret/rotate", `{"graceSeconds":604801}`, nil, 400, "invalid", "graceSeconds", "between 0 and 604800"},
 		{"recover without since", "POST", wh + "/recover", `{}`, nil, 400, "invalid", "since", "since is required"},

@@ -53,50 +53,9 @@ func (s *server) createEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := checkJSONContentType(r, body); err != nil {
 		return err
 	}
-	tenant, instance := r.PathValue("tenant"), r.PathValue("instance")
-	key := r.Header.Get("Idempotency-Key")
-
-	var events []*herald.Event
-	switch body[0] {
-	case '{':
-		if len(body) > herald.MaxEventBytes {
-			return herald.Errorf(herald.ETOOLARGE, "The event is %d bytes; the limit for one event is 1 MiB (%d bytes).", len(body), herald.MaxEventBytes)
-		}
-		e, err := parseEvent(body, "", tenant, instance, key)
-		if err != nil {
-			return err
-		}
-		events = append(events, e)
-	case '[':
-		if key != "" {
-			return herald.FieldErrorf("Idempotency-Key", "Idempotency-Key applies to a single event, not to an array; send events one by one to use it.")
-		}
-		var raws []json.RawMessage
-		if err := unmarshalStrict(body, &raws, ""); err != nil {
-			return err
-		}
-		if len(raws) == 0 {
-			return herald.Errorf(herald.EINVALID, "The array of events is empty; send at least one event.")
-		}
-		if len(raws) > maxBatchEvents {
-			return herald.Errorf(herald.ETOOLARGE, "The array has %d events; the limit is %d per request.", len(raws), maxBatchEvents)
-		}
-		for i, raw := range raws {
-			prefix := fmt.Sprintf("events[%d].", i)
-			if len(raw) > herald.MaxEventBytes {
-				return herald.Errorf(herald.ETOOLARGE, "events[%d] is %d bytes; the limit for one event is 1 MiB (%d bytes).", i, len(raw), herald.MaxEventBytes)
-			}
-			if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' {
-				return herald.FieldErrorf(fmt.Sprintf("events[%d]", i), "events[%d] must be a JSON object.", i)
-			}
-			e, err := parseEvent(raw, prefix, tenant, instance, "")
-			if err != nil {
-				return err
-			}
-			events = append(events, e)
-		}
-	default:
-		return herald.Errorf(herald.EINVALID, "The request body must be one event as a JSON object, or a JSON array of events.")
+	events, err := parseEvents(body, r.PathValue("tenant"), r.PathValue("instance"), r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		return err
 	}
 
 	results, err := s.ingester.CreateEvents(r.Context(), events)
@@ -135,6 +94,57 @@ func (s *server) createEvents(w http.ResponseWriter, r *http.Request) error {
 		return results[0].Err
 	}
 	return writeJSON(w, http.StatusAccepted, map[string]any{"events": out})
+}
+
+// parseEvents decodes and validates the body of POST .../events (white
+// space trimmed, not empty): one event object, or an array of them, of the
+// instance named by the path. key is the Idempotency-Key header, which
+// applies to a single event only. Nothing is stored: a bad element
+// refuses the whole body.
+func parseEvents(body []byte, tenant, instance, key string) ([]*herald.Event, error) {
+	var events []*herald.Event
+	switch body[0] {
+	case '{':
+		if len(body) > herald.MaxEventBytes {
+			return nil, herald.Errorf(herald.ETOOLARGE, "The event is %d bytes; the limit for one event is 1 MiB (%d bytes).", len(body), herald.MaxEventBytes)
+		}
+		e, err := parseEvent(body, "", tenant, instance, key)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, e)
+	case '[':
+		if key != "" {
+			return nil, herald.FieldErrorf("Idempotency-Key", "Idempotency-Key applies to a single event, not to an array; send events one by one to use it.")
+		}
+		var raws []json.RawMessage
+		if err := unmarshalStrict(body, &raws, ""); err != nil {
+			return nil, err
+		}
+		if len(raws) == 0 {
+			return nil, herald.Errorf(herald.EINVALID, "The array of events is empty; send at least one event.")
+		}
+		if len(raws) > maxBatchEvents {
+			return nil, herald.Errorf(herald.ETOOLARGE, "The array has %d events; the limit is %d per request.", len(raws), maxBatchEvents)
+		}
+		for i, raw := range raws {
+			prefix := fmt.Sprintf("events[%d].", i)
+			if len(raw) > herald.MaxEventBytes {
+				return nil, herald.Errorf(herald.ETOOLARGE, "events[%d] is %d bytes; the limit for one event is 1 MiB (%d bytes).", i, len(raw), herald.MaxEventBytes)
+			}
+			if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' {
+				return nil, herald.FieldErrorf(fmt.Sprintf("events[%d]", i), "events[%d] must be a JSON object.", i)
+			}
+			e, err := parseEvent(raw, prefix, tenant, instance, "")
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, e)
+		}
+	default:
+		return nil, herald.Errorf(herald.EINVALID, "The request body must be one event as a JSON object, or a JSON array of events.")
+	}
+	return events, nil
 }
 
 // eventResult is the answer for one accepted event.

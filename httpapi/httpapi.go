@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhooks/herald/audit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Tester sends a webhook's test request. dispatch.Engine implements it.
@@ -73,6 +74,10 @@ type Config struct {
 	// Retention is how long events are kept (the maintenance leader's
 	// retention): a replay may not start before it. Zero: unchecked.
 	Retention time.Duration
+	// TracerProvider receives a server span for every request, named by
+	// its route pattern, continuing the caller's W3C traceparent. Nil, the
+	// default, makes none and costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // server holds the filled-in Config and the state shared by handlers.
@@ -96,6 +101,8 @@ type server struct {
 	requireHTTPS bool
 	// retention bounds how far back a replay reaches.
 	retention time.Duration
+	// tracer makes the request spans; nil when the node does not trace.
+	tracer trace.Tracer
 }
 
 // New returns the API handler. It returns an error when cfg.Store,
@@ -123,6 +130,9 @@ func New(cfg Config) (http.Handler, error) {
 
 		requireHTTPS: cfg.RequireHTTPSDestinations,
 		retention:    cfg.Retention,
+	}
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer("github.com/heraldhooks/herald/httpapi", trace.WithInstrumentationVersion(herald.Version))
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

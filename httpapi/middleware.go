@@ -15,6 +15,10 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/audit"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // reqInfo collects what the access log needs from deeper layers.
@@ -100,8 +104,8 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // middleware wraps the mux with, from the outside in: request id,
-// Cache-Control: no-store on /v1, access log, metrics, panic recovery, and
-// JSON 404/405 for unknown routes.
+// Cache-Control: no-store on /v1, the request's span, access log, metrics,
+// panic recovery, and JSON 404/405 for unknown routes.
 func (s *server) middleware(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -117,7 +121,16 @@ func (s *server) middleware(mux *http.ServeMux) http.Handler {
 			w.Header().Set("Cache-Control", "no-store")
 		}
 		info := &reqInfo{requestID: id}
-		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+		ctx := context.WithValue(r.Context(), reqInfoKey{}, info)
+		var span trace.Span
+		if s.tracer != nil {
+			// Named once the mux has found the route: a raw path may hold
+			// a patient id.
+			ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
+			ctx, span = s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("herald.request_id", id)))
+		}
+		r = r.WithContext(ctx)
 		rw := &responseWriter{ResponseWriter: w, r: r}
 
 		defer func() {
@@ -142,6 +155,9 @@ func (s *server) middleware(mux *http.ServeMux) http.Handler {
 			elapsed := time.Since(start)
 			s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 			s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+			if span != nil {
+				endRequestSpan(span, r, status)
+			}
 
 			level := slog.LevelInfo
 			switch r.Pattern {
@@ -171,6 +187,30 @@ func (s *server) middleware(mux *http.ServeMux) http.Handler {
 
 		mux.ServeHTTP(rw, r)
 	})
+}
+
+// endRequestSpan names a request's span by its route pattern, adds the
+// route's tenant and instance (slugs) and the status, and ends it. Other
+// path values (a patient id, an event id) and the query stay out.
+func endRequestSpan(span trace.Span, r *http.Request, status int) {
+	if r.Pattern != "" {
+		span.SetName(r.Pattern)
+		route := r.Pattern
+		if _, path, ok := strings.Cut(route, " "); ok {
+			route = path
+		}
+		span.SetAttributes(attribute.String("http.route", route))
+	}
+	for _, name := range []string{"tenant", "instance"} {
+		if v := r.PathValue(name); v != "" {
+			span.SetAttributes(attribute.String("herald."+name, v))
+		}
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	span.End()
 }
 
 // responseWriter records the status and size of a response, and replaces

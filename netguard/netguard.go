@@ -205,13 +205,18 @@ func unmapPrefix(p netip.Prefix) netip.Prefix {
 // ("10.20.0.0/16", "fd12::/64") or a single address, which stands for
 // itself (/32 or /128). It refuses a CIDR with bits set beyond its prefix
 // length ("10.20.0.1/16"), which is almost always a typo for something
-// else.
+// else, and an address with a zone ("fe80::1%eth0"), which no range holds.
 func ParsePrefix(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR range such as 10.20.0.0/16 nor an IP address", s)
+		}
+		if a.Zone() != "" {
+			// A prefix has no zone: fe80::1%eth0 would stand for fe80::1,
+			// and Check never finds a zoned address in a range.
+			return netip.Prefix{}, fmt.Errorf("%q has a zone (%%%s); give the address without it", s, a.Zone())
 		}
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}

@@ -187,13 +187,18 @@ func Verify(key string, h http.Header, body []byte, now time.Time, tolerance tim
 		if !ok || version != "v1" {
 			continue
 		}
-		got, err := base64.StdEncoding.DecodeString(b64)
+		got, err := sigEncoding.DecodeString(b64)
 		if err == nil && hmac.Equal(got, want) {
 			return nil
 		}
 	}
 	return ErrNoMatch
 }
+
+// sigEncoding reads the base64 of a received signature strictly: an
+// encoding whose unused trailing bits are set is not the one Sign writes,
+// and would let one signature be spelled several ways.
+var sigEncoding = base64.StdEncoding.Strict()
 
 // verifyV1a finds a v1a entry of sigs that is the ed25519 signature of
 // the content under the public key pk.
@@ -208,7 +213,7 @@ func verifyV1a(pk, id string, ts time.Time, body []byte, sigs string) error {
 		if !ok || version != "v1a" {
 			continue
 		}
-		got, err := base64.StdEncoding.DecodeString(b64)
+		got, err := sigEncoding.DecodeString(b64)
 		if err == nil && len(got) == ed25519.SignatureSize && ed25519.Verify(k, c, got) {
 			return nil
 		}

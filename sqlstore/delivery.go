@@ -14,7 +14,8 @@ import (
 )
 
 const deliveryCols = `id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype, status,
-	attempt_count, due_at, wait_reason, first_attempt_at, last_status_code, created_at, updated_at, window_start`
+	attempt_count, due_at, wait_reason, first_attempt_at, last_status_code, created_at, updated_at, window_start,
+	COALESCE(waiting_for, '')`
 
 // scanDelivery scans deliveryCols; it returns the webhook ID too, which the
 // Delivery itself names only by webhook name.
@@ -25,7 +26,7 @@ func scanDelivery(s interface{ Scan(...any) error }) (*herald.Delivery, string, 
 	var created, updated int64
 	var windowStart int
 	if err := s.Scan(&d.ID, &d.EventID, &d.Tenant, &d.Instance, &webhookID, &d.Webhook, &d.EventEntity, &d.EventSubtype,
-		&d.Status, &d.AttemptCount, &due, &d.WaitReason, &first, &d.LastStatusCode, &created, &updated, &windowStart); err != nil {
+		&d.Status, &d.AttemptCount, &due, &d.WaitReason, &first, &d.LastStatusCode, &created, &updated, &windowStart, &d.WaitingFor); err != nil {
 		return nil, "", err
 	}
 	d.WindowAttempts = d.AttemptCount - windowStart
@@ -88,10 +89,13 @@ func encodeCursor(id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
 }
 
+// decodeCursor returns the delivery id of a cursor encodeCursor made, and
+// only of one: base64 that decodes the same but is spelled otherwise (line
+// breaks, set padding bits) is refused, so one page has one cursor.
 func decodeCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	id, ok := strings.CutPrefix(string(b), cursorPrefix)
-	if err != nil || !ok || !strings.HasPrefix(id, "dlv_") {
+	if err != nil || !ok || !strings.HasPrefix(id, "dlv_") || encodeCursor(id) != c {
 		return "", &herald.Error{Code: herald.EINVALID, Field: "cursor",
 			Message: "cursor is not valid; pass the nextCursor of the previous page."}
 	}
@@ -104,7 +108,7 @@ func decodeCursor(c string) (string, error) {
 // partial index only for a query whose WHERE implies its predicate, which
 // a parameter does not by itself (SQLite then prepares the statement again
 // for the value bound; a generic plan on PostgreSQL cannot use the index).
-//   - PENDING, RETRYING, FAILED, CANCELLED: deliveries_status;
+//   - PENDING, RETRYING, FAILED, CANCELLED, HELD: deliveries_status;
 //   - SENT: the open deliveries of the instance's webhooks, by
 //     deliveries_due, which holds every SENT delivery (a node's in-flight
 //     work, plus the backlog at most), not the instance's history;
@@ -113,7 +117,7 @@ func decodeCursor(c string) (string, error) {
 func statusFilter(status, tenant, instance string) (string, []any) {
 	cond := `status = '` + status + `'`
 	switch status {
-	case herald.StatusPending, herald.StatusRetrying, herald.StatusFailed, herald.StatusCancelled:
+	case herald.StatusPending, herald.StatusRetrying, herald.StatusFailed, herald.StatusCancelled, herald.StatusHeld:
 		return cond, nil
 	case herald.StatusSent:
 		// CROSS JOIN makes SQLite start from the instance's webhooks
@@ -450,6 +454,8 @@ func (db *DB) webhooksByID(ctx context.Context, q q, ids []string) (map[string]*
 // openDelivery is what RecordAttempts needs of a delivery before writing.
 type openDelivery struct {
 	webhookID string
+	// orderKey is its key's hash when its webhook orders deliveries.
+	orderKey string
 	herald.DeliveryState
 	touched bool
 	// first is the delivery's first attempt when this write records it:
@@ -475,9 +481,10 @@ func (db *DB) RecordAttempts(ctx context.Context, results []herald.AttemptResult
 }
 
 // recordAttempts is RecordAttempts inside a transaction. It returns how
-// many operations deliveries it made (a delivery that gave up, a webhook
-// deactivated by a 410: see operations.go), for the caller to wake the
-// claim loop after the commit.
+// many deliveries it made due: operations deliveries (a delivery that gave
+// up, a webhook deactivated by a 410: see operations.go) and the HELD
+// deliveries it released (ordering.go), for the caller to wake the claim
+// loop after the commit.
 func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptResult, nowMS int64) (int, error) {
 	if len(results) == 0 {
 		return 0, nil
@@ -492,8 +499,8 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 	open := make(map[string]*openDelivery, len(ids))
 	for chunk := range slices.Chunk(ids, 500) {
 		in, args := inList(db, chunk)
-		rows, err := q.query(ctx, `SELECT id, webhook_id, status, attempt_count, first_attempt_at, due_at, wait_reason, claimed_by, last_status_code
-			FROM deliveries WHERE id IN (`+in+`) ORDER BY id`+db.forUpdate(), args...)
+		rows, err := q.query(ctx, `SELECT id, webhook_id, status, attempt_count, first_attempt_at, due_at, wait_reason, claimed_by, last_status_code,
+			COALESCE(order_key, '') FROM deliveries WHERE id IN (`+in+`) ORDER BY id`+db.forUpdate(), args...)
 		if err != nil {
 			return 0, err
 		}
@@ -501,7 +508,7 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 			var id string
 			var d openDelivery
 			var first, due sql.NullInt64
-			if err := rows.Scan(&id, &d.webhookID, &d.Status, &d.Attempts, &first, &due, &d.WaitReason, &d.Owner, &d.LastStatusCode); err != nil {
+			if err := rows.Scan(&id, &d.webhookID, &d.Status, &d.Attempts, &first, &due, &d.WaitReason, &d.Owner, &d.LastStatusCode, &d.orderKey); err != nil {
 				rows.Close()
 				return 0, err
 			}
@@ -514,6 +521,7 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 	}
 
 	var webhookOrder, gaveUp []string
+	var ends []ended // ordered deliveries this write ends: their waiters go
 	healths := map[string]*herald.WebhookHealth{}
 	counts := attemptCounts{}
 	var attemptArgs []any
@@ -529,6 +537,9 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		d.touched = true
 		if wasSent && d.Status == herald.StatusFailed {
 			gaveUp = append(gaveUp, r.DeliveryID)
+		}
+		if wasSent && d.orderKey != "" && !herald.Owed(d.Status) {
+			ends = append(ends, ended{id: r.DeliveryID, webhookID: d.webhookID, key: d.orderKey, status: d.Status})
 		}
 		body := a.ResponseBody
 		if len(body) > herald.MaxResponseBody {
@@ -560,11 +571,15 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 	if err := db.updateDeliveries(ctx, q, ids, open, nowMS); err != nil {
 		return 0, err
 	}
+	released, err := db.unhold(ctx, q, ends, fromMS(nowMS))
+	if err != nil {
+		return 0, err
+	}
 
 	// The statements carry out herald.WebhookHealth.Apply without reading
 	// the webhooks.
 	var healthy, recovered []string
-	ops := 0
+	ops := released
 	for _, id := range webhookOrder {
 		h := healths[id]
 		var err error

@@ -239,12 +239,12 @@ func (db *DB) seenKeys(ctx context.Context, q q, k instanceKey, keys []string, f
 
 const eventCols = `id, tenant, instance, entity, subtype, source_id, source_name, patient_id, url, initiated_by,
 	initiated_by_name, initiated_by_object_id, initiated_by_object_type, initiated_time, data, occurred_at,
-	created_at, idempotency_key, deliveries`
+	created_at, idempotency_key, deliveries, trace_parent`
 
 var eventBatch = &batch{
 	prefix: `INSERT INTO events (` + eventCols + `) VALUES `,
-	row:    "(" + placeholders(19) + ")",
-	ncols:  19,
+	row:    "(" + placeholders(20) + ")",
+	ncols:  20,
 	suffix: ` ON CONFLICT DO NOTHING RETURNING id`,
 }
 
@@ -256,7 +256,7 @@ func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fre
 	args := make([]any, 0, len(fresh)*eventBatch.ncols)
 	for _, i := range fresh {
 		e := events[i]
-		var data, occurred, key any
+		var data, occurred, key, traceParent any
 		if len(e.Data) > 0 {
 			data = string(e.Data)
 		}
@@ -266,9 +266,12 @@ func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fre
 		if e.IdempotencyKey != "" {
 			key = e.IdempotencyKey
 		}
+		if e.TraceParent != "" {
+			traceParent = e.TraceParent
+		}
 		args = append(args, e.ID, e.TenantName, e.InstanceName, e.Entity, e.Subtype, e.SourceID, e.SourceName,
 			e.PatientID, e.URL, e.InitiatedBy, e.InitiatedByName, e.InitiatedByObjectID, e.InitiatedByObjectType,
-			e.InitiatedTime, data, occurred, ms(e.CreatedAt), key, results[i].Deliveries)
+			e.InitiatedTime, data, occurred, ms(e.CreatedAt), key, results[i].Deliveries, traceParent)
 	}
 	err := db.batchRows(ctx, q, eventBatch, args, func(rows *sql.Rows) error {
 		var id string
@@ -281,30 +284,62 @@ func (db *DB) insertEvents(ctx context.Context, q q, events []*herald.Event, fre
 
 var deliveryBatch = &batch{
 	prefix: `INSERT INTO deliveries (id, event_id, tenant, instance, webhook_id, webhook_name, event_entity, event_subtype,
-		status, due_at, claimed_by, created_at, updated_at) VALUES `,
-	row:   "(" + placeholders(13) + ")",
-	ncols: 13,
+		status, due_at, claimed_by, created_at, updated_at, order_key, waiting_for, wait_reason) VALUES `,
+	row:   "(" + placeholders(16) + ")",
+	ncols: 16,
 }
 
-// insertDeliveries inserts one delivery per event and target, in the state
-// herald.HandoffRoom places it in: claimed by h's owner (SENT until
-// herald.LeaseEnd) while h has room for the webhook, else PENDING and due
-// now. It returns the claimed ones as jobs and how many it
-// left PENDING.
+// insertDeliveries inserts one delivery per event and target. A delivery
+// of an ordered webhook whose event has the key joins its key's chain
+// (chain), HELD while the one before it is owed (herald.Hold); the others
+// are placed as herald.HandoffRoom places them: claimed by h's owner (SENT
+// until herald.LeaseEnd) while h has room for the webhook, else PENDING
+// and due now. It returns the claimed ones as jobs and how many it left
+// PENDING.
 func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event, targets [][]*herald.Webhook, h *queue.Handoff, now time.Time) ([]*queue.Job, int, error) {
 	nowMS := ms(now)
 	room := h.HandoffRoom()
+	dlvIDs := make([][]string, len(targets))
+	var links []*link
+	linkOf := map[string]*link{}
+	for i, ts := range targets {
+		dlvIDs[i] = make([]string, len(ts))
+		for j, t := range ts {
+			dlvIDs[i][j] = db.ids.next("dlv", now)
+			if key := herald.OrderKey(t.Ordering, events[i]); key != "" {
+				l := &link{id: dlvIDs[i][j], webhookID: t.ID, key: key}
+				links = append(links, l)
+				linkOf[l.id] = l
+			}
+		}
+	}
+	if err := db.chain(ctx, q, links); err != nil {
+		return nil, 0, err
+	}
 	var args []any
 	var jobs []*queue.Job
 	pending := 0
 	for i, ts := range targets {
 		e := events[i]
-		for _, t := range ts {
-			id := db.ids.next("dlv", now)
-			st := room.Place(t, now)
-			due := ms(*st.DueAt)
-			if st.Status == herald.StatusSent {
-				lease := fromMS(due)
+		for j, t := range ts {
+			id := dlvIDs[i][j]
+			var key, waitingFor any
+			var st herald.DeliveryState
+			if l := linkOf[id]; l != nil && l.prev != "" {
+				key, waitingFor, st = l.key, l.prev, herald.Hold(herald.DeliveryState{}, l.prev)
+			} else {
+				if l != nil {
+					key = l.key
+				}
+				st = room.Place(t, now)
+			}
+			var due any
+			if st.DueAt != nil {
+				due = ms(*st.DueAt)
+			}
+			switch st.Status {
+			case herald.StatusSent:
+				lease := *st.DueAt
 				jobs = append(jobs, &queue.Job{
 					Delivery: &herald.Delivery{ID: id, EventID: e.ID, Tenant: e.TenantName, Instance: e.InstanceName,
 						Webhook: t.Name, EventEntity: e.Entity, EventSubtype: e.Subtype, Status: st.Status,
@@ -314,11 +349,11 @@ func (db *DB) insertDeliveries(ctx context.Context, q q, events []*herald.Event,
 					LeaseUntil: lease,
 					ClaimedAt:  now,
 				})
-			} else {
+			case herald.StatusPending:
 				pending++
 			}
 			args = append(args, id, e.ID, e.TenantName, e.InstanceName, t.ID, t.Name,
-				e.Entity, e.Subtype, st.Status, due, st.Owner, nowMS, nowMS)
+				e.Entity, e.Subtype, st.Status, due, st.Owner, nowMS, nowMS, key, waitingFor, st.WaitReason)
 		}
 	}
 	if err := db.batchRows(ctx, q, deliveryBatch, args, nil); err != nil {
@@ -370,13 +405,13 @@ func (db *DB) events(ctx context.Context, q q, ids []string) (map[string]*herald
 		}
 		for rows.Next() {
 			var e herald.Event
-			var data, key sql.NullString
+			var data, key, traceParent sql.NullString
 			var occurred sql.NullInt64
 			var created int64
 			var deliveries int
 			if err := rows.Scan(&e.ID, &e.TenantName, &e.InstanceName, &e.Entity, &e.Subtype, &e.SourceID, &e.SourceName,
 				&e.PatientID, &e.URL, &e.InitiatedBy, &e.InitiatedByName, &e.InitiatedByObjectID, &e.InitiatedByObjectType,
-				&e.InitiatedTime, &data, &occurred, &created, &key, &deliveries); err != nil {
+				&e.InitiatedTime, &data, &occurred, &created, &key, &deliveries, &traceParent); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -388,6 +423,7 @@ func (db *DB) events(ctx context.Context, q q, ids []string) (map[string]*herald
 			}
 			e.CreatedAt = fromMS(created)
 			e.IdempotencyKey = key.String
+			e.TraceParent = traceParent.String
 			out[e.ID] = &e
 		}
 		if err := rows.Close(); err != nil {

@@ -14,7 +14,8 @@ import (
 )
 
 // TestSetStatementsFollowTheDomain checks the statements that move many
-// deliveries at once (claim, release, cancel on deactivation, recover)
+// deliveries at once (claim, release, cancel on deactivation, recover,
+// the release of HELD ones when ordering is set to none)
 // against the domain's rule for one delivery (lifecycle.go): a delivery in
 // each status goes through the statement, and must end as the rule says,
 // field by field, on both dialects.
@@ -57,6 +58,17 @@ func TestSetStatementsFollowTheDomain(t *testing.T) {
 					return err
 				}, func(s herald.DeliveryState, _ time.Duration, now time.Time) herald.DeliveryState {
 					s, _ = herald.Recover(s, now)
+					return s
+				}},
+				{"ordering set to none", func(ctx context.Context, db *sqlstore.DB, now time.Time) error {
+					for _, o := range []string{herald.OrderingPatient, herald.OrderingNone} {
+						if _, err := db.UpdateWebhook(ctx, "acme", "live", "wh", herald.WebhookUpdate{Ordering: &o}); err != nil {
+							return err
+						}
+					}
+					return nil
+				}, func(s herald.DeliveryState, _ time.Duration, now time.Time) herald.DeliveryState {
+					s, _ = herald.Unhold(s, herald.UnheldByOrdering, now)
 					return s
 				}},
 			} {

@@ -211,6 +211,9 @@ func (db *DB) PurgePatient(ctx context.Context, tenant, instance, patientID stri
 		if err != nil {
 			return out, db.wrap("purge patient", err)
 		}
+		if c.Deliveries > 0 {
+			db.wake() // for the deliveries that waited for erased ones
+		}
 		if c.Events < purgeBatch {
 			return out, nil
 		}
@@ -219,11 +222,26 @@ func (db *DB) PurgePatient(ctx context.Context, tenant, instance, patientID stri
 
 // deleteDeliveries deletes the deliveries ids, locked by the caller's
 // transaction, with their attempts, and counts both (a delivery's first
-// attempt, kept in its row, included).
+// attempt, kept in its row, included). The HELD deliveries waiting for an
+// erased one go on (unhold), and keys' tails that name one go.
 func (db *DB) deleteDeliveries(ctx context.Context, q q, ids []string) (herald.PurgeCounts, error) {
 	var c herald.PurgeCounts
 	for chunk := range slices.Chunk(ids, purgeBatch) {
+		ends, err := db.orderedEnds(ctx, q, chunk)
+		if err != nil {
+			return c, err
+		}
+		if n, err := db.unhold(ctx, q, ends, db.now()); err != nil {
+			return c, err
+		} else if n > 0 {
+			if err := db.notify(ctx, q); err != nil {
+				return c, err
+			}
+		}
 		in, args := inList(db, chunk)
+		if _, err := q.exec(ctx, `DELETE FROM order_tails WHERE delivery_id IN (`+in+`)`, args...); err != nil {
+			return c, err
+		}
 		res, err := q.exec(ctx, `DELETE FROM attempts WHERE delivery_id IN (`+in+`)`, args...)
 		if err != nil {
 			return c, err

@@ -20,7 +20,7 @@ import (
 // UpdateWebhook and insertWebhook seal them.
 const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
 	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at,
-	client_certificate, client_key, signing_algorithm, failing_since, consecutive_failures`
+	client_certificate, client_key, signing_algorithm, failing_since, consecutive_failures, ordering`
 
 // scanWebhook reads a row of webhookCols, opening its sealed columns.
 func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
@@ -32,7 +32,7 @@ func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, e
 	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
 		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
 		&created, &updated, &w.ClientCertificate, &clientKey, &w.Signing.Algorithm,
-		&failing, &w.Health.ConsecutiveFailures); err != nil {
+		&failing, &w.Health.ConsecutiveFailures, &w.Ordering); err != nil {
 		return nil, err
 	}
 	var err error
@@ -126,7 +126,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		if w, err = db.getWebhook(ctx, q, tenant, instance, name, true); err != nil {
 			return err
 		}
-		algorithm := w.Signing.AlgorithmOrDefault()
+		algorithm, ordering := w.Signing.AlgorithmOrDefault(), w.Ordering
 		upd.Apply(w)
 		if err := w.Validate(); err != nil {
 			return err
@@ -135,6 +135,12 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is active; deactivate it before clearing its url.", name)
 		}
 		w.Signing.Algorithm = w.Signing.AlgorithmOrDefault()
+		w.Ordering = herald.OrderingOrDefault(w.Ordering)
+		if w.Ordering == herald.OrderingNone && ordering != herald.OrderingNone {
+			if err := db.unholdAll(ctx, q, w); err != nil {
+				return err
+			}
+		}
 		if w.Signing.Algorithm != algorithm {
 			// A key of the new kind; the old one keeps signing for the
 			// grace, so receivers switch without dropping a request.
@@ -149,15 +155,16 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		w.Payload.CustomFields = nonNil(w.Payload.CustomFields)
 		payload, _ := json.Marshal(w.Payload)
 		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?,
-			client_certificate = ?, client_key = ?, signing_algorithm = ?, updated_at = ? WHERE id = ?`,
+			client_certificate = ?, client_key = ?, signing_algorithm = ?, ordering = ?, updated_at = ? WHERE id = ?`,
 			db.seal(w.URL, "webhooks", "url", w.ID), db.seal(string(headers), "webhooks", "headers", w.ID),
 			db.seal(string(params), "webhooks", "query_parameters", w.ID), string(payload), w.TimeoutSeconds,
-			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), w.Signing.Algorithm, ms(w.UpdatedAt), w.ID)
+			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), w.Signing.Algorithm, w.Ordering, ms(w.UpdatedAt), w.ID)
 		return err
 	})
 	if err != nil {
 		return nil, db.wrap("update webhook", err)
 	}
+	db.wake() // the deliveries it released, if ordering was set to none
 	return w, nil
 }
 
@@ -246,6 +253,12 @@ func (db *DB) deactivate(ctx context.Context, q q, id, reason string, now time.T
 	}
 	if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'CANCELLED', due_at = NULL, claimed_by = '', wait_reason = ?, updated_at = ?
 		WHERE webhook_id = ? AND due_at IS NOT NULL`, herald.CancelReason(reason), ms(now), id); err != nil {
+		return err
+	}
+	// The HELD ones too (herald.Cancel): nothing is left waiting for a
+	// delivery that will not be sent.
+	if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'CANCELLED', wait_reason = ?, updated_at = ?
+		WHERE tenant = ? AND instance = ? AND status = 'HELD' AND webhook_id = ?`, herald.CancelReason(reason), ms(now), ow.Tenant, ow.Instance, id); err != nil {
 		return err
 	}
 	if active == 0 {
@@ -379,7 +392,10 @@ func newSigningKey(algorithm string) string {
 
 // RecoverWebhook re-queues the webhook's FAILED and CANCELLED deliveries
 // created at or after since as PENDING, due now, with a fresh retry window.
-// EUNPROCESSABLE if the webhook is inactive.
+// For a webhook with ordering, the recovered deliveries of each key join
+// its chain again, oldest first, behind what is owed of the key (chain):
+// one of them at a time goes, as for new ones. EUNPROCESSABLE if the
+// webhook is inactive.
 func (db *DB) RecoverWebhook(ctx context.Context, tenant, instance, name string, since time.Time) (int, error) {
 	var n int64
 	err := db.tx(ctx, func(q q) error {
@@ -391,19 +407,50 @@ func (db *DB) RecoverWebhook(ctx context.Context, tenant, instance, name string,
 			return herald.Errorf(herald.EUNPROCESSABLE, "webhook %q is inactive; activate it before recovering its deliveries.", name)
 		}
 		now := ms(db.now())
-		// herald.Recover, for many deliveries at once. The name index
-		// narrows the scan to this webhook's deliveries since the time;
-		// IDs sort by creation time.
+		// The name index narrows the scan to this webhook's deliveries
+		// since the time; IDs sort by creation time.
+		const which = ` WHERE tenant = ? AND instance = ? AND webhook_name = ? AND id >= ? AND webhook_id = ?
+			AND status IN ('FAILED', 'CANCELLED') AND created_at >= ?`
+		args := []any{tenant, instance, name, idFloor("dlv", since), w.ID, ms(since)}
+		var links []*link
+		if herald.OrderingOrDefault(w.Ordering) != herald.OrderingNone {
+			rows, err := q.query(ctx, `SELECT id, order_key FROM deliveries`+which+` AND order_key IS NOT NULL ORDER BY id`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				l := &link{webhookID: w.ID}
+				if err := rows.Scan(&l.id, &l.key); err != nil {
+					rows.Close()
+					return err
+				}
+				links = append(links, l)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+		}
+		// herald.Recover, for many deliveries at once.
 		res, err := q.exec(ctx, `UPDATE deliveries SET status = 'PENDING', due_at = ?, first_attempt_at = NULL, window_start = attempt_count,
-			claimed_by = '', wait_reason = 'recovered', updated_at = ?
-			WHERE tenant = ? AND instance = ? AND webhook_name = ? AND id >= ? AND webhook_id = ?
-			AND status IN ('FAILED', 'CANCELLED') AND created_at >= ?`,
-			now, now, tenant, instance, name, idFloor("dlv", since), w.ID, ms(since))
+			claimed_by = '', wait_reason = 'recovered', updated_at = ?`+which, append([]any{now, now}, args...)...)
 		if err != nil {
 			return err
 		}
 		if n, err = res.RowsAffected(); err != nil || n == 0 {
 			return err
+		}
+		if err := db.chain(ctx, q, links); err != nil {
+			return err
+		}
+		for _, l := range links {
+			if l.prev == "" {
+				continue
+			}
+			// herald.Hold, keeping the delivery's attempts on record.
+			if _, err := q.exec(ctx, `UPDATE deliveries SET status = 'HELD', due_at = NULL, waiting_for = ?, wait_reason = ? WHERE id = ?`,
+				l.prev, herald.HeldReason(l.prev), l.id); err != nil {
+				return err
+			}
 		}
 		return db.notify(ctx, q)
 	})

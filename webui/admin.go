@@ -58,11 +58,13 @@ type settingsForm struct {
 	Fields  []string
 	Custom  []herald.NameValue
 	Timeout string
+	// Ordering is the webhook's ordering (herald.Orderings).
+	Ordering string
 	// ClientCertificate is the TLS client certificate (PEM). The key is
 	// never shown: HasClientKey says whether one is stored.
 	ClientCertificate string
 	HasClientKey      bool
-	ErrorSection      string // "url", "headers", "query", "format", "fields", "custom", "timeout", "tls"
+	ErrorSection      string // "url", "headers", "query", "format", "fields", "custom", "ordering", "timeout", "tls"
 	Error             string
 	// Posted is true when the values are the refused ones just posted.
 	Posted bool
@@ -106,7 +108,7 @@ func blankRows(nv []herald.NameValue, n int) []herald.NameValue {
 func formOf(wh *herald.Webhook) settingsForm {
 	return settingsForm{URL: wh.URL, Headers: wh.Headers, Query: wh.QueryParameters, Format: wh.Payload.Format,
 		Fields: wh.Payload.PredefinedFields, Custom: wh.Payload.CustomFields, Timeout: strconv.Itoa(wh.TimeoutSeconds),
-		ClientCertificate: wh.ClientCertificate, HasClientKey: wh.ClientKey != ""}
+		Ordering: herald.OrderingOrDefault(wh.Ordering), ClientCertificate: wh.ClientCertificate, HasClientKey: wh.ClientKey != ""}
 }
 
 // webhookPage renders the webhook page with d filled in from the store
@@ -127,6 +129,9 @@ func (u *ui) webhookPage(w http.ResponseWriter, r *http.Request, status int, d w
 		d.Form.ClientCertificate = wh.ClientCertificate
 	}
 	d.Form.HasClientKey = wh.ClientKey != ""
+	if d.Form.Ordering == "" { // posted by a form without the choice
+		d.Form.Ordering = herald.OrderingOrDefault(wh.Ordering)
+	}
 	if d.ReplayFrom == "" && d.ReplayUntil == "" {
 		now := u.now().UTC()
 		d.ReplayFrom, d.ReplayUntil = now.Add(-24*time.Hour).Format("2006-01-02T15:04"), now.Add(time.Minute).Format("2006-01-02T15:04")
@@ -210,6 +215,8 @@ func sectionOfField(field string) string {
 		return "format"
 	case field == "timeoutSeconds":
 		return "timeout"
+	case field == "ordering":
+		return "ordering"
 	case field == "clientCertificate", field == "clientKey":
 		return "tls"
 	default:
@@ -235,6 +242,10 @@ func (u *ui) webhookUpdate(w http.ResponseWriter, r *http.Request) error {
 	upd := herald.WebhookUpdate{
 		URL: &f.URL, Headers: &f.Headers, QueryParameters: &f.Query, TimeoutSeconds: &timeout,
 		Payload: &herald.PayloadUpdate{Format: &f.Format, PredefinedFields: &f.Fields, CustomFields: &f.Custom},
+	}
+	if _, ok := r.PostForm["ordering"]; ok {
+		f.Ordering = r.PostForm.Get("ordering")
+		upd.Ordering = &f.Ordering
 	}
 	if _, ok := r.PostForm["client_certificate"]; ok {
 		// An empty certificate removes the pair; an empty key keeps the

@@ -368,7 +368,7 @@ func badge(status string) string {
 		return "badge ok"
 	case herald.StatusFailed, "deactivated", "deleted":
 		return "badge bad"
-	case herald.StatusRetrying, herald.StatusSent, herald.StatusPending, "updated":
+	case herald.StatusRetrying, herald.StatusSent, herald.StatusPending, herald.StatusHeld, "updated":
 		return "badge warn"
 	default:
 		return "badge"

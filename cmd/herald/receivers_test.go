@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -134,7 +133,7 @@ func waitOutput(t *testing.T, out *syncBuffer, done func(string) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); !done(out.String()); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal(fmt.Sprintf("the receiver did not print what was expected within 15s; it printed:\n%s", out))
+			t.Fatalf("the receiver did not print what was expected within 15s; it printed:\n%s", out)
 		}
 	}
 }

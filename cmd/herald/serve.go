@@ -27,6 +27,7 @@ import (
 	"github.com/heraldhooks/herald/httpapi"
 	"github.com/heraldhooks/herald/netguard"
 	"github.com/heraldhooks/herald/sqlstore"
+	"github.com/heraldhooks/herald/telemetry"
 	"github.com/heraldhooks/herald/webui"
 )
 
@@ -198,6 +199,9 @@ type server struct {
 	// http.Server.TLSConfig, which Serve fills in for HTTP/2 on a plain
 	// listener too (and concurrently with URL).
 	https bool
+	// tracing exports spans, or does nothing when OTEL_* set no endpoint;
+	// Shutdown flushes it last.
+	tracing *telemetry.Tracing
 
 	cancel  context.CancelFunc // stops the engine and maintainer
 	done    sync.WaitGroup
@@ -268,6 +272,22 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		}
 	}
 
+	if cfg.NodeID == "" {
+		cfg.NodeID = dispatch.DefaultOwner()
+	}
+	tracing, err := telemetry.Setup(ctx, telemetry.Config{Getenv: os.Getenv, Version: herald.Version, NodeID: cfg.NodeID})
+	if err != nil {
+		return fail(err)
+	}
+	if tp := tracing.Provider(); tp != nil {
+		logger.Info("exporting traces over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
+	}
+	fail = func(err error) (*server, error) {
+		_ = tracing.Shutdown(time.Second)
+		store.Close()
+		return nil, err
+	}
+
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	engine, err := dispatch.New(dispatch.Config{
 		Store:               store,
@@ -282,6 +302,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		FastWebhookInFlight: cfg.FastWebhookInFlight,
 		Wake:                store.Subscribe(runCtx),
 		Registerer:          reg,
+		TracerProvider:      tracing.Provider(),
 	})
 	if err != nil {
 		cancel()
@@ -297,6 +318,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		Registerer:     reg,
 		Audit:          store,
 		AuditRetention: cfg.AuditRetention,
+		TracerProvider: tracing.Provider(),
 	})
 	if err != nil {
 		cancel()
@@ -319,6 +341,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 
 		RequireHTTPSDestinations: cfg.RequireHTTPSDestinations,
 		Retention:                cfg.Retention,
+		TracerProvider:           tracing.Provider(),
 	})
 	if err != nil {
 		cancel()
@@ -341,7 +364,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		root = withHSTS(root)
 	}
 	s := &server{
-		logger: logger, store: store, engine: engine, ln: ln, cancel: cancel,
+		logger: logger, store: store, engine: engine, ln: ln, cancel: cancel, tracing: tracing,
 		http: &http.Server{
 			Handler:           root,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -425,6 +448,9 @@ func (s *server) Shutdown() error {
 	if err := s.store.Close(); err != nil {
 		s.setErr(fmt.Errorf("close database: %w", err))
 	}
+	if err := s.tracing.Shutdown(5 * time.Second); err != nil {
+		s.logger.Warn("could not export the last spans", "err", err)
+	}
 	return s.err
 }
 
@@ -476,10 +502,13 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	// trace_id and span_id on the lines logged within a span (the access
+	// log, attempts), when the node traces.
+	return slog.New(telemetry.LogHandler(h)), nil
 }
 
 // envReader reads typed environment variables and keeps the first error,
