@@ -181,6 +181,7 @@ func (q *queues) publish() {
 	q.metrics.inFlight.Set(float64(q.s.inFlight))
 	q.metrics.queued.Set(float64(q.s.queued))
 	q.metrics.probing.Set(float64(q.s.probing))
+	q.metrics.paced.Set(float64(q.s.paced))
 	if q.s.dropped > 0 {
 		q.metrics.queueDropped.Add(float64(q.s.dropped))
 		q.s.dropped = 0

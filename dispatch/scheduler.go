@@ -109,6 +109,9 @@ type scheduler struct {
 	// probing counts the webhooks known here (in hooks or took) whose
 	// breaker is open, for herald_webhooks_probing.
 	probing int
+	// paced counts the webhooks known here whose pace window is below
+	// their maximum, for herald_webhooks_paced.
+	paced int
 
 	// grants are the claims and writes running now, with the room each
 	// may fill; a new grant gets only what they leave.
@@ -148,6 +151,8 @@ type hookQueue struct {
 	// it asked for, or a write left some of its deliveries PENDING: more
 	// is probably due.
 	more bool
+	// pace is its adaptive in-flight window (pace.go).
+	pace pace
 }
 
 // idleSpeed is what took keeps of a webhook with nothing queued or in
@@ -156,6 +161,7 @@ type idleSpeed struct {
 	took  time.Duration
 	at    time.Time
 	fails int // its consecutive failed attempts, as hookQueue.fails
+	pace  pace
 }
 
 // grant is the room a claim or a write that hands deliveries off may fill,
@@ -218,14 +224,21 @@ func (s *scheduler) queueCap(h *hookQueue) int {
 	return max(lo, min(hi, int(int64(s.inFlightCap(h))*int64(queueCover)/int64(h.took))))
 }
 
-// inFlightCap is how many requests webhook h may have in flight: more for
-// a receiver that answers fast, so one webhook's throughput is not capped
-// by PerWebhookInFlight round trips, and back to PerWebhookInFlight as soon
-// as its answers slow down.
+// inFlightCap is how many requests webhook h may have in flight: one
+// while its breaker is open, else its pace window (pace.go) within its
+// maximum (maxInFlight).
 func (s *scheduler) inFlightCap(h *hookQueue) int {
 	if s.probes(h.fails) {
 		return 1
 	}
+	return h.pace.limit(s.maxInFlight(h))
+}
+
+// maxInFlight is the most requests webhook h may ever have in flight:
+// more for a receiver that answers fast, so one webhook's throughput is
+// not capped by PerWebhookInFlight round trips, and back to
+// PerWebhookInFlight as soon as its answers slow down.
+func (s *scheduler) maxInFlight(h *hookQueue) int {
 	if h.took > 0 && h.took < fastRequest {
 		return s.fast
 	}
@@ -248,7 +261,7 @@ func (s *scheduler) capOf(id string) int {
 		return s.queueCap(h)
 	}
 	if t, ok := s.took[id]; ok {
-		return s.queueCap(&hookQueue{took: t.took, fails: t.fails})
+		return s.queueCap(&hookQueue{took: t.took, fails: t.fails, pace: t.pace})
 	}
 	return s.queueCap(nil)
 }
@@ -495,7 +508,7 @@ func (s *scheduler) enqueue(jobs []*queue.Job) {
 		h := s.hooks[j.Webhook.ID]
 		if h == nil {
 			t := s.took[j.Webhook.ID]
-			h = &hookQueue{id: j.Webhook.ID, took: t.took, fails: t.fails}
+			h = &hookQueue{id: j.Webhook.ID, took: t.took, fails: t.fails, pace: t.pace}
 			s.hooks[h.id] = h
 		}
 		h.jobs = append(h.jobs, j)
@@ -567,10 +580,11 @@ func (s *scheduler) dequeue(h *hookQueue, now time.Time) *queue.Job {
 type outcome int
 
 const (
-	answered outcome = iota // a 2xx answer: a result is on its way to the writer
-	refused                 // any other answer, or none (timeout, network error): a result is on its way
-	gone410                 // the receiver answered 410 Gone: the webhook is being deactivated
-	cutShort                // cut short by the shutdown: no result, the release makes it due again
+	answered  outcome = iota // a 2xx answer: a result is on its way to the writer
+	refused                  // any other answer, or none (network error): a result is on its way
+	throttled                // a 429 or 503 answer, or a timeout: a failure, and a sign of overload (pace.go)
+	gone410                  // the receiver answered 410 Gone: the webhook is being deactivated
+	cutShort                 // cut short by the shutdown: no result, the release makes it due again
 )
 
 // done records that a started job's request is over after took, and
@@ -593,6 +607,7 @@ func (s *scheduler) done(j *queue.Job, took time.Duration, o outcome, now time.T
 	} else {
 		h.took += (took - h.took) / 8
 	}
+	s.ended(h, o)
 	h.inFlight--
 	s.inFlight--
 	s.markReady(h)
@@ -608,7 +623,7 @@ func (s *scheduler) count(h *hookQueue, o outcome) {
 	switch o {
 	case answered:
 		h.fails = 0
-	case refused, gone410:
+	case refused, throttled, gone410:
 		h.fails++
 	}
 	if is := s.probes(h.fails); is != was {
@@ -616,6 +631,25 @@ func (s *scheduler) count(h *hookQueue, o outcome) {
 			s.probing++
 		} else {
 			s.probing--
+		}
+	}
+}
+
+// ended keeps h's pace window after a request that ended with o, and the
+// count of webhooks paced. A request cut short by the shutdown counts for
+// nothing.
+func (s *scheduler) ended(h *hookQueue, o outcome) {
+	if o == cutShort {
+		return
+	}
+	m := s.maxInFlight(h)
+	h.pace.ended(o == answered, o == throttled, h.took, m)
+	if is := h.pace.paced(m); is != h.pace.counted {
+		h.pace.counted = is
+		if is {
+			s.paced++
+		} else {
+			s.paced--
 		}
 	}
 }
@@ -674,8 +708,8 @@ func (s *scheduler) endRelease() { s.releaseWanted = false }
 func (s *scheduler) forget(h *hookQueue, now time.Time) {
 	if len(h.jobs) == 0 && h.inFlight == 0 && s.hooks[h.id] == h {
 		delete(s.hooks, h.id)
-		if h.took > 0 || h.fails > 0 {
-			s.took[h.id] = idleSpeed{took: h.took, at: now, fails: h.fails}
+		if h.took > 0 || h.fails > 0 || h.pace.window != 0 {
+			s.took[h.id] = idleSpeed{took: h.took, at: now, fails: h.fails, pace: h.pace}
 		}
 	}
 	if now.Sub(s.tookSwept) < tookSweep {
@@ -686,6 +720,9 @@ func (s *scheduler) forget(h *hookQueue, now time.Time) {
 		if now.Sub(t.at) > tookKept {
 			if s.probes(t.fails) && s.hooks[id] == nil {
 				s.probing--
+			}
+			if t.pace.counted && s.hooks[id] == nil {
+				s.paced--
 			}
 			delete(s.took, id)
 		}

@@ -290,6 +290,23 @@ func schemeOf(raw string) string {
 	return "not an https:// URL"
 }
 
+// timedOut begins the Error of an attempt whose webhook's timeout ran out.
+const timedOut = "timed out after "
+
+// overloaded reports whether attempt a says its receiver is overloaded: it
+// answered 429 Too Many Requests or 503 Service Unavailable, or did not
+// answer within the webhook's timeout. The scheduler paces such a webhook
+// (pace.go).
+func overloaded(a *herald.Attempt) bool {
+	switch a.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case 0:
+		return strings.HasPrefix(a.Error, timedOut)
+	}
+	return false
+}
+
 // describe turns a failed request into what a receiver's developer needs to
 // read: "connection refused", not "Post \"http://...\": dial tcp ...".
 // hasCert says whether the request offered a client certificate.
@@ -307,7 +324,7 @@ func describe(err error, timeout time.Duration, hasCert bool) string {
 	case errors.As(err, &blocked):
 		return blocked.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return "timed out after " + formatDuration(timeout)
+		return timedOut + formatDuration(timeout)
 	case errors.Is(err, context.Canceled):
 		return "cancelled before the receiver answered"
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -86,7 +86,10 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 			"webhook", j.Webhook.Name, "attempt", a.N)
 	}
 	o := answered
-	if a.StatusCode < 200 || a.StatusCode > 299 {
+	switch {
+	case overloaded(&a):
+		o = throttled
+	case a.StatusCode < 200 || a.StatusCode > 299:
 		o = refused
 	}
 	switch {

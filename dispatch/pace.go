@@ -1,0 +1,93 @@
+package dispatch
+
+import "time"
+
+// pace is one webhook's adaptive in-flight window on this node: additive
+// increase, multiplicative decrease (AIMD), as TCP paces a connection. It
+// is pure data, kept by the scheduler in the webhook's hookQueue (and in
+// took while the webhook is idle); docs/decisions/0021-adaptive-pace.md
+// says why it is cut this way.
+//
+// The window starts at the webhook's maximum (the scheduler's in-flight
+// cap: PerWebhookInFlight, or FastWebhookInFlight for a fast receiver), so
+// a receiver that keeps up never notices it. A sign of overload (a timeout,
+// a 429 or 503 answer, or answers taking more than twice as long as the
+// best recent average, and at least slowerBy longer) halves it, at most
+// once per round (as many ended requests as the window held when it was
+// last cut), so that the requests of one burst that all fail together
+// count once; it never goes below 1. Each answer without those signs adds
+// 1/window, one per round trip of a full window, back up to the maximum.
+type pace struct {
+	// window is the number of requests the webhook may have in flight;
+	// 0 means it is not paced: the maximum, whatever that is now.
+	window float64
+	// sinceCut counts the requests ended since the window was last cut; a
+	// new sign cuts it again only once sinceCut reaches the window the
+	// last cut left (a round).
+	sinceCut int
+	// best is the best recent average request time: the lowest average
+	// seen, drifting up towards the average by 1/bestDrift per answer, so
+	// a receiver that got slower for good becomes the new normal.
+	best time.Duration
+	// counted is the scheduler's: whether the webhook is counted in
+	// scheduler.paced, as paced was when a request last ended.
+	counted bool
+}
+
+// bestDrift is how many answers it takes best to catch up with a lasting
+// change of the average by about 63%.
+const bestDrift = 64
+
+// slowerBy is the least an average request time must exceed twice the
+// best to count as a sign of overload, so a receiver whose answers go from
+// 2ms to 5ms is not paced for it.
+const slowerBy = 50 * time.Millisecond
+
+// limit returns how many requests may be in flight with the maximum max.
+func (p *pace) limit(max int) int {
+	if p.window == 0 || int(p.window) >= max {
+		return max
+	}
+	return int(p.window)
+}
+
+// paced reports whether the window is below max.
+func (p *pace) paced(max int) bool { return p.limit(max) < max }
+
+// ended records a request that ended: ok says it was answered 2xx,
+// overloaded that it timed out or was answered 429 or 503 (any other
+// failure is neither: it neither cuts nor grows the window); avg is the
+// webhook's average request time with this one. max is the webhook's
+// in-flight maximum now.
+func (p *pace) ended(ok, overloaded bool, avg time.Duration, max int) {
+	p.sinceCut++
+	if ok && avg > 0 {
+		if p.best == 0 || avg < p.best {
+			p.best = avg
+		} else {
+			p.best += (avg - p.best) / bestDrift
+		}
+	}
+	slow := ok && avg > 0 && p.best > 0 && avg > 2*p.best && avg-2*p.best >= slowerBy
+	cur := p.limit(max)
+	switch {
+	case overloaded || slow:
+		if p.window != 0 && p.sinceCut < int(p.window) {
+			return // this round was cut already
+		}
+		p.window = float64(cur) / 2
+		if p.window < 1 {
+			p.window = 1
+		}
+		p.sinceCut = 0
+		if slow {
+			// The cut is for this slowness: measure the next from here.
+			p.best = avg / 2
+		}
+	case ok && p.window != 0:
+		p.window += 1 / p.window
+		if int(p.window) >= max {
+			p.window, p.sinceCut = 0, 0
+		}
+	}
+}
