@@ -200,6 +200,12 @@ type Webhook struct {
 	ClientKey PrivateKeyPEM `json:"-"`
 	// Signing says how requests are signed (hmac-sha256 by default).
 	Signing SigningConfig `json:"signing"`
+	// RateLimitPerSecond caps the requests sent to the webhook per second,
+	// across all nodes (pace.go); nil for no limit.
+	// Pace is how the node that answers paces the webhook now; read-only,
+	// set by the API from the engine, absent where there is none.
+	Pace               *WebhookPace `json:"pace,omitempty"`
+	RateLimitPerSecond *int         `json:"rateLimitPerSecond"`
 
 	Active bool `json:"active"`
 	// DeactivatedReason says why an inactive webhook was deactivated
@@ -275,6 +281,8 @@ type WebhookUpdate struct {
 	// key of the new kind and keeps the old one signing for
 	// DefaultSigningGrace.
 	Signing *SigningUpdate `json:"signing"`
+	// RateLimitPerSecond sets the webhook's rate limit; null clears it.
+	RateLimitPerSecond RateLimitUpdate `json:"rateLimitPerSecond"`
 }
 
 // Apply merges u into w.
@@ -298,6 +306,9 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 		w.ClientKey = PrivateKeyPEM(pemText(*u.ClientKey))
 	}
 	u.Signing.apply(&w.Signing)
+	if u.RateLimitPerSecond.Set {
+		w.RateLimitPerSecond = u.RateLimitPerSecond.Value
+	}
 	if p := u.Payload; p != nil {
 		if p.Format != nil {
 			w.Payload.Format = *p.Format
@@ -500,6 +511,9 @@ func (w *Webhook) Validate() error {
 		return FieldErrorf("timeoutSeconds", "timeoutSeconds must be between 1 and %d; it is %d.", MaxTimeoutSeconds, w.TimeoutSeconds)
 	}
 	if err := w.Signing.validate(); err != nil {
+		return err
+	}
+	if err := validateRateLimit(w.RateLimitPerSecond); err != nil {
 		return err
 	}
 	return validateClientPair(w.ClientCertificate, w.ClientKey)

@@ -163,6 +163,7 @@ type Engine struct {
 	q       *queues
 	w       *writer
 	c       *claimer
+	p       *pacer
 	running atomic.Bool // Run was called
 }
 
@@ -216,7 +217,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.c = &claimer{store: cfg.Store, metrics: m, log: log, now: cfg.Now, owner: cfg.Owner, lease: cfg.Lease,
 		poll: cfg.PollInterval, storeWake: cfg.Wake, wake: make(chan struct{}, 1), idle: true}
-	e.q = &queues{s: newScheduler(cfg), metrics: m, wake: e.c.wakeUp}
+	e.p = &pacer{store: cfg.Store, log: log, now: cfg.Now, kick: make(chan struct{}, 1)}
+	e.q = &queues{s: newScheduler(cfg), metrics: m, wake: e.c.wakeUp, kickSlots: e.p.wakeUp}
+	e.p.q = e.q
 	e.c.q = e.q
 	e.w = &writer{store: cfg.Store, q: e.q, wake: e.c.wakeUp, metrics: m, log: log, now: cfg.Now, owner: cfg.Owner,
 		lease: cfg.Lease, loops: cfg.Writers, maxBatch: cfg.IngestMaxBatch, maxWait: cfg.IngestMaxWait, kick: make(chan struct{}, 1)}
@@ -312,7 +315,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	s := &senders{ctx: sendCtx, http: e.sender, q: e.q, w: e.w, metrics: e.metrics, log: e.log, now: e.cfg.Now,
 		policy: retryPolicy{schedule: e.cfg.Schedule, window: e.cfg.RetryWindow, jitter: e.cfg.Jitter}}
 	e.q.open(s.start)
+	pacerDone := make(chan struct{})
+	go func() { defer close(pacerDone); e.p.loop(ctx) }()
 	e.c.loop(ctx)
+	<-pacerDone
 
 	// Drain.
 	e.q.stop(e.cfg.Now())

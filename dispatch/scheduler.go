@@ -112,6 +112,10 @@ type scheduler struct {
 	// paced counts the webhooks known here whose pace window is below
 	// their maximum, for herald_webhooks_paced.
 	paced int
+	// slotWait holds, by ID, the webhooks with a rate limit that have a
+	// job to start and wait for a request slot (ratelimit.go): for the
+	// next slot's time, a take of slots, or the next window.
+	slotWait map[string]*hookQueue
 
 	// grants are the claims and writes running now, with the room each
 	// may fill; a new grant gets only what they leave.
@@ -134,6 +138,15 @@ type scheduler struct {
 	// dropped counts jobs dropped unstarted since the caller last looked,
 	// for herald_queue_dropped_total.
 	dropped int
+	// slotAsks are the takes of request slots the caller is to make
+	// (queue.Store.TakeSlots), each answered with gotSlots.
+	slotAsks []slotAsk
+	// slotWake is the earliest time a webhook in slotWait may start (zero
+	// for none): the caller calls tick then.
+	slotWake time.Time
+	// rateWaits counts the times a webhook with a rate limit had a job to
+	// start and no slot for it, for herald_rate_limit_waits_total.
+	rateWaits int
 }
 
 // hookQueue is one webhook's work on this node.
@@ -153,6 +166,10 @@ type hookQueue struct {
 	more bool
 	// pace is its adaptive in-flight window (pace.go).
 	pace pace
+	// limit is its rateLimitPerSecond as its newest job has it, 0 for none;
+	// the rest are its request slots (ratelimit.go).
+	limit int
+	slots slots
 }
 
 // idleSpeed is what took keeps of a webhook with nothing queued or in
@@ -205,6 +222,7 @@ func newScheduler(cfg Config) *scheduler {
 		held:        map[string]int{},
 		gone:        map[string]int{},
 		took:        map[string]idleSpeed{},
+		slotWait:    map[string]*hookQueue{},
 	}
 }
 
@@ -218,10 +236,16 @@ func (s *scheduler) queueCap(h *hookQueue) int {
 		// One job at a time is sent; one more waits for its turn.
 		return 1
 	}
-	if h == nil || h.took <= 0 {
-		return lo
+	n := lo
+	if h != nil && h.took > 0 {
+		n = max(lo, min(hi, int(int64(s.inFlightCap(h))*int64(queueCover)/int64(h.took))))
 	}
-	return max(lo, min(hi, int(int64(s.inFlightCap(h))*int64(queueCover)/int64(h.took))))
+	if h != nil && h.limit > 0 {
+		// No more than its rate limit sends in queueCover, so that its jobs
+		// do not wait out maxQueueWait for slots.
+		n = min(n, max(2, h.limit))
+	}
+	return n
 }
 
 // inFlightCap is how many requests webhook h may have in flight: one
@@ -511,6 +535,10 @@ func (s *scheduler) enqueue(jobs []*queue.Job) {
 			h = &hookQueue{id: j.Webhook.ID, took: t.took, fails: t.fails, pace: t.pace}
 			s.hooks[h.id] = h
 		}
+		h.limit = 0
+		if l := j.Webhook.RateLimitPerSecond; l != nil {
+			h.limit = *l
+		}
 		h.jobs = append(h.jobs, j)
 		s.queued++
 		s.markReady(h)
@@ -537,6 +565,9 @@ func (s *scheduler) next(now time.Time) *queue.Job {
 		s.ready = s.ready[1:]
 		h.ready = false
 		if h.inFlight >= s.inFlightCap(h) {
+			continue
+		}
+		if h.limit > 0 && !s.takeSlot(h, now) {
 			continue
 		}
 		j := s.dequeue(h, now)
@@ -708,6 +739,7 @@ func (s *scheduler) endRelease() { s.releaseWanted = false }
 func (s *scheduler) forget(h *hookQueue, now time.Time) {
 	if len(h.jobs) == 0 && h.inFlight == 0 && s.hooks[h.id] == h {
 		delete(s.hooks, h.id)
+		delete(s.slotWait, h.id)
 		if h.took > 0 || h.fails > 0 || h.pace.window != 0 {
 			s.took[h.id] = idleSpeed{took: h.took, at: now, fails: h.fails, pace: h.pace}
 		}
@@ -742,4 +774,6 @@ func (s *scheduler) stop(now time.Time) {
 	}
 	s.ready = nil
 	s.queued = 0
+	clear(s.slotWait)
+	s.slotAsks, s.slotWake = nil, time.Time{}
 }
