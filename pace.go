@@ -73,3 +73,10 @@ type WebhookPace struct {
 	Max           int `json:"max"`
 	InFlight      int `json:"inFlight"`
 }
+
+// Pacer tells how this node paces a webhook's requests now, by webhook
+// ID; for a webhook it has not sent to lately, the pace it would start
+// with. dispatch.Engine implements it; the API and the web UI show it.
+type Pacer interface {
+	Pace(webhookID string) WebhookPace
+}

@@ -202,10 +202,10 @@ type Webhook struct {
 	Signing SigningConfig `json:"signing"`
 	// RateLimitPerSecond caps the requests sent to the webhook per second,
 	// across all nodes (pace.go); nil for no limit.
+	RateLimitPerSecond *int `json:"rateLimitPerSecond"`
 	// Pace is how the node that answers paces the webhook now; read-only,
 	// set by the API from the engine, absent where there is none.
-	Pace               *WebhookPace `json:"pace,omitempty"`
-	RateLimitPerSecond *int         `json:"rateLimitPerSecond"`
+	Pace *WebhookPace `json:"pace,omitempty"`
 
 	Active bool `json:"active"`
 	// DeactivatedReason says why an inactive webhook was deactivated

@@ -345,6 +345,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
+// Pace returns how this node paces webhook webhookID's requests now
+// (herald.Pacer): its adaptive in-flight window within its maximum, 1
+// while its breaker is open, and its requests in flight.
+func (e *Engine) Pace(webhookID string) herald.WebhookPace { return e.q.pace(webhookID) }
+
 // TestWebhook sends w's test request now: the placeholder event, rendered
 // with w's payload settings and signed with secrets, through the same
 // guarded client as deliveries. Nothing is stored. It returns the attempt,

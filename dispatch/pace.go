@@ -1,6 +1,10 @@
 package dispatch
 
-import "time"
+import (
+	"time"
+
+	"github.com/heraldhooks/herald"
+)
 
 // pace is one webhook's adaptive in-flight window on this node: additive
 // increase, multiplicative decrease (AIMD), as TCP paces a connection. It
@@ -90,4 +94,14 @@ func (p *pace) ended(ok, overloaded bool, avg time.Duration, max int) {
 			p.window, p.sinceCut = 0, 0
 		}
 	}
+}
+
+// paceOf returns how webhook id is paced on this node now.
+func (s *scheduler) paceOf(id string) herald.WebhookPace {
+	h := s.hooks[id]
+	if h == nil {
+		t := s.took[id]
+		h = &hookQueue{took: t.took, fails: t.fails, pace: t.pace}
+	}
+	return herald.WebhookPace{InFlightLimit: s.inFlightCap(h), Max: s.maxInFlight(h), InFlight: h.inFlight}
 }

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/queue"
 )
 
@@ -237,4 +238,11 @@ func (q *queues) publish() {
 		q.s.wantClaim = false
 		q.wake()
 	}
+}
+
+// pace returns how webhook id is paced on this node now.
+func (q *queues) pace(id string) herald.WebhookPace {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.s.paceOf(id)
 }
