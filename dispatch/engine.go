@@ -1,4 +1,4 @@
-// Package dispatch is Herald's delivery engine, in four parts that each
+// Package dispatch is Herald's delivery engine, in five parts that each
 // own their state and pass work one way:
 //
 //   - the writer (writer.go) stores incoming events and attempt results in
@@ -11,6 +11,8 @@
 //     in-flight bounds, expiry, and the room each claim or write may fill;
 //   - senders (senders.go) sign and send (send.go), decide retries
 //     (schedule.go), and give every result to the writer, the one way back.
+//   - the pacer (slots.go) takes request slots from the store for
+//     webhooks with a rate limit, and wakes the scheduler at their times.
 //
 // The Engine (engine.go) wires them. The store is the only source of
 // truth. The engine keeps nothing that a crash could lose except attempts
@@ -75,7 +77,9 @@ type Config struct {
 	Concurrency int
 	// PerWebhookInFlight bounds the requests in flight for any one webhook,
 	// so a slow receiver holds at most this many senders. Defaults to 8
-	// (and to Concurrency when that is smaller).
+	// (and to Concurrency when that is smaller). Within it (and within
+	// FastWebhookInFlight) each webhook's adaptive pace allows fewer after
+	// timeouts, 429 and 503 answers or slower answers (pace.go).
 	PerWebhookInFlight int
 	// FastWebhookInFlight bounds the requests in flight for a webhook whose
 	// requests take less than fastRequest (50ms) on average: a receiver
@@ -144,16 +148,17 @@ type Config struct {
 }
 
 // Engine delivers webhooks. Create it with New, then call Run once.
-// CreateEvents, TestWebhook and Wake may be called from any goroutine,
-// also before Run.
+// CreateEvents, TestWebhook, Pace and Wake may be called from any
+// goroutine, also before Run.
 //
-// It is the wiring of four parts, each owning its state (see their doc
+// It is the wiring of five parts, each owning its state (see their doc
 // comments): the writer (writer.go) stores events and results in group
 // commits and hands the new deliveries to the scheduler; the claimer
 // (claimer.go) claims what else is due; the scheduler (scheduler.go,
 // behind its one mutex in queues.go) keeps the per-webhook queues and
 // decides what starts; senders (senders.go) send and give each result to
-// the writer. Work flows one way, store -> scheduler -> senders -> writer
+// the writer; the pacer (slots.go) takes rate-limit slots for the
+// scheduler. Work flows one way, store -> scheduler -> senders -> writer
 // -> store, and nothing but the scheduler's guard is shared.
 type Engine struct {
 	cfg     Config

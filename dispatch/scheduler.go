@@ -65,6 +65,12 @@ const (
 // requests from this node all failed gets one request in flight and a
 // queue of one (probes) until a request succeeds. It is node-local: on
 // several nodes each probes one at a time.
+//
+// So do a webhook's adaptive pace (pace.go: an AIMD window within its
+// in-flight maximum, cut by timeouts, 429 and 503 answers and slowness)
+// and the bookkeeping of its rate limit (ratelimit.go: a job starts only
+// on a request slot of its own; the pacer in slots.go takes the slots from
+// the store and wakes the scheduler at their times).
 type scheduler struct {
 	// Limits, fixed at creation.
 	concurrency int // requests in flight on this node
