@@ -85,7 +85,9 @@ func (s *scheduler) takeSlot(h *hookQueue, now time.Time) bool {
 
 // waitSlot puts h in slotWait until at (zero: until a take answers).
 func (s *scheduler) waitSlot(h *hookQueue, at time.Time) {
-	s.rateWaits++
+	if s.slotWait[h.id] == nil {
+		s.rateWaits++
+	}
 	s.slotWait[h.id] = h
 	if !at.IsZero() && (s.slotWake.IsZero() || at.Before(s.slotWake)) {
 		s.slotWake = at

@@ -3,6 +3,8 @@ package dispatch
 import (
 	"testing"
 	"time"
+
+	"github.com/heraldhooks/herald/queue"
 )
 
 // TestSchedulerRateLimit drives a webhook with a rate limit of 4 a second
@@ -82,5 +84,21 @@ func TestSchedulerRateLimit(t *testing.T) {
 	}
 	if s.rateWaits == 0 {
 		t.Error("rateWaits stayed 0; a waited for its slots")
+	}
+
+	// A webhook with nothing queued or in flight keeps its limit, so its
+	// next burst gets a queue of a second's worth, not the default.
+	c := testJobs("c", 1, w, cfg.Lease)[0]
+	l := limit
+	c.Webhook.RateLimitPerSecond = &l
+	s.enqueue([]*queue.Job{c})
+	h := s.hooks["c"]
+	s.drop(h)
+	s.forget(h, w)
+	if s.hooks["c"] != nil {
+		t.Fatal("c still has a queue")
+	}
+	if got, def := s.capOf("c"), s.queueCap(nil); got != limit {
+		t.Errorf("idle, c's queue holds %d, want its limit %d (the default is %d)", got, limit, def)
 	}
 }

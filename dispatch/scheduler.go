@@ -179,12 +179,15 @@ type hookQueue struct {
 }
 
 // idleSpeed is what took keeps of a webhook with nothing queued or in
-// flight: how long its requests took, and when its last one ended.
+// flight: how long its requests took, and when its last one ended; its
+// breaker count, pace window and rate limit, so that its next jobs get the
+// right queue and in-flight cap at once.
 type idleSpeed struct {
 	took  time.Duration
 	at    time.Time
 	fails int // its consecutive failed attempts, as hookQueue.fails
 	pace  pace
+	limit int // its rate limit, as hookQueue.limit
 }
 
 // grant is the room a claim or a write that hands deliveries off may fill,
@@ -291,7 +294,7 @@ func (s *scheduler) capOf(id string) int {
 		return s.queueCap(h)
 	}
 	if t, ok := s.took[id]; ok {
-		return s.queueCap(&hookQueue{took: t.took, fails: t.fails, pace: t.pace})
+		return s.queueCap(&hookQueue{took: t.took, fails: t.fails, pace: t.pace, limit: t.limit})
 	}
 	return s.queueCap(nil)
 }
@@ -746,8 +749,8 @@ func (s *scheduler) forget(h *hookQueue, now time.Time) {
 	if len(h.jobs) == 0 && h.inFlight == 0 && s.hooks[h.id] == h {
 		delete(s.hooks, h.id)
 		delete(s.slotWait, h.id)
-		if h.took > 0 || h.fails > 0 || h.pace.window != 0 {
-			s.took[h.id] = idleSpeed{took: h.took, at: now, fails: h.fails, pace: h.pace}
+		if h.took > 0 || h.fails > 0 || h.pace.window != 0 || h.limit > 0 {
+			s.took[h.id] = idleSpeed{took: h.took, at: now, fails: h.fails, pace: h.pace, limit: h.limit}
 		}
 	}
 	if now.Sub(s.tookSwept) < tookSweep {
