@@ -12,16 +12,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestPaceBacksOffAndRecovers: a receiver that answers 2xx, then 429 for a
-// second, then 2xx again, under a backlog of deliveries, sees (counting
-// its own requests in flight) the engine's full 8 at once, then at most 2
-// once the 429s have halved the window, then 8 again. The breaker is set
-// out of reach so that only the pace is at work; herald_webhooks_paced
-// shows the webhook paced, then not.
+// TestPaceBacksOffAndRecovers: a receiver under a backlog of deliveries
+// answers its first 80 requests 2xx, the next 40 429, and 2xx again.
+// Counting its own requests in flight, it sees the engine's full 8 at
+// once, then at most 2 once 20 of the 429s have gone out (the window
+// halved round by round), then 8 again. The phases go by the receiver's
+// count of requests, not by the clock, so a slow machine changes nothing.
+// The breaker is set out of reach so that only the pace is at work;
+// herald_webhooks_paced shows the webhook paced, then not.
 func TestPaceBacksOffAndRecovers(t *testing.T) {
 	const (
-		n       = 500 // what the helper deliveries lists
+		n       = 400
 		perHook = 8
+		ok1     = 80 // requests answered 2xx first
+		refuse  = 40 // then answered 429
+		settle  = 20 // 429s after which the window must be down
 	)
 	type phase int
 	const (
@@ -31,32 +36,27 @@ func TestPaceBacksOffAndRecovers(t *testing.T) {
 	)
 	var (
 		mu      sync.Mutex
-		start   time.Time // of the first request
+		seen    int // requests so far
 		cur     atomic.Int32
 		most    [3]int // most in flight at once, per phase
-		late429 int    // most in flight in the second half of the 429s
+		late429 int    // most in flight once settle 429s went out
 	)
-	phaseAt := func(now time.Time) (phase, bool) {
-		switch d := now.Sub(start); {
-		case d < 500*time.Millisecond:
-			return before, false
-		case d < 1500*time.Millisecond:
-			return throttling, d >= time.Second
-		}
-		return after, false
-	}
 	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ *heraldtest.Request) {
 		now := int(cur.Add(1))
 		defer cur.Add(-1)
 		mu.Lock()
-		if start.IsZero() {
-			start = time.Now()
+		seen++
+		p := after
+		switch {
+		case seen <= ok1:
+			p = before
+		case seen <= ok1+refuse:
+			p = throttling
+			if seen > ok1+settle {
+				late429 = max(late429, now)
+			}
 		}
-		p, late := phaseAt(time.Now())
 		most[p] = max(most[p], now)
-		if late {
-			late429 = max(late429, now)
-		}
 		mu.Unlock()
 		time.Sleep(40 * time.Millisecond)
 		if p == throttling {
@@ -75,18 +75,18 @@ func TestPaceBacksOffAndRecovers(t *testing.T) {
 	paced := func() float64 { return metric(t, reg, "herald_webhooks_paced", nil).GetGauge().GetValue() }
 
 	mustCreateEvents(t, e, n)
-	waitFor(t, 3*time.Second, "herald_webhooks_paced to be 1", func() bool { return paced() == 1 })
-	waitStatus(t, db, "wh-busy", n, 20*time.Second, herald.StatusDelivered)
+	waitFor(t, 10*time.Second, "herald_webhooks_paced to be 1", func() bool { return paced() == 1 })
+	waitStatus(t, db, "wh-busy", n, 30*time.Second, herald.StatusDelivered)
 	waitFor(t, 3*time.Second, "herald_webhooks_paced to be 0", func() bool { return paced() == 0 })
 
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("most in flight at the receiver: %d before, %d during the 429s (%d in their second half), %d after", most[before], most[throttling], late429, most[after])
+	t.Logf("most in flight at the receiver: %d before, %d during the 429s (%d after the first %d), %d after", most[before], most[throttling], late429, settle, most[after])
 	if most[before] != perHook {
 		t.Errorf("%d in flight before the 429s, want %d", most[before], perHook)
 	}
 	if late429 == 0 || late429 > 2 {
-		t.Errorf("%d in flight in the second half of the 429s, want 1 or 2 (the window halved, round by round)", late429)
+		t.Errorf("%d in flight after %d 429s, want 1 or 2 (the window halved, round by round)", late429, settle)
 	}
 	if most[after] != perHook {
 		t.Errorf("%d in flight after the 429s, want %d again", most[after], perHook)
