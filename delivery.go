@@ -50,6 +50,12 @@ type Attempt struct {
 	Error string `json:"error,omitempty"`
 }
 
+// Delivered reports whether the attempt delivered: a 2xx answer that came
+// whole (an answer cut short, or whose body never ended, has an Error).
+func (a Attempt) Delivered() bool {
+	return a.StatusCode >= 200 && a.StatusCode < 300 && a.Error == ""
+}
+
 // MaxResponseBody is how much of a receiver's answer is kept per attempt.
 const MaxResponseBody = 4 << 10
 

@@ -20,6 +20,15 @@ type RateLimitUpdate struct {
 	Value *int
 }
 
+// MarshalJSON writes null or the limit. WebhookUpdate leaves an unset
+// RateLimitUpdate out (omitzero), so a PATCH built from it keeps the limit.
+func (u RateLimitUpdate) MarshalJSON() ([]byte, error) {
+	if u.Value == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(*u.Value)
+}
+
 // UnmarshalJSON reads null or an integer; anything else is an
 // *json.UnmarshalTypeError, which the decoder names the field in.
 func (u *RateLimitUpdate) UnmarshalJSON(b []byte) error {

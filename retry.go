@@ -45,7 +45,8 @@ type RetryPolicy struct {
 var DefaultRetryPolicy = RetryPolicy{Schedule: DefaultSchedule, Window: DefaultRetryWindow, Jitter: DefaultJitter}
 
 // Decide returns the result to record for attempt a of delivery d (as it
-// was claimed), which ended at now: DELIVERED on a 2xx; FAILED with the
+// was claimed), which ended at now: DELIVERED on a 2xx that came whole
+// (Attempt.Delivered); FAILED with the
 // webhook's deactivation on 410 Gone; RETRYING, due after the schedule's
 // next wait (or Retry-After's, capped at the schedule's longest), while
 // that falls within the retry window; FAILED after it. retryAfter is the
@@ -59,7 +60,7 @@ func (p RetryPolicy) Decide(d *Delivery, a Attempt, retryAfter string, now time.
 	r := AttemptResult{DeliveryID: d.ID, Attempt: a}
 	what := fmt.Sprintf("%s on attempt %d", a.Error, a.N)
 	switch {
-	case a.StatusCode >= 200 && a.StatusCode < 300:
+	case a.Delivered():
 		r.Status = StatusDelivered
 		return r
 	case a.StatusCode == http.StatusGone:

@@ -282,7 +282,7 @@ type WebhookUpdate struct {
 	// DefaultSigningGrace.
 	Signing *SigningUpdate `json:"signing"`
 	// RateLimitPerSecond sets the webhook's rate limit; null clears it.
-	RateLimitPerSecond RateLimitUpdate `json:"rateLimitPerSecond"`
+	RateLimitPerSecond RateLimitUpdate `json:"rateLimitPerSecond,omitzero"`
 }
 
 // Apply merges u into w.

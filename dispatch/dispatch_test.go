@@ -210,10 +210,10 @@ func TestTimeoutIsRecorded(t *testing.T) {
 	mustCreateEvents(t, e, 1)
 	d := waitStatus(t, db, "wh-slow", 1, 10*time.Second, herald.StatusRetrying)[0]
 	a := d.Attempts[0]
-	if a.Error != "timed out after 1s" || a.StatusCode != 0 || a.DurationMs < 1000 || a.DurationMs > 3000 {
-		t.Errorf("attempt = %+v; want error \"timed out after 1s\" after about 1000ms", a)
+	if a.Error != "no answer within 1s" || a.StatusCode != 0 || a.DurationMs < 1000 || a.DurationMs > 3000 {
+		t.Errorf("attempt = %+v; want error \"no answer within 1s\" after about 1000ms", a)
 	}
-	if !strings.HasPrefix(d.WaitReason, "timed out after 1s on attempt 1; next attempt at ") {
+	if !strings.HasPrefix(d.WaitReason, "no answer within 1s on attempt 1; next attempt at ") {
 		t.Errorf("wait reason = %q", d.WaitReason)
 	}
 }

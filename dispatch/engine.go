@@ -365,6 +365,6 @@ func (e *Engine) TestWebhook(ctx context.Context, w *herald.Webhook, secrets []s
 		return nil, herald.Errorf(herald.EUNPROCESSABLE, "Webhook %s has no URL; set one before sending a test.", w.Name)
 	}
 	ev := herald.PlaceholderEvent(w.Tenant, w.Instance, e.cfg.Now())
-	a, _ := e.sender.send(ctx, w, ev, signature.NewSigner(secrets), 1)
+	a, _, _ := e.sender.send(ctx, w, ev, signature.NewSigner(secrets), 1)
 	return &a, nil
 }

@@ -17,18 +17,19 @@ import (
 // a receiver that keeps up never notices it. A sign of overload (a timeout,
 // a 429 or 503 answer, or answers taking more than twice as long as the
 // best recent average, and at least slowerBy longer) halves it, at most
-// once per round (as many ended requests as the window held when it was
-// last cut), so that the requests of one burst that all fail together
-// count once; it never goes below 1. Each answer without those signs adds
-// 1/window, one per round trip of a full window, back up to the maximum.
+// once per round: the requests still in flight when it was cut were sent
+// before the cut, so their answers do not cut it again, and one burst of
+// failures counts once. It never goes below 1. Each answer without those
+// signs adds 1/window, one per round trip of a full window, back up to the
+// maximum.
 type pace struct {
 	// window is the number of requests the webhook may have in flight;
 	// 0 means it is not paced: the maximum, whatever that is now.
 	window float64
-	// sinceCut counts the requests ended since the window was last cut; a
-	// new sign cuts it again only once sinceCut reaches the window the
-	// last cut left (a round).
-	sinceCut int
+	// sinceCut counts the requests ended since the window was last cut,
+	// and sentBefore how many were in flight then: a new sign cuts it
+	// again only once those have ended (a round).
+	sinceCut, sentBefore int
 	// best is the best recent average request time: the lowest average
 	// seen, drifting up towards the average by 1/bestDrift per answer, so
 	// a receiver that got slower for good becomes the new normal.
@@ -61,9 +62,10 @@ func (p *pace) paced(max int) bool { return p.limit(max) < max }
 // ended records a request that ended: ok says it was answered 2xx,
 // overloaded that it timed out or was answered 429 or 503 (any other
 // failure is neither: it neither cuts nor grows the window); avg is the
-// webhook's average request time with this one. max is the webhook's
-// in-flight maximum now.
-func (p *pace) ended(ok, overloaded bool, avg time.Duration, max int) {
+// webhook's average request time with this one; max is the webhook's
+// in-flight maximum now, and inFlight how many of its requests are still
+// in flight.
+func (p *pace) ended(ok, overloaded bool, avg time.Duration, max, inFlight int) {
 	p.sinceCut++
 	if ok && avg > 0 {
 		if p.best == 0 || avg < p.best {
@@ -76,14 +78,14 @@ func (p *pace) ended(ok, overloaded bool, avg time.Duration, max int) {
 	cur := p.limit(max)
 	switch {
 	case overloaded || slow:
-		if p.window != 0 && p.sinceCut < int(p.window) {
-			return // this round was cut already
+		if p.window != 0 && p.sinceCut <= p.sentBefore {
+			return // sent before the last cut: that round was cut already
 		}
 		p.window = float64(cur) / 2
 		if p.window < 1 {
 			p.window = 1
 		}
-		p.sinceCut = 0
+		p.sinceCut, p.sentBefore = 0, inFlight
 		if slow {
 			// The cut is for this slowness: measure the next from here.
 			p.best = avg / 2
@@ -91,7 +93,7 @@ func (p *pace) ended(ok, overloaded bool, avg time.Duration, max int) {
 	case ok && p.window != 0:
 		p.window += 1 / p.window
 		if int(p.window) >= max {
-			p.window, p.sinceCut = 0, 0
+			p.window, p.sinceCut, p.sentBefore = 0, 0, 0
 		}
 	}
 }

@@ -92,3 +92,57 @@ func TestPaceBacksOffAndRecovers(t *testing.T) {
 		t.Errorf("%d in flight after the 429s, want %d again", most[after], perHook)
 	}
 }
+
+// TestPaceBacksOffOnTimeouts: eight requests in flight that all run into
+// the webhook's 1s timeout halve the window once (the eight were one
+// round), so the receiver, answering again, sees 4 at once while the
+// next 6 requests come (not 8, and not 1; the window grows past 4.5 only
+// after 5 answers), then all are delivered.
+func TestPaceBacksOffOnTimeouts(t *testing.T) {
+	const (
+		n       = 40
+		perHook = 8
+	)
+	var (
+		mu    sync.Mutex
+		seen  int
+		cur   atomic.Int32
+		after int // most in flight while the 6 requests after the timeouts came
+	)
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ *heraldtest.Request) {
+		mu.Lock()
+		seen++
+		i := seen
+		mu.Unlock()
+		if i <= perHook {
+			// Until Herald gives up; not counted in flight, since the
+			// server may notice that a little after Herald's next requests.
+			<-r.Context().Done()
+			return
+		}
+		now := int(cur.Add(1))
+		defer cur.Add(-1)
+		if i <= perHook+6 {
+			mu.Lock()
+			after = max(after, now)
+			mu.Unlock()
+		}
+		time.Sleep(40 * time.Millisecond)
+	})
+	db, _ := mustStore(t, hook{name: "wh-stuck", url: rc.URL, timeout: 1})
+	cfg := testConfig(t, db)
+	cfg.PerWebhookInFlight, cfg.FastWebhookInFlight = perHook, perHook
+	cfg.BreakerThreshold = 1 << 20
+	cfg.Schedule = []time.Duration{0, 50 * time.Millisecond}
+	cfg.Jitter = 0.01
+	e, _ := mustRun(t, cfg)
+	mustCreateEvents(t, e, n)
+	waitStatus(t, db, "wh-stuck", n, 15*time.Second, herald.StatusDelivered)
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("most in flight after the %d timeouts: %d", perHook, after)
+	if after != perHook/2 {
+		t.Errorf("%d in flight after %d requests timed out together; want %d (halved once for the round)", after, perHook, perHook/2)
+	}
+}

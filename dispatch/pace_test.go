@@ -8,20 +8,36 @@ import (
 )
 
 // TestPace walks the AIMD window by hand: it starts at the maximum, a sign
-// of overload halves it once per round down to 1, answers grow it by
-// 1/window each back to the maximum, other failures do neither, and
-// slowness (an average over twice the best, by slowerBy or more) counts as
-// overload while mere jitter does not.
+// of overload halves it once per round (the requests in flight when it
+// was cut do not cut it again) down to 1, answers grow it by 1/window each
+// back to the maximum, other failures do neither, and slowness (an average
+// over twice the best, by slowerBy or more) counts as overload while mere
+// jitter does not.
 func TestPace(t *testing.T) {
 	const ms = time.Millisecond
+	// ev is n requests that were in flight together and end one after
+	// another so.
 	type ev struct {
 		ok, over bool
 		avg      time.Duration
 		n        int
 	}
-	okAt := func(avg time.Duration, n int) ev { return ev{ok: true, avg: avg, n: n} }
-	over := func(n int) ev { return ev{over: true, n: n} }
-	fail := func(n int) ev { return ev{n: n} }
+	okAt := func(avg time.Duration, n int) []ev { // one at a time
+		out := make([]ev, n)
+		for i := range out {
+			out[i] = ev{ok: true, avg: avg, n: 1}
+		}
+		return out
+	}
+	burst := func(n int) []ev { return []ev{{over: true, n: n}} }
+	fail := func(n int) []ev { return []ev{{n: n}} }
+	evs := func(lists ...[]ev) []ev {
+		var out []ev
+		for _, l := range lists {
+			out = append(out, l...)
+		}
+		return out
+	}
 	for _, tt := range []struct {
 		name string
 		max  int
@@ -29,24 +45,24 @@ func TestPace(t *testing.T) {
 		want int
 	}{
 		{"starts at the maximum", 8, nil, 8},
-		{"answers keep it there", 8, []ev{okAt(10*ms, 100)}, 8},
-		{"one 429 halves it", 8, []ev{over(1)}, 4},
-		{"a burst of failures counts once per round", 8, []ev{over(3)}, 4},
-		{"a second round halves it again", 8, []ev{over(4), over(1)}, 2},
-		{"never below 1", 8, []ev{over(100)}, 1},
-		{"other failures neither cut nor grow it", 8, []ev{over(1), fail(50)}, 4},
-		{"grows by about one per round trip", 8, []ev{over(1), okAt(10*ms, 5)}, 5},
-		{"back to the maximum", 8, []ev{over(1), okAt(10*ms, 30)}, 8},
-		{"the maximum may rise again once back", 32, []ev{okAt(10*ms, 10)}, 32},
-		{"twice as slow, by 50ms or more, cuts", 8, []ev{okAt(20*ms, 10), okAt(100*ms, 1)}, 4},
-		{"jitter below 50ms does not", 8, []ev{okAt(2*ms, 10), okAt(40*ms, 10)}, 8},
-		{"lasting slowness cuts once, then is the new normal", 8, []ev{okAt(20*ms, 10), okAt(100*ms, 20)}, 7},
+		{"answers keep it there", 8, okAt(10*ms, 100), 8},
+		{"one 429 halves it", 8, burst(1), 4},
+		{"a burst of 429s in flight together counts once", 8, burst(8), 4},
+		{"the next round halves it again", 8, evs(burst(8), burst(4)), 2},
+		{"never below 1", 8, evs(burst(8), burst(4), burst(2), burst(1), burst(1)), 1},
+		{"other failures neither cut nor grow it", 8, evs(burst(1), fail(50)), 4},
+		{"grows by about one per round trip", 8, evs(burst(1), okAt(10*ms, 5)), 5},
+		{"back to the maximum", 8, evs(burst(1), okAt(10*ms, 30)), 8},
+		{"the maximum may rise again once back", 32, okAt(10*ms, 10), 32},
+		{"twice as slow, by 50ms or more, cuts", 8, evs(okAt(20*ms, 10), okAt(100*ms, 1)), 4},
+		{"jitter below 50ms does not", 8, evs(okAt(2*ms, 10), okAt(40*ms, 10)), 8},
+		{"lasting slowness cuts once, then is the new normal", 8, evs(okAt(20*ms, 10), okAt(100*ms, 20)), 7},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var p pace
 			for _, e := range tt.evs {
-				for range e.n {
-					p.ended(e.ok, e.over, e.avg, tt.max)
+				for i := range e.n {
+					p.ended(e.ok, e.over, e.avg, tt.max, e.n-1-i)
 				}
 			}
 			if got := p.limit(tt.max); got != tt.want {

@@ -683,7 +683,7 @@ func (s *scheduler) ended(h *hookQueue, o outcome) {
 		return
 	}
 	m := s.maxInFlight(h)
-	h.pace.ended(o == answered, o == throttled, h.took, m)
+	h.pace.ended(o == answered, o == throttled, h.took, m, h.inFlight-1)
 	if is := h.pace.paced(m); is != h.pace.counted {
 		h.pace.counted = is
 		if is {

@@ -12,9 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -29,6 +31,9 @@ import (
 // thrown away so the connection can be reused; a longer answer costs the
 // connection instead of our bandwidth.
 const maxDiscard = 64 << 10
+
+// maxResponseHeader is the most of an answer's headers Herald reads.
+const maxResponseHeader = 64 << 10
 
 // newClient returns an HTTP client for webhook requests: through the
 // destination guard, trusting rootCAs (nil: the system's roots), keeping
@@ -58,7 +63,7 @@ func newClient(policy netguard.Policy, rootCAs *x509.CertPool, maxIdlePerHost in
 			IdleConnTimeout:        90 * time.Second,
 			TLSHandshakeTimeout:    10 * time.Second,
 			ExpectContinueTimeout:  time.Second,
-			MaxResponseHeaderBytes: 64 << 10,
+			MaxResponseHeaderBytes: maxResponseHeader,
 		},
 		// A redirect is a failure: following it would send signed health
 		// data to a place the admin never configured.
@@ -168,50 +173,53 @@ func (s *sender) evictLocked() {
 }
 
 // send POSTs ev to w, signed by signer (the webhook's keys), as attempt n. It returns the
-// attempt and the answer's Retry-After header. Every failure, including a
+// attempt, the answer's Retry-After header, and whether the webhook's
+// timeout ran out before the whole answer came. Every failure, including a
 // refused destination, is in the attempt's Error, in words for the
 // receiver's developer. When ctx ends before the receiver answers, Error
 // says "timed out" only if the webhook's own timeout ran out; the caller
 // tells the difference from shutdown by looking at its ctx.
-func (s *sender) send(ctx context.Context, w *herald.Webhook, ev *herald.Event, signer queue.Signer, n int) (herald.Attempt, string) {
+func (s *sender) send(ctx context.Context, w *herald.Webhook, ev *herald.Event, signer queue.Signer, n int) (a herald.Attempt, retryAfter string, timedOut bool) {
 	start := s.now()
 	clock := time.Now() // durations on the real clock, also when s.now is injected
-	a := herald.Attempt{N: n, StartedAt: start}
-	retryAfter := s.do(ctx, &a, w, ev, signer)
+	a = herald.Attempt{N: n, StartedAt: start}
+	retryAfter, timedOut = s.do(ctx, &a, w, ev, signer)
 	a.DurationMs = time.Since(clock).Milliseconds()
-	return a, retryAfter
+	return a, retryAfter, timedOut
 }
 
-func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, ev *herald.Event, signer queue.Signer) string {
+func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, ev *herald.Event, signer queue.Signer) (retryAfter string, timedOut bool) {
 	body, err := w.Payload.Render(ev)
 	if err != nil {
 		a.Error = fmt.Sprintf("could not render the payload: %v", err)
-		return ""
+		return "", false
 	}
 	target, err := requestURL(w.URL, w.QueryParameters)
 	if err != nil {
 		a.Error = err.Error()
-		return ""
+		return "", false
 	}
 	if s.requireHTTPS {
 		if u, err := url.Parse(target); err != nil || u.Scheme != "https" {
 			a.Error = fmt.Sprintf("the webhook URL is %s, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", schemeOf(target))
-			return ""
+			return "", false
 		}
 	}
 	client, err := s.clientFor(w)
 	if err != nil {
 		a.Error = err.Error()
-		return ""
+		return "", false
 	}
 	timeout := time.Duration(cmp.Or(w.TimeoutSeconds, herald.DefaultTimeoutSeconds)) * time.Second
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var progress reqProgress
+	ctx = httptrace.WithClientTrace(ctx, progress.trace())
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		a.Error = fmt.Sprintf("could not build the request: %v", err)
-		return ""
+		return "", false
 	}
 	h := req.Header
 	for _, nv := range w.Headers {
@@ -224,7 +232,7 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	sig, err := signer.Sign(ev.ID, a.StartedAt, body)
 	if err != nil {
 		a.Error = fmt.Sprintf("could not sign the request: %v", err)
-		return ""
+		return "", false
 	}
 	h.Set(signature.HeaderID, ev.ID)
 	h.Set(signature.HeaderTimestamp, fmt.Sprint(a.StartedAt.Unix()))
@@ -232,17 +240,38 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 
 	resp, err := client.Do(req)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			a.Error = progress.timeoutText(timeout)
+			return "", true
+		}
 		a.Error = describe(err, timeout, client != s.client)
-		return ""
+		return "", false
 	}
 	defer resp.Body.Close()
 	a.StatusCode = resp.StatusCode
-	kept, _ := io.ReadAll(io.LimitReader(resp.Body, herald.MaxResponseBody))
+	kept, bodyErr := io.ReadAll(io.LimitReader(resp.Body, herald.MaxResponseBody))
 	a.ResponseBody = responseText(kept)
-	_, _ = io.CopyN(io.Discard, resp.Body, maxDiscard)
+	if bodyErr == nil {
+		// Read on to the end, within maxDiscard, so the connection can be
+		// reused and an answer cut short is told from a whole one.
+		var n int64
+		n, bodyErr = io.CopyN(io.Discard, resp.Body, maxDiscard+1)
+		if errors.Is(bodyErr, io.EOF) {
+			bodyErr = nil
+		} else if bodyErr == nil && n > maxDiscard {
+			bodyErr = errAnswerTooLong
+		}
+	}
 
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
+		// A 2xx counts only once the whole answer has come: one cut short
+		// or never ending may come from a receiver that fell over while
+		// it answered, and an answer that never ends holds a sender.
+		if bodyErr != nil {
+			a.Error = describeBody(bodyErr, statusText(code), timeout)
+			timedOut = errors.Is(bodyErr, context.DeadlineExceeded) || isTimeout(bodyErr)
+		}
 	case code >= 300 && code < 400:
 		if loc, err := resp.Location(); err == nil {
 			a.Error = fmt.Sprintf("redirect to %s not followed", loc)
@@ -252,7 +281,7 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	default:
 		a.Error = "receiver answered " + statusText(code)
 	}
-	return resp.Header.Get("Retry-After")
+	return resp.Header.Get("Retry-After"), timedOut
 }
 
 // requestURL appends the webhook's query parameters to its URL, keeping any
@@ -290,21 +319,65 @@ func schemeOf(raw string) string {
 	return "not an https:// URL"
 }
 
-// timedOut begins the Error of an attempt whose webhook's timeout ran out.
-const timedOut = "timed out after "
+// overloaded reports whether an attempt says its receiver is overloaded:
+// it answered 429 Too Many Requests or 503 Service Unavailable, or the
+// webhook's timeout ran out (timedOut, as send returns it). The scheduler
+// paces such a webhook (pace.go).
+func overloaded(a *herald.Attempt, timedOut bool) bool {
+	return timedOut || a.StatusCode == http.StatusTooManyRequests || a.StatusCode == http.StatusServiceUnavailable
+}
 
-// overloaded reports whether attempt a says its receiver is overloaded: it
-// answered 429 Too Many Requests or 503 Service Unavailable, or did not
-// answer within the webhook's timeout. The scheduler paces such a webhook
-// (pace.go).
-func overloaded(a *herald.Attempt) bool {
-	switch a.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return true
-	case 0:
-		return strings.HasPrefix(a.Error, timedOut)
+// errAnswerTooLong is an answer longer than MaxResponseBody + maxDiscard.
+var errAnswerTooLong = errors.New("answer too long")
+
+// describeBody says why the body of an answer with status code (as
+// statusText writes it) could not be read whole.
+func describeBody(err error, status string, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, errAnswerTooLong):
+		return fmt.Sprintf("the receiver answered %s with a body over %d KiB, and Herald reads no more than that: answer with a short body (Herald keeps the first %d KiB)",
+			status, (herald.MaxResponseBody+maxDiscard)>>10, herald.MaxResponseBody>>10)
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		return fmt.Sprintf("the receiver sent the body of its %s answer too slowly: not complete within %s", status, formatDuration(timeout))
 	}
-	return false
+	return fmt.Sprintf("the receiver answered %s and then closed the connection in the middle of its answer (%s)", status, describe(err, timeout, false))
+}
+
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// reqProgress is how far a request got, written by its httptrace hooks
+// (which may run on the transport's goroutines) and read once the request
+// has ended, to say where a timeout struck.
+type reqProgress struct {
+	tlsStarted, connected, wrote, firstByte atomic.Bool
+}
+
+func (p *reqProgress) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		TLSHandshakeStart:    func() { p.tlsStarted.Store(true) },
+		GotConn:              func(httptrace.GotConnInfo) { p.connected.Store(true) },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { p.wrote.Store(true) },
+		GotFirstResponseByte: func() { p.firstByte.Store(true) },
+	}
+}
+
+// timeoutText says where the request was when its timeout struck.
+func (p *reqProgress) timeoutText(timeout time.Duration) string {
+	within := formatDuration(timeout)
+	switch {
+	case p.firstByte.Load():
+		return "the receiver sent its answer's headers too slowly: not complete within " + within
+	case p.wrote.Load():
+		return "no answer within " + within
+	case p.connected.Load():
+		return "the request could not be sent within " + within + ": the receiver does not read it"
+	case p.tlsStarted.Load():
+		return "the TLS handshake did not finish within " + within
+	}
+	return "could not connect within " + within
 }
 
 // describe turns a failed request into what a receiver's developer needs to
@@ -324,7 +397,7 @@ func describe(err error, timeout time.Duration, hasCert bool) string {
 	case errors.As(err, &blocked):
 		return blocked.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return timedOut + formatDuration(timeout)
+		return "timed out after " + formatDuration(timeout)
 	case errors.Is(err, context.Canceled):
 		return "cancelled before the receiver answered"
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -337,7 +410,7 @@ func describe(err error, timeout time.Duration, hasCert bool) string {
 		}
 		return fmt.Sprintf("could not resolve host name %s: %s", dnsErr.Name, dnsErr.Err)
 	case errors.As(err, &certErr):
-		return "the receiver's TLS certificate was not accepted: " + certErr.Err.Error()
+		return describeCert(certErr)
 	case errors.As(err, &opErr) && opErr.Op == "remote error" && strings.Contains(opErr.Err.Error(), "certificate"):
 		// A TLS alert from the receiver about a certificate is about ours:
 		// it checks the client's, never its own.
@@ -352,10 +425,43 @@ func describe(err error, timeout time.Duration, hasCert bool) string {
 		return "the receiver did not answer with TLS (an https:// URL pointing at a plain-HTTP server?)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the receiver closed the connection without answering"
+	case strings.Contains(err.Error(), "server response headers exceeded"):
+		return fmt.Sprintf("the receiver's answer headers are over %d KiB, more than Herald reads", maxResponseHeader>>10)
 	case errors.As(err, &urlErr):
 		return urlErr.Err.Error()
 	}
 	return err.Error()
+}
+
+// describeCert says why the receiver's certificate was refused, and what
+// to do about it.
+func describeCert(e *tls.CertificateVerificationError) string {
+	var (
+		invalid  x509.CertificateInvalidError
+		hostname x509.HostnameError
+		unknown  x509.UnknownAuthorityError
+	)
+	switch {
+	case errors.As(e.Err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert != nil:
+		if time.Now().Before(invalid.Cert.NotBefore) {
+			return fmt.Sprintf("the receiver's TLS certificate is not valid before %s (check the receiver's certificate, or the clocks)", herald.FormatTime(invalid.Cert.NotBefore))
+		}
+		return fmt.Sprintf("the receiver's TLS certificate expired at %s: the receiver must renew it", herald.FormatTime(invalid.Cert.NotAfter))
+	case errors.As(e.Err, &hostname) && hostname.Certificate != nil:
+		names := append(append([]string{}, hostname.Certificate.DNSNames...), ipStrings(hostname.Certificate.IPAddresses)...)
+		return fmt.Sprintf("the receiver's TLS certificate is for %s, not for %s: fix the webhook's URL or the receiver's certificate", strings.Join(names, ", "), hostname.Host)
+	case errors.As(e.Err, &unknown):
+		return "the receiver's TLS certificate is not signed by an authority Herald trusts (self-signed?): use a certificate from a public CA, or give Herald its CA with --destination-ca-file"
+	}
+	return "the receiver's TLS certificate was not accepted: " + e.Err.Error()
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
 }
 
 // responseText makes the kept part of an answer storable text: a character

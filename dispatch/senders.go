@@ -64,7 +64,7 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 	if signer == nil {
 		signer = signature.NewSigner(j.Secrets)
 	}
-	a, retryAfter := s.http.send(s.ctx, j.Webhook, j.Event, signer, j.Delivery.AttemptCount+1)
+	a, retryAfter, timedOut := s.http.send(s.ctx, j.Webhook, j.Event, signer, j.Delivery.AttemptCount+1)
 	if s.ctx.Err() != nil && a.StatusCode == 0 {
 		// Cut short by our own shutdown: not the receiver's fault, so no
 		// attempt goes on record; the release at the end of Run makes the
@@ -87,9 +87,9 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 	}
 	o := answered
 	switch {
-	case overloaded(&a):
+	case overloaded(&a, timedOut):
 		o = throttled
-	case a.StatusCode < 200 || a.StatusCode > 299:
+	case !a.Delivered():
 		o = refused
 	}
 	switch {

@@ -108,7 +108,7 @@ func TestRootCAs(t *testing.T) {
 		t.Fatal(err)
 	}
 	att, err := e.TestWebhook(context.Background(), tlsWebhook("wh", rc.URL, nil), nil)
-	if err != nil || !strings.Contains(att.Error, "the receiver's TLS certificate was not accepted") {
+	if err != nil || !strings.Contains(att.Error, "is not signed by an authority Herald trusts") {
 		t.Errorf("without the CA: attempt %+v, %v; want the certificate refused", att, err)
 	}
 	cfg := testConfig(t, db)

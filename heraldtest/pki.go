@@ -72,12 +72,19 @@ type Pair struct {
 // subject alternative names.
 func (ca *CA) Issue(tb TB, cn string, hosts ...string) Pair {
 	tb.Helper()
+	return ca.IssueBetween(tb, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), cn, hosts...)
+}
+
+// IssueBetween is Issue with the certificate valid from notBefore to
+// notAfter: an expired certificate, or one not valid yet.
+func (ca *CA) IssueBetween(tb TB, notBefore, notAfter time.Time, cn string, hosts ...string) Pair {
+	tb.Helper()
 	key := newKey(tb)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(tb),
 		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}

@@ -131,7 +131,7 @@ func New(cfg Config) (http.Handler, error) {
 	if s.ready == nil {
 		s.ready = cfg.Store.Ready
 	}
-	m, err := newMetrics(cmp.Or[prometheus.Registerer](cfg.Registerer, prometheus.DefaultRegisterer))
+	m, err := newMetrics(cmp.Or[prometheus.Registerer](cfg.Registerer, prometheus.DefaultRegisterer), s.ready)
 	if err != nil {
 		return nil, err
 	}

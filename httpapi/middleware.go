@@ -39,7 +39,10 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// readyTimeout bounds the readiness check a scrape of herald_ready runs.
+const readyTimeout = 5 * time.Second
+
+func newMetrics(reg prometheus.Registerer, ready func(context.Context) error) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",
@@ -56,6 +59,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	// herald_ready is /readyz as a metric, so that an alert sees a node
+	// whose database cannot commit (down, full, read-only) without a
+	// probe of its own. The check writes at most once a second, however
+	// often it is scraped.
+	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_ready",
+		Help: "1 when this node's database commits a write (what /readyz checks), 0 when it does not.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		if ready(ctx) != nil {
+			return 0
+		}
+		return 1
+	})
+	if _, err = register[prometheus.Collector](reg, up); err != nil {
 		return nil, err
 	}
 	return m, nil

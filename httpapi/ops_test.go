@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldhooks/herald/httpapi"
 )
@@ -58,14 +59,27 @@ func TestReadyzFails(t *testing.T) {
 }
 
 // TestReadyzOnClosedStore checks the default readiness check, Store.Ready,
-// against a store that went away.
+// against a store that went away, through /readyz and herald_ready.
 func TestReadyzOnClosedStore(t *testing.T) {
 	e := mustEnv(t)
+	if m := e.must(200, req{method: "GET", path: "/metrics"}).String(); !strings.Contains(m, "\nherald_ready 1\n") {
+		t.Errorf("metrics of a ready node lack herald_ready 1")
+	}
 	if err := e.store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e.must(503, req{method: "GET", path: "/readyz"})
+	// The check runs at most once a second: the scrape above may have
+	// just run it.
+	for deadline := time.Now().Add(5 * time.Second); e.do(req{method: "GET", path: "/readyz"}).status != 503; {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz still not 503 5s after the store closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	e.must(200, req{method: "GET", path: "/healthz"})
+	if m := e.must(200, req{method: "GET", path: "/metrics"}).String(); !strings.Contains(m, "\nherald_ready 0\n") {
+		t.Errorf("metrics of a node whose store is closed lack herald_ready 0")
+	}
 }
 
 // TestOpenAPI checks that the OpenAPI document describes every route and

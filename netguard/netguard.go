@@ -142,6 +142,12 @@ func IsMetadata(a netip.Addr) bool {
 	return slices.Contains(metadata, a)
 }
 
+// CoversMetadata reports whether the range p holds a cloud metadata
+// service's address.
+func CoversMetadata(p netip.Prefix) bool {
+	return slices.ContainsFunc(metadata, p.Contains)
+}
+
 // Policy says which destinations Herald may connect to. Public unicast
 // addresses are always allowed; the zero Policy allows nothing else.
 type Policy struct {
@@ -255,8 +261,21 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		if a, ok := ParseLegacyIPv4(host); ok {
 			address = net.JoinHostPort(a.String(), port)
 		}
+		if Invalid(host) {
+			// RFC 6761: no name under .invalid exists; no resolver is asked.
+			return nil, &net.OpError{Op: "dial", Net: network,
+				Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
+		}
 	}
 	return d.Dialer.DialContext(ctx, network, address)
+}
+
+// Invalid reports whether host is under the special-use domain .invalid
+// (RFC 6761), which never resolves: Herald answers "not found" for it
+// without asking a DNS server.
+func Invalid(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	return h == "invalid" || strings.HasSuffix(h, ".invalid")
 }
 
 // ParseLegacyIPv4 reads the inet_aton forms of an IPv4 address: one to four

@@ -227,3 +227,34 @@ func TestParseLegacyIPv4(t *testing.T) {
 		}
 	}
 }
+
+func TestCoversMetadata(t *testing.T) {
+	for cidr, want := range map[string]bool{
+		"169.254.169.254/32": true,
+		"169.254.0.0/16":     true,
+		"0.0.0.0/0":          true,
+		"fd00:ec2::/32":      true,
+		"10.0.0.0/8":         false,
+		"169.254.169.253/32": false,
+		"127.0.0.1/32":       false,
+	} {
+		if got := netguard.CoversMetadata(netip.MustParsePrefix(cidr)); got != want {
+			t.Errorf("CoversMetadata(%s) = %v, want %v", cidr, got, want)
+		}
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	for host, want := range map[string]bool{
+		"receiver.invalid":  true,
+		"a.b.INVALID.":      true,
+		"invalid":           true,
+		"invalid.example":   false,
+		"receiver.invalids": false,
+		"127.0.0.1":         false,
+	} {
+		if got := netguard.Invalid(host); got != want {
+			t.Errorf("Invalid(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

@@ -175,7 +175,7 @@ func (u *ui) deliveryPage(w http.ResponseWriter, r *http.Request, status int, d 
 	show := access.Can(state(r).principal, access.ReadConfig, tenant)
 	for _, a := range dl.Attempts {
 		d.Attempts = append(d.Attempts, attemptView{Attempt: a, Headers: requestHeaders(a, dl.EventID, d.Webhook, show),
-			Success: a.StatusCode >= 200 && a.StatusCode < 300})
+			Success: a.Delivered()})
 	}
 	d.Waiting = dl.NextAttemptAt != nil && (dl.Status == herald.StatusPending || dl.Status == herald.StatusRetrying)
 	return u.render(w, r, status, "delivery", "Delivery "+dl.ID, d)

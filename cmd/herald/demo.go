@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldhooks/herald"
+	"github.com/heraldhooks/herald/client"
 	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/signature"
 )
@@ -25,16 +27,16 @@ import (
 // demoEvents are the sample Welkin events the demo sends. The webhook
 // listens for patients, assessments and custom data records, so the
 // calendar event is accepted but delivered nowhere.
-var demoEvents = []map[string]any{
-	{"eventSubtype": "PATIENT_CREATED", "sourceId": "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11", "sourceName": "Jane Doe",
-		"patientId": "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11", "url": "https://care.example/patients/49ec5a8e"},
-	{"eventSubtype": "ASSESSMENT_COMPLETED", "sourceId": "asm-7731", "sourceName": "PHQ-9",
-		"patientId": "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11"},
-	{"eventEntity": "CDT", "eventSubtype": "CDT_UPDATED", "sourceId": "cdt-vitals-0042", "sourceName": "Vitals",
-		"patientId": "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11"},
-	{"eventSubtype": "PATIENT_UPDATED", "sourceId": "8d1f2c3b-5a6e-4f70-8a9b-0c1d2e3f4a5b", "sourceName": "John Roe",
-		"patientId": "8d1f2c3b-5a6e-4f70-8a9b-0c1d2e3f4a5b"},
-	{"eventSubtype": "CALENDAR_EVENT_CREATED", "sourceId": "cal-1", "sourceName": "Follow-up visit"},
+var demoEvents = []client.Event{
+	{EventSubtype: "PATIENT_CREATED", SourceID: "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11", SourceName: "Jane Doe",
+		PatientID: "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11", URL: "https://care.example/patients/49ec5a8e"},
+	{EventSubtype: "ASSESSMENT_COMPLETED", SourceID: "asm-7731", SourceName: "PHQ-9",
+		PatientID: "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11"},
+	{EventEntity: "CDT", EventSubtype: "CDT_UPDATED", SourceID: "cdt-vitals-0042", SourceName: "Vitals",
+		PatientID: "49ec5a8e-0e4f-4a4e-9d8c-3f2b1c0e7a11"},
+	{EventSubtype: "PATIENT_UPDATED", SourceID: "8d1f2c3b-5a6e-4f70-8a9b-0c1d2e3f4a5b", SourceName: "John Roe",
+		PatientID: "8d1f2c3b-5a6e-4f70-8a9b-0c1d2e3f4a5b"},
+	{EventSubtype: "CALENDAR_EVENT_CREATED", SourceID: "cal-1", SourceName: "Follow-up visit"},
 }
 
 // demoExpected is how many deliveries the samples make: every event but
@@ -86,7 +88,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer srv.Shutdown()
 	base := srv.URL()
-	api := newAPIClient(base)
+	api, err := client.New(base)
+	if err != nil {
+		return err
+	}
 
 	say("Herald demo: one binary, an embedded SQLite store (%s), a local receiver that verifies signatures.", dir)
 	say("")
@@ -99,51 +104,39 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	const tenant, instance, hook = "acme", "sandbox", "wh-patient-sync"
 	inst := "/v1/tenants/" + tenant + "/instances/" + instance
-	var secret struct {
-		Secret string `json:"secret"`
-	}
-	var version struct {
-		Version int `json:"version"`
-	}
+	var token client.Token
+	url := recvSrv.URL + "/hooks"
 	for _, s := range []struct {
 		what string
 		fn   func() error
 	}{
-		{"signed in as the platform API client \"admin\"", func() error { return api.login(ctx, "admin", adminSecret) }},
-		{"created tenant \"acme\"", func() error {
-			_, err := api.do(ctx, "POST", "/v1/tenants", map[string]any{"name": tenant}, nil)
-			return err
-		}},
-		{"created instance \"sandbox\"", func() error {
-			_, err := api.do(ctx, "POST", "/v1/tenants/"+tenant+"/instances", map[string]any{"name": instance}, nil)
-			return err
-		}},
+		{"signed in as the platform API client \"admin\"", func() (err error) { token, err = api.SignIn(ctx, "admin", adminSecret); return err }},
+		{"created tenant \"acme\"", func() error { _, err := api.CreateTenant(ctx, tenant); return err }},
+		{"created instance \"sandbox\"", func() error { _, err := api.CreateInstance(ctx, tenant, instance); return err }},
 		{"designed webhook \"wh-patient-sync\" (PATIENT_CREATED, PATIENT_UPDATED, ASSESSMENT_COMPLETED, every CDT event) as a draft", func() error {
-			_, err := api.do(ctx, "POST", "/v1/tenants/"+tenant+"/designer/webhooks", map[string]any{
-				"name": hook, "title": "Patient sync",
-				"triggers": []map[string]string{{"eventSubtype": "PATIENT_CREATED"}, {"eventSubtype": "PATIENT_UPDATED"},
-					{"eventSubtype": "ASSESSMENT_COMPLETED"}, {"eventEntity": "CDT"}},
-			}, nil)
+			_, err := api.CreateDesignerWebhook(ctx, tenant, herald.DesignerWebhook{Name: hook, Title: "Patient sync",
+				Triggers: []herald.Trigger{{EventSubtype: "PATIENT_CREATED"}, {EventSubtype: "PATIENT_UPDATED"},
+					{EventSubtype: "ASSESSMENT_COMPLETED"}, {EventEntity: "CDT"}}})
 			return err
 		}},
 		{"published the draft: the webhook now appears, inactive, in every instance", func() error {
-			_, err := api.do(ctx, "POST", "/v1/tenants/"+tenant+"/designer/publish", map[string]any{"comment": "first webhook"}, &version)
+			_, err := api.Publish(ctx, tenant, "first webhook")
 			return err
 		}},
-		{"pointed it at the local receiver " + recvSrv.URL + "/hooks", func() error {
-			_, err := api.do(ctx, "PATCH", inst+"/webhooks/"+hook, map[string]any{
-				"url":     recvSrv.URL + "/hooks",
-				"headers": []map[string]string{{"name": "X-Receiver-Team", "value": "care-ops"}},
-				"payload": map[string]any{"customFields": []map[string]string{{"name": "environment", "value": "demo"}}},
-			}, nil)
+		{"pointed it at the local receiver " + url, func() error {
+			_, err := api.UpdateWebhook(ctx, tenant, instance, hook, herald.WebhookUpdate{
+				URL:     &url,
+				Headers: &[]herald.NameValue{{Name: "X-Receiver-Team", Value: "care-ops"}},
+				Payload: &herald.PayloadUpdate{CustomFields: &[]herald.NameValue{{Name: "environment", Value: "demo"}}},
+			})
 			return err
 		}},
 		{"read its signing secret and gave it to the receiver", func() error {
-			_, err := api.do(ctx, "GET", inst+"/webhooks/"+hook+"/secret", nil, &secret)
-			recvSrv.SetSecrets(secret.Secret)
+			secret, err := api.WebhookSecret(ctx, tenant, instance, hook)
+			recvSrv.SetSecrets(secret)
 			return err
 		}},
-		{"activated it", func() error { _, err := api.do(ctx, "POST", inst+"/webhooks/"+hook+"/activate", nil, nil); return err }},
+		{"activated it", func() error { _, err := api.ActivateWebhook(ctx, tenant, instance, hook); return err }},
 	} {
 		if err := step(s.what, s.fn()); err != nil {
 			return err
@@ -152,14 +145,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	say("")
 	say("Sending %d sample Welkin events (the receiver answers 503 to the first try of the assessment, to show a retry):", len(demoEvents))
 	for _, ev := range demoEvents {
-		var res struct {
-			EventID    string `json:"eventId"`
-			Deliveries int    `json:"deliveries"`
-		}
-		if _, err := api.do(ctx, "POST", inst+"/events", ev, &res); err != nil {
+		res, err := api.SendEvent(ctx, tenant, instance, "", ev)
+		if err != nil {
 			return fmt.Errorf("post event: %w", err)
 		}
-		say("  → %-24s accepted as %s, %d deliver%s", ev["eventSubtype"], res.EventID, res.Deliveries, map[bool]string{true: "y", false: "ies"}[res.Deliveries == 1])
+		say("  → %-24s accepted as %s, %d deliver%s", ev.EventSubtype, res.EventID, res.Deliveries, map[bool]string{true: "y", false: "ies"}[res.Deliveries == 1])
 	}
 	say("")
 	deadline := time.NewTimer(2 * time.Minute)
@@ -177,7 +167,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	say("Every sample was delivered and verified. Look around:")
 	say("  API             %s", base)
 	say("  credentials     apiClient=admin secret=%s", adminSecret)
-	say("  token (1 hour)  export TOKEN=%s", api.token)
+	say("  token (1 hour)  export TOKEN=%s", token.Token)
 	say("  a new token     curl -s %s/v1/auth/token -d '{\"apiClient\":\"admin\",\"secret\":\"%s\"}'", base, adminSecret)
 	say("  delivery log    curl -s -H \"Authorization: Bearer $TOKEN\" %s%s/deliveries", base, inst)
 	say("  one delivery    curl -s -H \"Authorization: Bearer $TOKEN\" %s%s/deliveries/<id>   (attempts, wait reason)", base, inst)

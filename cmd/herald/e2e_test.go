@@ -27,6 +27,7 @@ type delivery struct {
 		StatusCode   int    `json:"statusCode"`
 		ResponseBody string `json:"responseBody"`
 		Error        string `json:"error"`
+		DurationMs   int64  `json:"durationMs"`
 	} `json:"attempts"`
 	WaitReason string `json:"waitReason"`
 }

@@ -27,6 +27,8 @@ Usage:
   herald keys generate    print a new master key; "herald keys rewrap" re-seals secrets under the newest
   herald audit verify     check that no audit entry was changed or removed
   herald users create     invite a person (the first platform admin) and print their setup link
+  herald doctor [flags]   check a configuration (serve's flags) before running it, and name each fix
+  herald emit T/I SUBTYPE post sample events of a catalog subtype, with made-up values, to try a webhook
   herald version          print the version
 
 Run "herald <command> -h" for a command's flags.
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "users":
 		return runUsers(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, args[1:], stdout, stderr)
+	case "emit":
+		return runEmit(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "herald %s\n", herald.Version)
 		return nil

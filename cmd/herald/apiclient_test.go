@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// apiClient is a small client of Herald's own REST API, used by the demo
-// and the benchmark so they go through the same doors as any user.
+// apiClient is the tests' raw client of the API: it returns the status
+// code and lets a test read or forge its token, which the typed client
+// package hides. Flows that need neither use package client.
 type apiClient struct {
 	base  string
 	token string
