@@ -59,7 +59,12 @@ func invalidDSN(err error) string {
 func cause(err error) string {
 	var pe *pgconn.PgError
 	var oe *net.OpError
+	var se *sqlite.Error
 	switch {
+	case errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL:
+		return "the disk holding the database is full, so nothing was stored; retry once space is freed"
+	case errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY:
+		return "the database file cannot be written (read-only), so nothing was stored"
 	case errors.As(err, &pe):
 		return pe.Message
 	case errors.As(err, &oe) && oe.Err != nil:

@@ -36,6 +36,11 @@ type benchConfig struct {
 	Rate     int           // paced: events per second; 0 means burst
 	Duration time.Duration // paced: how long to post
 
+	// Soak, when set, makes the run a soak of this length (paced at
+	// --rate, 500 by default), sampled every SampleEvery (bench_soak.go).
+	Soak        time.Duration
+	SampleEvery time.Duration
+
 	CeilingDuration time.Duration
 	Timeout         time.Duration
 	JSON            bool
@@ -72,6 +77,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.IntVar(&c.Posters, "posters", 8, "concurrent POSTing clients")
 	fs.IntVar(&c.Rate, "rate", 0, "post this many events per second, one per POST, evenly spread, instead of --events as fast as possible: for latency")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "with --rate: how long to post")
+	fs.DurationVar(&c.Soak, "soak", 0, "run a soak this long instead: paced at --rate (default 500/s), sampling each node's memory, goroutines, open files, WAL size and delivery lag every --sample-every, and failing when one grows without bound")
+	fs.DurationVar(&c.SampleEvery, "sample-every", time.Minute, "with --soak: how often to sample")
 	fs.DurationVar(&c.CeilingDuration, "ceiling-duration", 3*time.Second, "how long to measure the loopback ceiling before the load")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "give up when the run has not finished within this time")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object instead of text")
@@ -86,6 +93,19 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if c.Soak > 0 {
+		if set["duration"] {
+			return c, errors.New("--soak sets how long the load runs; drop --duration")
+		}
+		c.Duration = c.Soak
+		if !set["rate"] {
+			c.Rate = 500
+			set["rate"] = true
+		}
+		if !set["timeout"] {
+			c.Timeout = c.Soak + 10*time.Minute
+		}
+	}
 	return c, c.validate(set)
 }
 
@@ -104,6 +124,15 @@ func (c *benchConfig) validate(set map[string]bool) error {
 	}
 	if c.Database != "" && !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
 		return fmt.Errorf("--database must be sqlite:<file> or postgres://..., not %q", sqlstore.RedactDSN(c.Database))
+	}
+	if c.Soak > 0 && c.Target != "" {
+		return errors.New("--soak watches the memory, files and goroutines of the nodes the bench starts; it cannot with --target")
+	}
+	if set["sample-every"] && c.Soak == 0 {
+		return errors.New("--sample-every applies to --soak")
+	}
+	if c.Soak > 0 && c.SampleEvery <= 0 {
+		return errors.New("--sample-every must be positive")
 	}
 	if c.Nodes > 1 && !c.postgres() {
 		return errors.New("SQLite serves one node; use --database postgres://... for --nodes > 1")
@@ -187,10 +216,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if cfg.JSON {
-		return rep.writeJSON(stdout)
+		err = rep.writeJSON(stdout)
+	} else {
+		rep.writeText(stdout)
 	}
-	rep.writeText(stdout)
-	return nil
+	if err == nil && rep.Soak != nil && len(rep.Soak.Growing) > 0 {
+		err = fmt.Errorf("the soak found growth without bound: %s", strings.Join(rep.Soak.Growing, "; "))
+	}
+	return err
 }
 
 // bench is one run of `herald bench`.
@@ -199,6 +232,7 @@ type bench struct {
 	progress io.Writer
 
 	tmpDir string
+	db     string // the database the nodes run on
 	nodes  []*benchNode
 	recv   *benchReceiver
 	load   *benchLoad
@@ -245,6 +279,13 @@ func (b *bench) run(ctx context.Context) (*benchReport, error) {
 	}
 	stopProgress := b.reportProgress()
 	defer stopProgress()
+	var soak chan *soakReport
+	stopSoak := make(chan struct{})
+	if b.cfg.Soak > 0 {
+		soak = make(chan *soakReport, 1)
+		go func() { soak <- b.runSoak(endpoints, b.cfg.SampleEvery, stopSoak) }()
+	}
+	defer close(stopSoak)
 	if err := b.load.run(ctx); err != nil {
 		// A POST fails first when a node dies; its exit says more.
 		select {
@@ -270,7 +311,12 @@ func (b *bench) run(ctx context.Context) (*benchReport, error) {
 	for _, n := range b.nodes {
 		m.pids = append(m.pids, n.pid())
 	}
-	return newBenchReport(b.cfg, m), nil
+	rep := newBenchReport(b.cfg, m)
+	if soak != nil {
+		stopSoak <- struct{}{}
+		rep.Soak = <-soak
+	}
+	return rep, nil
 }
 
 // startHerald starts the child nodes, or checks --target, and returns the
@@ -290,6 +336,7 @@ func (b *bench) startHerald(ctx context.Context) (urls []string, secret string, 
 		}
 		db = "sqlite:" + filepath.Join(b.tmpDir, "herald.db")
 	}
+	b.db = db
 	secret = "bench-" + randomHex(16)
 	env := []string{"HERALD_ADMIN_SECRET=" + secret}
 	if !strings.HasPrefix(db, "sqlite:") && os.Getenv("HERALD_MASTER_KEY") == "" && os.Getenv("HERALD_MASTER_KEY_FILE") == "" {

@@ -50,6 +50,7 @@ type benchReport struct {
 	APIRetries        int64 `json:"apiRetries"`      // 503 and 429 answers, retried
 
 	Herald          *heraldUsage `json:"herald"`          // null with --target
+	Soak            *soakReport  `json:"soak,omitempty"`  // with --soak
 	BenchCPUSeconds float64      `json:"benchCpuSeconds"` // this process (posters, receiver) during the load
 }
 
@@ -226,6 +227,16 @@ func (r *benchReport) writeText(w io.Writer) {
 	line("bench process", "CPU %.2fs during the load (posters and receiver, on the same CPUs as Herald)", r.BenchCPUSeconds)
 	line("checks", "%d duplicates, %d signature failures, %d unknown requests, %d API errors, %d retried 503/429",
 		r.Duplicates, r.SignatureFailures, r.UnknownRequests, r.APIErrors, r.APIRetries)
+	if s := r.Soak; s != nil {
+		switch {
+		case !s.Judged:
+			line("soak", "%d samples: too few to judge (six per node at least; lower --sample-every)", len(s.Samples))
+		case len(s.Growing) == 0:
+			line("soak", "%d samples: steady (memory, goroutines, open files, WAL and lag did not grow between the middle and the last third)", len(s.Samples))
+		default:
+			line("soak", "%d samples: GROWING: %s", len(s.Samples), strings.Join(s.Growing, "; "))
+		}
+	}
 }
 
 func (l latencyReport) String() string {
