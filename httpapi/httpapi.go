@@ -49,6 +49,9 @@ type Config struct {
 	// Tester sends test requests for POST .../webhooks/{name}/test. Without
 	// it that route answers 503.
 	Tester Tester
+	// Pacer tells how this node paces a webhook (the engine); a webhook's
+	// answer carries it as "pace". Without it the answer has no pace.
+	Pacer herald.Pacer
 	// Logger receives the access log and internal errors. Defaults to a
 	// logger that discards everything.
 	Logger *slog.Logger
@@ -81,6 +84,7 @@ type server struct {
 	store    herald.Store
 	ingester herald.EventIngester
 	tester   Tester
+	pacer    herald.Pacer
 	log      *slog.Logger
 	now      func() time.Time
 	access   *access.Gate
@@ -116,6 +120,7 @@ func New(cfg Config) (http.Handler, error) {
 		store:    cfg.Store,
 		ingester: cfg.Ingester,
 		tester:   cfg.Tester,
+		pacer:    cfg.Pacer,
 		access:   cfg.Access,
 		log:      cfg.Logger,
 		now:      cfg.Now,
