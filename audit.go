@@ -220,6 +220,7 @@ func WebhookAuditDiff(before, after *Webhook) map[string]any {
 	}
 	AddChange(d, "payload", before.Payload, after.Payload)
 	AddChange(d, "timeoutSeconds", before.TimeoutSeconds, after.TimeoutSeconds)
+	AddChange(d, "rateLimitPerSecond", before.RateLimitPerSecond, after.RateLimitPerSecond)
 	AddChange(d, "signing", before.Signing, after.Signing)
 	AddChange(d, "ordering", before.Ordering, after.Ordering)
 	AddChange(d, "clientCertificate", certFingerprint(before.ClientCertificate), certFingerprint(after.ClientCertificate))

@@ -203,6 +203,12 @@ type Webhook struct {
 	// Ordering is how its deliveries are ordered: OrderingNone (the
 	// default), OrderingPatient or OrderingSource (ordering.go).
 	Ordering string `json:"ordering"`
+	// RateLimitPerSecond caps the requests sent to the webhook per second,
+	// across all nodes (pace.go); nil for no limit.
+	RateLimitPerSecond *int `json:"rateLimitPerSecond"`
+	// Pace is how the node that answers paces the webhook now; read-only,
+	// set by the API from the engine, absent where there is none.
+	Pace *WebhookPace `json:"pace,omitempty"`
 
 	Active bool `json:"active"`
 	// DeactivatedReason says why an inactive webhook was deactivated
@@ -280,6 +286,8 @@ type WebhookUpdate struct {
 	Signing *SigningUpdate `json:"signing"`
 	// Ordering sets Webhook.Ordering.
 	Ordering *string `json:"ordering"`
+	// RateLimitPerSecond sets the webhook's rate limit; null clears it.
+	RateLimitPerSecond RateLimitUpdate `json:"rateLimitPerSecond,omitzero"`
 }
 
 // Apply merges u into w.
@@ -305,6 +313,9 @@ func (u WebhookUpdate) Apply(w *Webhook) {
 	u.Signing.apply(&w.Signing)
 	if u.Ordering != nil {
 		w.Ordering = *u.Ordering
+	}
+	if u.RateLimitPerSecond.Set {
+		w.RateLimitPerSecond = u.RateLimitPerSecond.Value
 	}
 	if p := u.Payload; p != nil {
 		if p.Format != nil {
@@ -521,6 +532,9 @@ func (w *Webhook) Validate() error {
 		return err
 	}
 	if err := w.Signing.validate(); err != nil {
+		return err
+	}
+	if err := validateRateLimit(w.RateLimitPerSecond); err != nil {
 		return err
 	}
 	return validateClientPair(w.ClientCertificate, w.ClientKey)

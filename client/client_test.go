@@ -85,10 +85,18 @@ func TestClientFlow(t *testing.T) {
 	if v, err := c.Publish(ctx, tenant, "first"); err != nil || v.Version != 1 {
 		t.Fatalf("publish: %+v %v", v, err)
 	}
+	limit := 1000
+	if wh, err := c.UpdateWebhook(ctx, tenant, inst, hook, herald.WebhookUpdate{
+		RateLimitPerSecond: herald.RateLimitUpdate{Set: true, Value: &limit}}); err != nil || wh.RateLimitPerSecond == nil || *wh.RateLimitPerSecond != limit {
+		t.Fatalf("set the rate limit: %+v %v", wh, err)
+	}
 	url := recv.URL + "/hooks"
 	wh, err := c.UpdateWebhook(ctx, tenant, inst, hook, herald.WebhookUpdate{URL: &url})
 	if err != nil || wh.URL != url || wh.Active {
 		t.Fatalf("update: %+v %v", wh, err)
+	}
+	if wh.RateLimitPerSecond == nil || *wh.RateLimitPerSecond != limit {
+		t.Errorf("an update without rateLimitPerSecond changed it to %v", wh.RateLimitPerSecond)
 	}
 	secret, err := c.WebhookSecret(ctx, tenant, inst, hook)
 	if err != nil {

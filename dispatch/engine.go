@@ -1,4 +1,4 @@
-// Package dispatch is Herald's delivery engine, in four parts that each
+// Package dispatch is Herald's delivery engine, in five parts that each
 // own their state and pass work one way:
 //
 //   - the writer (writer.go) stores incoming events and attempt results in
@@ -11,6 +11,8 @@
 //     in-flight bounds, expiry, and the room each claim or write may fill;
 //   - senders (senders.go) sign and send (send.go), decide retries
 //     (schedule.go), and give every result to the writer, the one way back.
+//   - the pacer (slots.go) takes request slots from the store for
+//     webhooks with a rate limit, and wakes the scheduler at their times.
 //
 // The Engine (engine.go) wires them. The store is the only source of
 // truth. The engine keeps nothing that a crash could lose except attempts
@@ -76,7 +78,9 @@ type Config struct {
 	Concurrency int
 	// PerWebhookInFlight bounds the requests in flight for any one webhook,
 	// so a slow receiver holds at most this many senders. Defaults to 8
-	// (and to Concurrency when that is smaller).
+	// (and to Concurrency when that is smaller). Within it (and within
+	// FastWebhookInFlight) each webhook's adaptive pace allows fewer after
+	// timeouts, 429 and 503 answers or slower answers (pace.go).
 	PerWebhookInFlight int
 	// FastWebhookInFlight bounds the requests in flight for a webhook whose
 	// requests take less than fastRequest (50ms) on average: a receiver
@@ -150,16 +154,17 @@ type Config struct {
 }
 
 // Engine delivers webhooks. Create it with New, then call Run once.
-// CreateEvents, TestWebhook and Wake may be called from any goroutine,
-// also before Run.
+// CreateEvents, TestWebhook, Pace and Wake may be called from any
+// goroutine, also before Run.
 //
-// It is the wiring of four parts, each owning its state (see their doc
+// It is the wiring of five parts, each owning its state (see their doc
 // comments): the writer (writer.go) stores events and results in group
 // commits and hands the new deliveries to the scheduler; the claimer
 // (claimer.go) claims what else is due; the scheduler (scheduler.go,
 // behind its one mutex in queues.go) keeps the per-webhook queues and
 // decides what starts; senders (senders.go) send and give each result to
-// the writer. Work flows one way, store -> scheduler -> senders -> writer
+// the writer; the pacer (slots.go) takes rate-limit slots for the
+// scheduler. Work flows one way, store -> scheduler -> senders -> writer
 // -> store, and nothing but the scheduler's guard is shared.
 type Engine struct {
 	cfg     Config
@@ -169,6 +174,7 @@ type Engine struct {
 	q       *queues
 	w       *writer
 	c       *claimer
+	p       *pacer
 	tracer  trace.Tracer // nil when the node does not trace
 	running atomic.Bool  // Run was called
 }
@@ -225,7 +231,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.c = &claimer{store: cfg.Store, metrics: m, log: log, now: cfg.Now, owner: cfg.Owner, lease: cfg.Lease,
 		poll: cfg.PollInterval, storeWake: cfg.Wake, wake: make(chan struct{}, 1), idle: true, tracer: tracer}
-	e.q = &queues{s: newScheduler(cfg), metrics: m, wake: e.c.wakeUp}
+	e.p = &pacer{store: cfg.Store, log: log, now: cfg.Now, kick: make(chan struct{}, 1)}
+	e.q = &queues{s: newScheduler(cfg), metrics: m, wake: e.c.wakeUp, kickSlots: e.p.wakeUp}
+	e.p.q = e.q
 	e.c.q = e.q
 	e.w = &writer{store: cfg.Store, q: e.q, wake: e.c.wakeUp, metrics: m, log: log, now: cfg.Now, owner: cfg.Owner,
 		lease: cfg.Lease, loops: cfg.Writers, maxBatch: cfg.IngestMaxBatch, maxWait: cfg.IngestMaxWait, kick: make(chan struct{}, 1), tracer: tracer}
@@ -323,7 +331,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	s := &senders{ctx: sendCtx, http: e.sender, q: e.q, w: e.w, metrics: e.metrics, log: e.log, now: e.cfg.Now, tracer: e.tracer,
 		policy: retryPolicy{schedule: e.cfg.Schedule, window: e.cfg.RetryWindow, jitter: e.cfg.Jitter}}
 	e.q.open(s.start)
+	pacerDone := make(chan struct{})
+	go func() { defer close(pacerDone); e.p.loop(ctx) }()
 	e.c.loop(ctx)
+	<-pacerDone
 
 	// Drain.
 	e.q.stop(e.cfg.Now())
@@ -350,6 +361,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
+// Pace returns how this node paces webhook webhookID's requests now
+// (herald.Pacer): its adaptive in-flight window within its maximum, 1
+// while its breaker is open, and its requests in flight.
+func (e *Engine) Pace(webhookID string) herald.WebhookPace { return e.q.pace(webhookID) }
+
 // TestWebhook sends w's test request now: the placeholder event, rendered
 // with w's payload settings and signed with secrets, through the same
 // guarded client as deliveries. Nothing is stored. It returns the attempt,
@@ -360,6 +376,6 @@ func (e *Engine) TestWebhook(ctx context.Context, w *herald.Webhook, secrets []s
 		return nil, herald.Errorf(herald.EUNPROCESSABLE, "Webhook %s has no URL; set one before sending a test.", w.Name)
 	}
 	ev := herald.PlaceholderEvent(w.Tenant, w.Instance, e.cfg.Now())
-	a, _ := e.sender.send(ctx, w, ev, signature.NewSigner(secrets), 1)
+	a, _, _ := e.sender.send(ctx, w, ev, signature.NewSigner(secrets), 1)
 	return &a, nil
 }

@@ -178,12 +178,15 @@ const maxListenError = 500
 // viaListener makes attempt a of ev to w, a `listen:` webhook, through a
 // listener instead of the network: the same signed request (headers and
 // body) goes to the listener, and its answer is judged as an HTTP answer
-// would be. It returns the answer's Retry-After.
-func (s *sender) viaListener(ctx context.Context, a *herald.Attempt, w *herald.Webhook, ev *herald.Event, signer queue.Signer, body []byte) string {
+// would be. It returns the answer's Retry-After, and whether the
+// webhook's timeout ran out waiting for the listener (as do says of a
+// receiver): a slow listener is paced like a slow receiver, a missing one
+// is not.
+func (s *sender) viaListener(ctx context.Context, a *herald.Attempt, w *herald.Webhook, ev *herald.Event, signer queue.Signer, body []byte) (string, bool) {
 	h := http.Header{}
 	if err := signRequest(h, w, ev, signer, a.StartedAt, body); err != nil {
 		a.Error = err.Error()
-		return ""
+		return "", false
 	}
 	// traceparent too, as send.go adds it: the local receiver's spans join
 	// the attempt's trace.
@@ -208,7 +211,7 @@ func (s *sender) viaListener(ctx context.Context, a *herald.Attempt, w *herald.W
 	ans, err := s.listen.exchange(ctx, w.ID, req)
 	if err != nil {
 		a.Error = err.Error()
-		return ""
+		return "", errors.Is(ctx.Err(), context.DeadlineExceeded)
 	}
 	a.StatusCode = ans.StatusCode
 	kept := ans.Body
@@ -229,7 +232,7 @@ func (s *sender) viaListener(ctx context.Context, a *herald.Attempt, w *herald.W
 	default:
 		a.Error = "receiver answered " + statusText(code)
 	}
-	return ans.RetryAfter
+	return ans.RetryAfter, false
 }
 
 // deliveryKey carries the delivery an attempt is of, for the listener's

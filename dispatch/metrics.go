@@ -13,6 +13,8 @@ type metrics struct {
 	inFlight        prometheus.Gauge
 	queued          prometheus.Gauge
 	probing         prometheus.Gauge
+	paced           prometheus.Gauge
+	rateWaits       prometheus.Counter
 	claimBatch      prometheus.Histogram
 	queueLag        prometheus.Histogram
 	ingestBatch     prometheus.Histogram
@@ -46,6 +48,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		probing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_webhooks_probing",
 			Help: "Webhooks whose circuit breaker is open on this node: after consecutive failed attempts they get one request at a time until one succeeds.",
+		}),
+		paced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_webhooks_paced",
+			Help: "Webhooks whose adaptive pace allows fewer requests in flight on this node than their maximum, after timeouts, 429 or 503 answers or rising latency.",
+		}),
+		rateWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_rate_limit_waits_total",
+			Help: "Times a delivery of a webhook with rateLimitPerSecond was ready to start on this node and waited for the webhook's next request slot.",
 		}),
 		claimBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_claim_batch_size",
@@ -89,7 +99,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.attemptDuration, m.inFlight, m.claimBatch,
-		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased, m.queued, m.queueDropped, m.handedOff, m.probing} {
+		m.queueLag, m.ingestBatch, m.ingestCommit, m.flushErrors, m.resultsLost, m.orphansReleased, m.queued, m.queueDropped, m.handedOff, m.probing, m.paced, m.rateWaits} {
 		if err := reg.Register(c); err != nil {
 			var dup prometheus.AlreadyRegisteredError
 			if errors.As(err, &dup) {

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/queue"
 )
 
@@ -24,6 +25,13 @@ type queues struct {
 	// Called with mu held, so that Run cannot begin its drain between a job
 	// leaving the scheduler and its sender starting.
 	start func(*queue.Job)
+	// kickSlots wakes the pacer (slots.go); it never blocks.
+	kickSlots func()
+	// slotAsks and slotWake are the pacer's work, handed over by publish
+	// and taken by takeSlotWork: the takes of slots to make, and the
+	// earliest time a webhook waiting for a slot may start. Guarded by mu.
+	slotAsks []slotAsk
+	slotWake time.Time
 }
 
 // open lets the scheduler start jobs with start, and writes hand off.
@@ -163,6 +171,34 @@ func (q *queues) held() (deliveries, gone int) {
 	return len(q.s.held), len(q.s.gone)
 }
 
+// takeSlotWork returns the pacer's work and clears it.
+func (q *queues) takeSlotWork() ([]slotAsk, time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	asks, wake := q.slotAsks, q.slotWake
+	q.slotAsks, q.slotWake = nil, time.Time{}
+	return asks, wake
+}
+
+// gotSlots records the answer to a take of slots and starts what may.
+func (q *queues) gotSlots(a slotAsk, first, n int, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.s.gotSlots(a, first, n)
+	q.startReady(now)
+	q.publish()
+}
+
+// tick lets the webhooks waiting for a slot look again, and starts what
+// may.
+func (q *queues) tick(now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.s.tick()
+	q.startReady(now)
+	q.publish()
+}
+
 // startReady starts a sender for every job that may start. Called with mu
 // held.
 func (q *queues) startReady(now time.Time) {
@@ -181,6 +217,19 @@ func (q *queues) publish() {
 	q.metrics.inFlight.Set(float64(q.s.inFlight))
 	q.metrics.queued.Set(float64(q.s.queued))
 	q.metrics.probing.Set(float64(q.s.probing))
+	q.metrics.paced.Set(float64(q.s.paced))
+	if q.s.rateWaits > 0 {
+		q.metrics.rateWaits.Add(float64(q.s.rateWaits))
+		q.s.rateWaits = 0
+	}
+	if len(q.s.slotAsks) > 0 || !q.s.slotWake.IsZero() {
+		q.slotAsks = append(q.slotAsks, q.s.slotAsks...)
+		if w := q.s.slotWake; !w.IsZero() && (q.slotWake.IsZero() || w.Before(q.slotWake)) {
+			q.slotWake = w
+		}
+		q.s.slotAsks, q.s.slotWake = nil, time.Time{}
+		q.kickSlots()
+	}
 	if q.s.dropped > 0 {
 		q.metrics.queueDropped.Add(float64(q.s.dropped))
 		q.s.dropped = 0
@@ -189,4 +238,11 @@ func (q *queues) publish() {
 		q.s.wantClaim = false
 		q.wake()
 	}
+}
+
+// pace returns how webhook id is paced on this node now.
+func (q *queues) pace(id string) herald.WebhookPace {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.s.paceOf(id)
 }

@@ -65,6 +65,12 @@ const (
 // requests from this node all failed gets one request in flight and a
 // queue of one (probes) until a request succeeds. It is node-local: on
 // several nodes each probes one at a time.
+//
+// So do a webhook's adaptive pace (pace.go: an AIMD window within its
+// in-flight maximum, cut by timeouts, 429 and 503 answers and slowness)
+// and the bookkeeping of its rate limit (ratelimit.go: a job starts only
+// on a request slot of its own; the pacer in slots.go takes the slots from
+// the store and wakes the scheduler at their times).
 type scheduler struct {
 	// Limits, fixed at creation.
 	concurrency int // requests in flight on this node
@@ -109,6 +115,13 @@ type scheduler struct {
 	// probing counts the webhooks known here (in hooks or took) whose
 	// breaker is open, for herald_webhooks_probing.
 	probing int
+	// paced counts the webhooks known here whose pace window is below
+	// their maximum, for herald_webhooks_paced.
+	paced int
+	// slotWait holds, by ID, the webhooks with a rate limit that have a
+	// job to start and wait for a request slot (ratelimit.go): for the
+	// next slot's time, a take of slots, or the next window.
+	slotWait map[string]*hookQueue
 
 	// grants are the claims and writes running now, with the room each
 	// may fill; a new grant gets only what they leave.
@@ -131,6 +144,15 @@ type scheduler struct {
 	// dropped counts jobs dropped unstarted since the caller last looked,
 	// for herald_queue_dropped_total.
 	dropped int
+	// slotAsks are the takes of request slots the caller is to make
+	// (queue.Store.TakeSlots), each answered with gotSlots.
+	slotAsks []slotAsk
+	// slotWake is the earliest time a webhook in slotWait may start (zero
+	// for none): the caller calls tick then.
+	slotWake time.Time
+	// rateWaits counts the times a webhook with a rate limit had a job to
+	// start and no slot for it, for herald_rate_limit_waits_total.
+	rateWaits int
 }
 
 // hookQueue is one webhook's work on this node.
@@ -148,14 +170,24 @@ type hookQueue struct {
 	// it asked for, or a write left some of its deliveries PENDING: more
 	// is probably due.
 	more bool
+	// pace is its adaptive in-flight window (pace.go).
+	pace pace
+	// limit is its rateLimitPerSecond as its newest job has it, 0 for none;
+	// the rest are its request slots (ratelimit.go).
+	limit int
+	slots slots
 }
 
 // idleSpeed is what took keeps of a webhook with nothing queued or in
-// flight: how long its requests took, and when its last one ended.
+// flight: how long its requests took, and when its last one ended; its
+// breaker count, pace window and rate limit, so that its next jobs get the
+// right queue and in-flight cap at once.
 type idleSpeed struct {
 	took  time.Duration
 	at    time.Time
 	fails int // its consecutive failed attempts, as hookQueue.fails
+	pace  pace
+	limit int // its rate limit, as hookQueue.limit
 }
 
 // grant is the room a claim or a write that hands deliveries off may fill,
@@ -199,6 +231,7 @@ func newScheduler(cfg Config) *scheduler {
 		held:        map[string]int{},
 		gone:        map[string]int{},
 		took:        map[string]idleSpeed{},
+		slotWait:    map[string]*hookQueue{},
 	}
 }
 
@@ -212,20 +245,33 @@ func (s *scheduler) queueCap(h *hookQueue) int {
 		// One job at a time is sent; one more waits for its turn.
 		return 1
 	}
-	if h == nil || h.took <= 0 {
-		return lo
+	n := lo
+	if h != nil && h.took > 0 {
+		n = max(lo, min(hi, int(int64(s.inFlightCap(h))*int64(queueCover)/int64(h.took))))
 	}
-	return max(lo, min(hi, int(int64(s.inFlightCap(h))*int64(queueCover)/int64(h.took))))
+	if h != nil && h.limit > 0 {
+		// No more than its rate limit sends in queueCover, so that its jobs
+		// do not wait out maxQueueWait for slots.
+		n = min(n, max(2, h.limit))
+	}
+	return n
 }
 
-// inFlightCap is how many requests webhook h may have in flight: more for
-// a receiver that answers fast, so one webhook's throughput is not capped
-// by PerWebhookInFlight round trips, and back to PerWebhookInFlight as soon
-// as its answers slow down.
+// inFlightCap is how many requests webhook h may have in flight: one
+// while its breaker is open, else its pace window (pace.go) within its
+// maximum (maxInFlight).
 func (s *scheduler) inFlightCap(h *hookQueue) int {
 	if s.probes(h.fails) {
 		return 1
 	}
+	return h.pace.limit(s.maxInFlight(h))
+}
+
+// maxInFlight is the most requests webhook h may ever have in flight:
+// more for a receiver that answers fast, so one webhook's throughput is
+// not capped by PerWebhookInFlight round trips, and back to
+// PerWebhookInFlight as soon as its answers slow down.
+func (s *scheduler) maxInFlight(h *hookQueue) int {
 	if h.took > 0 && h.took < fastRequest {
 		return s.fast
 	}
@@ -248,7 +294,7 @@ func (s *scheduler) capOf(id string) int {
 		return s.queueCap(h)
 	}
 	if t, ok := s.took[id]; ok {
-		return s.queueCap(&hookQueue{took: t.took, fails: t.fails})
+		return s.queueCap(&hookQueue{took: t.took, fails: t.fails, pace: t.pace, limit: t.limit})
 	}
 	return s.queueCap(nil)
 }
@@ -495,8 +541,12 @@ func (s *scheduler) enqueue(jobs []*queue.Job) {
 		h := s.hooks[j.Webhook.ID]
 		if h == nil {
 			t := s.took[j.Webhook.ID]
-			h = &hookQueue{id: j.Webhook.ID, took: t.took, fails: t.fails}
+			h = &hookQueue{id: j.Webhook.ID, took: t.took, fails: t.fails, pace: t.pace}
 			s.hooks[h.id] = h
+		}
+		h.limit = 0
+		if l := j.Webhook.RateLimitPerSecond; l != nil {
+			h.limit = *l
 		}
 		h.jobs = append(h.jobs, j)
 		s.queued++
@@ -524,6 +574,9 @@ func (s *scheduler) next(now time.Time) *queue.Job {
 		s.ready = s.ready[1:]
 		h.ready = false
 		if h.inFlight >= s.inFlightCap(h) {
+			continue
+		}
+		if h.limit > 0 && !s.takeSlot(h, now) {
 			continue
 		}
 		j := s.dequeue(h, now)
@@ -567,10 +620,11 @@ func (s *scheduler) dequeue(h *hookQueue, now time.Time) *queue.Job {
 type outcome int
 
 const (
-	answered outcome = iota // a 2xx answer: a result is on its way to the writer
-	refused                 // any other answer, or none (timeout, network error): a result is on its way
-	gone410                 // the receiver answered 410 Gone: the webhook is being deactivated
-	cutShort                // cut short by the shutdown: no result, the release makes it due again
+	answered  outcome = iota // a 2xx answer: a result is on its way to the writer
+	refused                  // any other answer, or none (network error): a result is on its way
+	throttled                // a 429 or 503 answer, or a timeout: a failure, and a sign of overload (pace.go)
+	gone410                  // the receiver answered 410 Gone: the webhook is being deactivated
+	cutShort                 // cut short by the shutdown: no result, the release makes it due again
 )
 
 // done records that a started job's request is over after took, and
@@ -593,6 +647,7 @@ func (s *scheduler) done(j *queue.Job, took time.Duration, o outcome, now time.T
 	} else {
 		h.took += (took - h.took) / 8
 	}
+	s.ended(h, o)
 	h.inFlight--
 	s.inFlight--
 	s.markReady(h)
@@ -608,7 +663,7 @@ func (s *scheduler) count(h *hookQueue, o outcome) {
 	switch o {
 	case answered:
 		h.fails = 0
-	case refused, gone410:
+	case refused, throttled, gone410:
 		h.fails++
 	}
 	if is := s.probes(h.fails); is != was {
@@ -616,6 +671,25 @@ func (s *scheduler) count(h *hookQueue, o outcome) {
 			s.probing++
 		} else {
 			s.probing--
+		}
+	}
+}
+
+// ended keeps h's pace window after a request that ended with o, and the
+// count of webhooks paced. A request cut short by the shutdown counts for
+// nothing.
+func (s *scheduler) ended(h *hookQueue, o outcome) {
+	if o == cutShort {
+		return
+	}
+	m := s.maxInFlight(h)
+	h.pace.ended(o == answered, o == throttled, h.took, m, h.inFlight-1)
+	if is := h.pace.paced(m); is != h.pace.counted {
+		h.pace.counted = is
+		if is {
+			s.paced++
+		} else {
+			s.paced--
 		}
 	}
 }
@@ -674,8 +748,9 @@ func (s *scheduler) endRelease() { s.releaseWanted = false }
 func (s *scheduler) forget(h *hookQueue, now time.Time) {
 	if len(h.jobs) == 0 && h.inFlight == 0 && s.hooks[h.id] == h {
 		delete(s.hooks, h.id)
-		if h.took > 0 || h.fails > 0 {
-			s.took[h.id] = idleSpeed{took: h.took, at: now, fails: h.fails}
+		delete(s.slotWait, h.id)
+		if h.took > 0 || h.fails > 0 || h.pace.window != 0 || h.limit > 0 {
+			s.took[h.id] = idleSpeed{took: h.took, at: now, fails: h.fails, pace: h.pace, limit: h.limit}
 		}
 	}
 	if now.Sub(s.tookSwept) < tookSweep {
@@ -686,6 +761,9 @@ func (s *scheduler) forget(h *hookQueue, now time.Time) {
 		if now.Sub(t.at) > tookKept {
 			if s.probes(t.fails) && s.hooks[id] == nil {
 				s.probing--
+			}
+			if t.pace.counted && s.hooks[id] == nil {
+				s.paced--
 			}
 			delete(s.took, id)
 		}
@@ -705,4 +783,6 @@ func (s *scheduler) stop(now time.Time) {
 	}
 	s.ready = nil
 	s.queued = 0
+	clear(s.slotWait)
+	s.slotAsks, s.slotWake = nil, time.Time{}
 }

@@ -177,25 +177,26 @@ func (s *sender) evictLocked() {
 }
 
 // send POSTs ev to w, signed by signer (the webhook's keys), as attempt n. It returns the
-// attempt and the answer's Retry-After header. Every failure, including a
+// attempt, the answer's Retry-After header, and whether the webhook's
+// timeout ran out before the whole answer came. Every failure, including a
 // refused destination, is in the attempt's Error, in words for the
 // receiver's developer. When ctx ends before the receiver answers, Error
 // says "timed out" only if the webhook's own timeout ran out; the caller
 // tells the difference from shutdown by looking at its ctx.
-func (s *sender) send(ctx context.Context, w *herald.Webhook, ev *herald.Event, signer queue.Signer, n int) (herald.Attempt, string) {
+func (s *sender) send(ctx context.Context, w *herald.Webhook, ev *herald.Event, signer queue.Signer, n int) (a herald.Attempt, retryAfter string, timedOut bool) {
 	start := s.now()
 	clock := time.Now() // durations on the real clock, also when s.now is injected
-	a := herald.Attempt{N: n, StartedAt: start}
-	retryAfter := s.do(ctx, &a, w, ev, signer)
+	a = herald.Attempt{N: n, StartedAt: start}
+	retryAfter, timedOut = s.do(ctx, &a, w, ev, signer)
 	a.DurationMs = time.Since(clock).Milliseconds()
-	return a, retryAfter
+	return a, retryAfter, timedOut
 }
 
-func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, ev *herald.Event, signer queue.Signer) string {
+func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, ev *herald.Event, signer queue.Signer) (retryAfter string, timedOut bool) {
 	body, err := w.Payload.Render(ev)
 	if err != nil {
 		a.Error = fmt.Sprintf("could not render the payload: %v", err)
-		return ""
+		return "", false
 	}
 	if w.URL == herald.ListenURL {
 		return s.viaListener(ctx, a, w, ev, signer, body)
@@ -203,18 +204,18 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	target, err := requestURL(w.URL, w.QueryParameters)
 	if err != nil {
 		a.Error = err.Error()
-		return ""
+		return "", false
 	}
 	if s.requireHTTPS {
 		if u, err := url.Parse(target); err != nil || u.Scheme != "https" {
 			a.Error = fmt.Sprintf("the webhook URL is %s, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", schemeOf(target))
-			return ""
+			return "", false
 		}
 	}
 	client, err := s.clientFor(w)
 	if err != nil {
 		a.Error = err.Error()
-		return ""
+		return "", false
 	}
 	timeout := time.Duration(cmp.Or(w.TimeoutSeconds, herald.DefaultTimeoutSeconds)) * time.Second
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -225,11 +226,11 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		a.Error = fmt.Sprintf("could not build the request: %v", err)
-		return ""
+		return "", false
 	}
 	if err := signRequest(req.Header, w, ev, signer, a.StartedAt, body); err != nil {
 		a.Error = err.Error()
-		return ""
+		return "", false
 	}
 	// The attempt's span (or, for a test request, the API request's), when
 	// the node traces: the receiver's own spans join the trace. Without a
@@ -240,10 +241,10 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			a.Error = progress.timeoutText(timeout)
-		} else {
-			a.Error = describe(err, timeout, client != s.client)
+			return "", true
 		}
-		return ""
+		a.Error = describe(err, timeout, client != s.client)
+		return "", false
 	}
 	defer resp.Body.Close()
 	a.StatusCode = resp.StatusCode
@@ -268,6 +269,7 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 		// it answered, and an answer that never ends holds a sender.
 		if bodyErr != nil {
 			a.Error = describeBody(bodyErr, statusText(code), timeout)
+			timedOut = errors.Is(bodyErr, context.DeadlineExceeded) || isTimeout(bodyErr)
 		}
 	case code >= 300 && code < 400:
 		if loc, err := resp.Location(); err == nil {
@@ -278,7 +280,7 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	default:
 		a.Error = "receiver answered " + statusText(code)
 	}
-	return resp.Header.Get("Retry-After")
+	return resp.Header.Get("Retry-After"), timedOut
 }
 
 // signRequest sets the headers of a request of ev to w with body, made at
@@ -335,6 +337,14 @@ func schemeOf(raw string) string {
 		return strings.ToLower(scheme) + "://"
 	}
 	return "not an https:// URL"
+}
+
+// overloaded reports whether an attempt says its receiver is overloaded:
+// it answered 429 Too Many Requests or 503 Service Unavailable, or the
+// webhook's timeout ran out (timedOut, as send returns it). The scheduler
+// paces such a webhook (pace.go).
+func overloaded(a *herald.Attempt, timedOut bool) bool {
+	return timedOut || a.StatusCode == http.StatusTooManyRequests || a.StatusCode == http.StatusServiceUnavailable
 }
 
 // errAnswerTooLong is an answer longer than MaxResponseBody + maxDiscard.

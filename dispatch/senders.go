@@ -73,7 +73,7 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 	if s.tracer != nil {
 		ctx, span = startAttempt(ctx, s.tracer, j, n, s.now())
 	}
-	a, retryAfter := s.http.send(ctx, j.Webhook, j.Event, signer, n)
+	a, retryAfter, timedOut := s.http.send(ctx, j.Webhook, j.Event, signer, n)
 	if s.ctx.Err() != nil && a.StatusCode == 0 {
 		// Cut short by our own shutdown: not the receiver's fault, so no
 		// attempt goes on record; the release at the end of Run makes the
@@ -103,7 +103,10 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 			"webhook", j.Webhook.Name, "attempt", a.N)
 	}
 	o := answered
-	if !a.Delivered() {
+	switch {
+	case overloaded(&a, timedOut):
+		o = throttled
+	case !a.Delivered():
 		o = refused
 	}
 	switch {

@@ -46,6 +46,9 @@ func TestErrors(t *testing.T) {
 		// 400: validation, from the domain.
 		{"bad name", "POST", "/v1/tenants", `{"name":"Acme Corp"}`, nil, 400, "invalid", "name", `name "Acme Corp" is not a valid name`},
 		{"bad url", "PATCH", wh, `{"url":"ftp://x.example"}`, nil, 400, "invalid", "url", "must start with https://"},
+		{"rate limit of 0", "PATCH", wh, `{"rateLimitPerSecond":0}`, nil, 400, "invalid", "rateLimitPerSecond", "rateLimitPerSecond must be between 1 and 10000 requests per second, or null for no limit; it is 0."},
+		{"rate limit too high", "PATCH", wh, `{"rateLimitPerSecond":10001}`, nil, 400, "invalid", "rateLimitPerSecond", "it is 10001"},
+		{"rate limit not a number", "PATCH", wh, `{"rateLimitPerSecond":"20"}`, nil, 400, "invalid", "rateLimitPerSecond", "rateLimitPerSecond must be an integer, not a string"},
 		{"bad predefined field", "PATCH", wh, `{"payload":{"predefinedFields":["NOPE"]}}`, nil, 400, "invalid", "payload.predefinedFields[0]", "not a predefined field"},
 		{"bad ordering", "PATCH", wh, `{"ordering":"fifo"}`, nil, 400, "invalid", "ordering", `ordering "fifo" is not known; use one of none, patient, source.`},
 		{"bad trigger", "POST", "/v1/tenants/acme/designer/webhooks", `{"name":"w2","title":"W","triggers":[{"eventSubtype":"PATIENT_EXPLODED"}]}`, nil, 400, "invalid", "triggers[0].eventSubtype", "not in the event catalog"},

@@ -62,6 +62,7 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 		Ingester:   eng,
 		Tester:     eng,
 		Listeners:  eng,
+		Pacer:      eng,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:        e.clock.Now,
 		Registerer: reg,

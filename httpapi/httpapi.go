@@ -53,6 +53,9 @@ type Config struct {
 	// .../webhooks/{name}/listen and takes their answers
 	// (dispatch.Engine). Without it those routes answer 503.
 	Listeners herald.Listeners
+	// Pacer tells how this node paces a webhook (the engine); a webhook's
+	// answer carries it as "pace". Without it the answer has no pace.
+	Pacer herald.Pacer
 	// Logger receives the access log and internal errors. Defaults to a
 	// logger that discards everything.
 	Logger *slog.Logger
@@ -85,6 +88,7 @@ type server struct {
 	store    herald.Store
 	ingester herald.EventIngester
 	tester   Tester
+	pacer    herald.Pacer
 	// listeners is Config.Listeners.
 	listeners herald.Listeners
 	log       *slog.Logger
@@ -123,6 +127,7 @@ func New(cfg Config) (http.Handler, error) {
 		ingester:  cfg.Ingester,
 		tester:    cfg.Tester,
 		listeners: cfg.Listeners,
+		pacer:     cfg.Pacer,
 		access:    cfg.Access,
 		log:       cfg.Logger,
 		now:       cfg.Now,

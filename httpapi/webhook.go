@@ -46,7 +46,7 @@ func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
 	}
 	masked := make([]*herald.Webhook, len(list))
 	for i, wh := range list {
-		masked[i] = wh.Masked()
+		masked[i] = s.answer(wh)
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"webhooks": masked})
 }
@@ -56,7 +56,18 @@ func (s *server) getWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wh.Masked())
+	return writeJSON(w, http.StatusOK, s.answer(wh))
+}
+
+// answer returns wh as the API answers with it: masked, with this node's
+// pace of it when the server has a Pacer.
+func (s *server) answer(wh *herald.Webhook) *herald.Webhook {
+	m := wh.Masked()
+	if s.pacer != nil {
+		p := s.pacer.Pace(wh.ID)
+		m.Pace = &p
+	}
+	return m
 }
 
 // updateWebhook merges the body into the webhook's admin settings: absent
@@ -81,7 +92,7 @@ func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	noteAudit(r, "", herald.WebhookAuditDiff(before, wh))
-	return writeJSON(w, http.StatusOK, wh.Masked())
+	return writeJSON(w, http.StatusOK, s.answer(wh))
 }
 
 func (s *server) activateWebhook(w http.ResponseWriter, r *http.Request) error {

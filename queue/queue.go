@@ -69,6 +69,28 @@ type Store interface {
 	// NextDue returns when the earliest delivery becomes due (nil if none):
 	// the engine sleeps until then or until woken.
 	NextDue(ctx context.Context) (*time.Time, error)
+	// TakeSlots takes request slots of a webhook with a rate limit, for
+	// the engine to start that many requests at the slots' times. Every
+	// node takes from the same windows: no two takes get the same slot,
+	// whatever node asks. It returns the first slot taken and how many
+	// (from r.From on, at most r.Want; none when the window's slots from
+	// r.From are all taken, or when a node already took slots of a later
+	// window: this node's clock is behind).
+	TakeSlots(ctx context.Context, r SlotRequest) (first, n int, err error)
+}
+
+// SlotRequest asks for request slots of a webhook's one-second window:
+// with a rate limit of Limit per second, the window has slots 0 to
+// Limit-1, slot i starting Window + i/Limit seconds.
+type SlotRequest struct {
+	Webhook string // its ID
+	Limit   int
+	// Window is the start of the one-second window, a whole second.
+	Window time.Time
+	// From is the first slot wanted: the slots before it have passed.
+	From int
+	// Want is the most slots to take.
+	Want int
 }
 
 // Signer signs a request with a webhook's keys, decoded once

@@ -88,6 +88,8 @@ type DB struct {
 
 	// ids makes the IDs of new events and deliveries (id.go).
 	ids idSeq
+	// slots are a SQLite node's rate-limit windows (pace.go).
+	slots slotWindows
 
 	lead  leader
 	ready readiness

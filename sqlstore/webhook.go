@@ -20,19 +20,19 @@ import (
 // UpdateWebhook and insertWebhook seal them.
 const webhookCols = `id, tenant, instance, name, title, triggers, version, url, headers, query_parameters,
 	payload, timeout_seconds, active, deactivated_reason, deactivated_at, created_at, updated_at,
-	client_certificate, client_key, signing_algorithm, failing_since, consecutive_failures, ordering`
+	client_certificate, client_key, signing_algorithm, failing_since, consecutive_failures, ordering, rate_limit_per_second`
 
 // scanWebhook reads a row of webhookCols, opening its sealed columns.
 func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, error) {
 	var w herald.Webhook
 	var triggers, headers, params, payload, clientKey string
 	var active int
-	var deactivated, failing sql.NullInt64
+	var deactivated, failing, rateLimit sql.NullInt64
 	var created, updated int64
 	if err := s.Scan(&w.ID, &w.Tenant, &w.Instance, &w.Name, &w.Title, &triggers, &w.Version, &w.URL,
 		&headers, &params, &payload, &w.TimeoutSeconds, &active, &w.DeactivatedReason, &deactivated,
 		&created, &updated, &w.ClientCertificate, &clientKey, &w.Signing.Algorithm,
-		&failing, &w.Health.ConsecutiveFailures, &w.Ordering); err != nil {
+		&failing, &w.Health.ConsecutiveFailures, &w.Ordering, &rateLimit); err != nil {
 		return nil, err
 	}
 	var err error
@@ -60,6 +60,10 @@ func (db *DB) scanWebhook(s interface{ Scan(...any) error }) (*herald.Webhook, e
 		}
 	}
 	w.Active = active != 0
+	if rateLimit.Valid {
+		n := int(rateLimit.Int64)
+		w.RateLimitPerSecond = &n
+	}
 	w.DeactivatedAt = nullMS(deactivated)
 	w.Health.FailingSince = nullMS(failing)
 	w.CreatedAt, w.UpdatedAt = fromMS(created), fromMS(updated)
@@ -155,10 +159,10 @@ func (db *DB) UpdateWebhook(ctx context.Context, tenant, instance, name string, 
 		w.Payload.CustomFields = nonNil(w.Payload.CustomFields)
 		payload, _ := json.Marshal(w.Payload)
 		_, err = q.exec(ctx, `UPDATE webhooks SET url = ?, headers = ?, query_parameters = ?, payload = ?, timeout_seconds = ?,
-			client_certificate = ?, client_key = ?, signing_algorithm = ?, ordering = ?, updated_at = ? WHERE id = ?`,
+			client_certificate = ?, client_key = ?, signing_algorithm = ?, ordering = ?, rate_limit_per_second = ?, updated_at = ? WHERE id = ?`,
 			db.seal(w.URL, "webhooks", "url", w.ID), db.seal(string(headers), "webhooks", "headers", w.ID),
 			db.seal(string(params), "webhooks", "query_parameters", w.ID), string(payload), w.TimeoutSeconds,
-			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), w.Signing.Algorithm, w.Ordering, ms(w.UpdatedAt), w.ID)
+			w.ClientCertificate, db.seal(string(w.ClientKey), "webhooks", "client_key", w.ID), w.Signing.Algorithm, w.Ordering, w.RateLimitPerSecond, ms(w.UpdatedAt), w.ID)
 		return err
 	})
 	if err != nil {

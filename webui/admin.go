@@ -60,11 +60,13 @@ type settingsForm struct {
 	Timeout string
 	// Ordering is the webhook's ordering (herald.Orderings).
 	Ordering string
+	// RateLimit is rateLimitPerSecond as typed; "" for no limit.
+	RateLimit string
 	// ClientCertificate is the TLS client certificate (PEM). The key is
 	// never shown: HasClientKey says whether one is stored.
 	ClientCertificate string
 	HasClientKey      bool
-	ErrorSection      string // "url", "headers", "query", "format", "fields", "custom", "ordering", "timeout", "tls"
+	ErrorSection      string // "url", "headers", "query", "format", "fields", "custom", "ordering", "timeout", "ratelimit", "tls"
 	Error             string
 	// Posted is true when the values are the refused ones just posted.
 	Posted bool
@@ -106,9 +108,13 @@ func blankRows(nv []herald.NameValue, n int) []herald.NameValue {
 }
 
 func formOf(wh *herald.Webhook) settingsForm {
-	return settingsForm{URL: wh.URL, Headers: wh.Headers, Query: wh.QueryParameters, Format: wh.Payload.Format,
+	f := settingsForm{URL: wh.URL, Headers: wh.Headers, Query: wh.QueryParameters, Format: wh.Payload.Format,
 		Fields: wh.Payload.PredefinedFields, Custom: wh.Payload.CustomFields, Timeout: strconv.Itoa(wh.TimeoutSeconds),
 		Ordering: herald.OrderingOrDefault(wh.Ordering), ClientCertificate: wh.ClientCertificate, HasClientKey: wh.ClientKey != ""}
+	if wh.RateLimitPerSecond != nil {
+		f.RateLimit = strconv.Itoa(*wh.RateLimitPerSecond)
+	}
+	return f
 }
 
 // webhookPage renders the webhook page with d filled in from the store
@@ -122,6 +128,10 @@ func (u *ui) webhookPage(w http.ResponseWriter, r *http.Request, status int, d w
 	// Secret header and query parameter values are shown masked; the form
 	// sends the mask back, which keeps the stored value.
 	wh = wh.Masked()
+	if u.pacer != nil {
+		p := u.pacer.Pace(wh.ID)
+		wh.Pace = &p
+	}
 	d.Webhook, d.AllFields, d.Now = wh, herald.PredefinedFields, u.now()
 	if !d.Form.Posted {
 		d.Form = formOf(wh)
@@ -217,6 +227,8 @@ func sectionOfField(field string) string {
 		return "timeout"
 	case field == "ordering":
 		return "ordering"
+	case field == "rateLimitPerSecond":
+		return "ratelimit"
 	case field == "clientCertificate", field == "clientKey":
 		return "tls"
 	default:
@@ -226,13 +238,14 @@ func sectionOfField(field string) string {
 
 func (u *ui) webhookUpdate(w http.ResponseWriter, r *http.Request) error {
 	f := settingsForm{
-		URL:     strings.TrimSpace(r.PostForm.Get("url")),
-		Headers: pairs(r, "header_name", "header_value"),
-		Query:   pairs(r, "query_name", "query_value"),
-		Format:  r.PostForm.Get("format"),
-		Fields:  r.PostForm["field"],
-		Custom:  pairs(r, "custom_name", "custom_value"),
-		Timeout: strings.TrimSpace(r.PostForm.Get("timeout")),
+		URL:       strings.TrimSpace(r.PostForm.Get("url")),
+		Headers:   pairs(r, "header_name", "header_value"),
+		Query:     pairs(r, "query_name", "query_value"),
+		Format:    r.PostForm.Get("format"),
+		Fields:    r.PostForm["field"],
+		Custom:    pairs(r, "custom_name", "custom_value"),
+		Timeout:   strings.TrimSpace(r.PostForm.Get("timeout")),
+		RateLimit: strings.TrimSpace(r.PostForm.Get("rate_limit")),
 	}
 	if f.Fields == nil {
 		f.Fields = []string{}
@@ -256,7 +269,19 @@ func (u *ui) webhookUpdate(w http.ResponseWriter, r *http.Request) error {
 			upd.ClientKey = &key
 		}
 	}
-	if convErr != nil {
+	// An empty rate limit is none.
+	upd.RateLimitPerSecond.Set = true
+	var rateErr error
+	if f.RateLimit != "" {
+		limit, err := strconv.Atoi(f.RateLimit)
+		if err != nil {
+			rateErr = herald.FieldErrorf("rateLimitPerSecond", "The rate limit must be a whole number of requests per second, from 1 to %d, or empty for none; %q is not.", herald.MaxRateLimitPerSecond, f.RateLimit)
+		}
+		upd.RateLimitPerSecond.Value = &limit
+	}
+	if rateErr != nil {
+		err = rateErr
+	} else if convErr != nil {
 		err = herald.FieldErrorf("timeoutSeconds", "The timeout must be a whole number of seconds, from 1 to %d; %q is not.", herald.MaxTimeoutSeconds, f.Timeout)
 	} else if u.requireHTTPS {
 		err = upd.RequireHTTPS()

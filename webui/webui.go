@@ -53,6 +53,9 @@ type Config struct {
 	// Tester sends test requests. Without it the Send test button says
 	// that testing is not available on this node.
 	Tester Tester
+	// Pacer tells how this node paces a webhook (the engine), for the
+	// webhook page. Without it the page shows no pace.
+	Pacer herald.Pacer
 	// Logger receives the access log and internal errors. Defaults to a
 	// logger that discards everything.
 	Logger *slog.Logger
@@ -82,6 +85,7 @@ type Config struct {
 type ui struct {
 	store  herald.Store
 	tester Tester
+	pacer  herald.Pacer
 	log    *slog.Logger
 	now    func() time.Time
 	access *access.Gate
@@ -104,7 +108,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Access == nil {
 		return nil, errors.New("webui: Config.Access is required")
 	}
-	u := &ui{store: cfg.Store, access: cfg.Access, tester: cfg.Tester, log: cfg.Logger, now: cfg.Now,
+	u := &ui{store: cfg.Store, access: cfg.Access, tester: cfg.Tester, pacer: cfg.Pacer, log: cfg.Logger, now: cfg.Now,
 		secureCookies: cfg.SecureCookies, requireHTTPS: cfg.RequireHTTPSDestinations, apiClientSignIn: cfg.APIClientSignIn,
 		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), retention: cfg.Retention}
 	if u.log == nil {

@@ -335,6 +335,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		Ingester:   engine,
 		Tester:     engine,
 		Listeners:  engine,
+		Pacer:      engine,
 		Logger:     logger,
 		Gatherer:   reg,
 		Registerer: reg,
@@ -347,7 +348,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		cancel()
 		return fail(err)
 	}
-	pages, err := webui.New(webui.Config{Store: store, Access: gate, Tester: engine, Logger: logger,
+	pages, err := webui.New(webui.Config{Store: store, Access: gate, Tester: engine, Pacer: engine, Logger: logger,
 		SecureCookies: cfg.publicHTTPS(), RequireHTTPSDestinations: cfg.RequireHTTPSDestinations,
 		APIClientSignIn: cfg.UIAPIClientSignIn, PublicURL: cfg.PublicURL, Retention: cfg.Retention})
 	if err != nil {
