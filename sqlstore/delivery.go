@@ -911,9 +911,14 @@ func (db *DB) NextDue(ctx context.Context) (*time.Time, error) {
 // step of the schedule.
 func (db *DB) catchUp(ctx context.Context, q q, webhookIDs []string, nowMS int64) error {
 	for _, id := range webhookIDs {
-		if _, err := q.exec(ctx, `UPDATE deliveries SET due_at = ?, wait_reason = ?, updated_at = ? WHERE id IN (
+		// The status and due time are checked again outside the
+		// subquery: on PostgreSQL, a row another transaction claimed
+		// meanwhile is re-read when its lock is granted, and only the outer
+		// conditions are checked on it; a SENT delivery due now would be
+		// claimed again, and sent twice.
+		if _, err := q.exec(ctx, `UPDATE deliveries SET due_at = ?, wait_reason = ?, updated_at = ? WHERE status = 'RETRYING' AND due_at > ? AND id IN (
 			SELECT id FROM deliveries WHERE webhook_id = ? AND due_at > ? AND status = 'RETRYING' ORDER BY due_at LIMIT ?)`,
-			nowMS, herald.ReasonCaughtUp, nowMS, id, nowMS, herald.CatchUpBatch); err != nil {
+			nowMS, herald.ReasonCaughtUp, nowMS, nowMS, id, nowMS, herald.CatchUpBatch); err != nil {
 			return err
 		}
 	}
