@@ -43,6 +43,9 @@ import (
 //	(none) ──replay: an event the webhook's triggers select, with no delivery
 //	         to it DELIVERED or open (ReplaySelects, ReplayWants)──▶ PENDING
 //
+//	RETRYING ──its webhook answered 2xx again after failing (CatchUp, the
+//	         CatchUpBatch due soonest)──▶ RETRYING, due now, in the same window
+//
 //	SENT ──lease ran out──▶ SENT (due again: any node claims it afresh)
 //	SENT ──released (shutdown, restart, lost claim)──▶ PENDING if never attempted, else RETRYING
 //	PENDING, RETRYING, SENT ──webhook deactivated──▶ CANCELLED
@@ -64,11 +67,17 @@ const (
 // Statuses lists every delivery status.
 var Statuses = []string{StatusPending, StatusSent, StatusDelivered, StatusRetrying, StatusFailed, StatusCancelled, StatusHeld}
 
-// Wait reasons of the transitions people make.
+// Wait reasons of the transitions people make, and of the catch-up.
 const (
 	ReasonResent    = "resent"
 	ReasonRecovered = "recovered"
+	ReasonCaughtUp  = "due now: its receiver answered again after failing"
 )
+
+// CatchUpBatch is how many of a recovered webhook's RETRYING deliveries
+// CatchUp makes due at once: the soonest due, within the write that found
+// the webhook answering again; the rest keep their schedule.
+const CatchUpBatch = 500
 
 // CancelReason is the wait reason of a delivery cancelled because its
 // webhook was deactivated for reason.
@@ -410,6 +419,20 @@ func Recover(s DeliveryState, now time.Time) (DeliveryState, bool) {
 		return s, false
 	}
 	return s.pending(ReasonRecovered, now), true
+}
+
+// CatchUp returns a RETRYING s due later than now due now, in the same
+// retry window, when its webhook has just answered 2xx after failing: a
+// receiver that was down for a while gets what it missed as soon as it is
+// back, rather than at each delivery's next step of the schedule, which
+// may be hours away. Any other s, or one already due, is left as it is
+// (false).
+func CatchUp(s DeliveryState, now time.Time) (DeliveryState, bool) {
+	if s.Status != StatusRetrying || s.DueAt == nil || !s.DueAt.After(now) {
+		return s, false
+	}
+	s.DueAt, s.WaitReason = &now, ReasonCaughtUp
+	return s, true
 }
 
 // Resend returns delivery d PENDING again, due at now, with a fresh retry

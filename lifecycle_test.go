@@ -121,6 +121,13 @@ func recoverChained(prev, prevStatus string) step {
 	}}
 }
 
+func catchUp() step {
+	return step{"catch up", func(s herald.DeliveryState) (herald.DeliveryState, herald.WebhookHealth, error) {
+		s, _ = herald.CatchUp(s, now)
+		return s, herald.WebhookHealth{}, nil
+	}}
+}
+
 func unhold() step {
 	return step{"unhold", func(s herald.DeliveryState) (herald.DeliveryState, herald.WebhookHealth, error) {
 		s, _ = herald.Unhold(s, herald.UnheldReason("dlv_0", herald.StatusFailed), now)
@@ -149,7 +156,7 @@ var diagram = map[[2]string]string{
 	{herald.StatusDelivered, herald.StatusPending}:   "resend",
 	{herald.StatusRetrying, herald.StatusPending}:    "resend",
 	{herald.StatusPending, herald.StatusPending}:     "resend; or a late result: the attempt counts, the status stays",
-	{herald.StatusRetrying, herald.StatusRetrying}:   "a late result: the attempt counts, the status stays",
+	{herald.StatusRetrying, herald.StatusRetrying}:   "a late result: the attempt counts, the status stays; or its webhook answered again (catch-up)",
 	{herald.StatusDelivered, herald.StatusDelivered}: "a late result: the attempt counts, the status stays",
 	{herald.StatusSent, herald.StatusPending}:        "released before any attempt",
 	{herald.StatusCancelled, herald.StatusCancelled}: "a late result: the attempt counts, the status stays",
@@ -168,6 +175,9 @@ var (
 	leased   = herald.DeliveryState{Status: herald.StatusSent, Owner: "n1", DueAt: at(time.Minute)}
 	retrying = herald.DeliveryState{Status: herald.StatusRetrying, Attempts: 2, FirstAttemptAt: at(-5 * time.Minute),
 		DueAt: at(0), WaitReason: "receiver answered 503 Service Unavailable on attempt 2; ...", LastStatusCode: 503}
+	// retryingLater waits for the schedule's 2 h step.
+	retryingLater = herald.DeliveryState{Status: herald.StatusRetrying, Attempts: 7, FirstAttemptAt: at(-time.Hour),
+		DueAt: at(2 * time.Hour), WaitReason: "connection refused on attempt 7; ...", LastStatusCode: 0}
 	failed = herald.DeliveryState{Status: herald.StatusFailed, Attempts: 11, WindowStart: 1, FirstAttemptAt: at(-30 * time.Hour),
 		WaitReason: "gave up", LastStatusCode: 500}
 	cancelled = herald.DeliveryState{Status: herald.StatusCancelled, Attempts: 1, FirstAttemptAt: at(-time.Hour),
@@ -318,6 +328,18 @@ var transitions = []struct {
 	{name: "deactivation leaves FAILED alone", from: failed, step: cancel(), want: failed},
 	{name: "deactivation leaves CANCELLED alone", from: cancelled, step: cancel(), want: cancelled},
 
+	// Catch up.
+	{name: "catch-up: RETRYING due later is due now, same window", from: retryingLater, step: catchUp(),
+		want: func() herald.DeliveryState {
+			s := retryingLater
+			s.DueAt, s.WaitReason = at(0), herald.ReasonCaughtUp
+			return s
+		}()},
+	{name: "catch-up leaves a RETRYING already due alone", from: retrying, step: catchUp(), want: retrying},
+	{name: "catch-up leaves PENDING alone", from: pending, step: catchUp(), want: pending},
+	{name: "catch-up leaves SENT alone", from: leased, step: catchUp(), want: leased},
+	{name: "catch-up leaves FAILED alone", from: failed, step: catchUp(), want: failed},
+
 	// Recover.
 	{name: "recover: FAILED to PENDING, due now, a fresh window", from: failed, step: recovery(),
 		want: herald.DeliveryState{Status: herald.StatusPending, Attempts: 11, WindowStart: 11, DueAt: at(0), WaitReason: "recovered", LastStatusCode: 500}},
@@ -420,7 +442,7 @@ func TestTransitionsFollowTheDiagram(t *testing.T) {
 
 	// Every step from every status, as the store could meet it.
 	steps := []step{claim("n2", now.Add(time.Minute)), deliver(), attempt(503, "x", "", 0.5), attempt(410, "x", "", 0.5),
-		attempt(0, "x", "", 0.5), release(), cancel(), recovery(), resend(true), resend(false), unhold()}
+		attempt(0, "x", "", 0.5), release(), cancel(), recovery(), resend(true), resend(false), unhold(), catchUp()}
 	for _, status := range herald.Statuses {
 		s := herald.DeliveryState{Status: status, Attempts: 1, FirstAttemptAt: at(-25 * time.Hour), LastStatusCode: 500}
 		if herald.Open(status) {

@@ -455,8 +455,8 @@ func (u WebhookUpdate) RequireHTTPS() error {
 		return nil
 	}
 	raw := strings.TrimSpace(*u.URL)
-	if raw == "" {
-		return nil
+	if raw == "" || raw == ListenURL {
+		return nil // listen: dials nothing
 	}
 	if v, err := url.Parse(raw); err == nil && strings.EqualFold(v.Scheme, "https") {
 		return nil
@@ -469,9 +469,13 @@ var reservedHeaders = []string{"content-type", "content-length", "user-agent", "
 	"webhook-id", "webhook-timestamp", "webhook-signature", "transfer-encoding", "connection"}
 
 // Validate returns an EINVALID error naming the first bad admin setting.
-// An empty URL is valid (the webhook cannot be activated until it has one).
+// An empty URL is valid (the webhook cannot be activated until it has
+// one), and so is ListenURL.
 func (w *Webhook) Validate() error {
-	if w.URL != "" {
+	if w.URL != "" && w.URL != ListenURL {
+		if len(w.URL) >= len(ListenURL) && strings.EqualFold(w.URL[:len(ListenURL)], ListenURL) {
+			return FieldErrorf("url", "url %q is not valid: to hand deliveries to herald listen, the url is exactly %q, with nothing after it.", w.URL, ListenURL)
+		}
 		if err := ValidateURL("url", w.URL); err != nil {
 			return err
 		}
@@ -689,6 +693,11 @@ type WebhookService interface {
 	// created at or after since, as PENDING and due now. EUNPROCESSABLE if
 	// the webhook is inactive. Returns how many were re-queued.
 	RecoverWebhook(ctx context.Context, tenant, instance, name string, since time.Time) (int, error)
+	// RetryWebhookNow makes the webhook's RETRYING deliveries due now,
+	// keeping their attempts and retry windows: what waited for a `herald
+	// listen` goes as soon as one connects. ENOTFOUND for an unknown
+	// webhook. Returns how many were made due.
+	RetryWebhookNow(ctx context.Context, tenant, instance, name string) (int, error)
 }
 
 // DefaultBreakerThreshold is how many consecutive failed attempts open a

@@ -46,6 +46,8 @@ func TestWebhookValidate(t *testing.T) {
 		{"valid", func(w *herald.Webhook) {}, ""},
 		{"no URL yet", func(w *herald.Webhook) { w.URL = "" }, ""},
 		{"http URL with a port and query", func(w *herald.Webhook) { w.URL = "http://127.0.0.1:8080/in?x=1" }, ""},
+		{"listen URL", func(w *herald.Webhook) { w.URL = herald.ListenURL }, ""},
+		{"listen URL with more after it", func(w *herald.Webhook) { w.URL = "listen://laptop" }, "url"},
 		{"URL without scheme", func(w *herald.Webhook) { w.URL = "example.com/hooks" }, "url"},
 		{"URL of another scheme", func(w *herald.Webhook) { w.URL = "ftp://example.com/" }, "url"},
 		{"URL that does not parse", func(w *herald.Webhook) { w.URL = "https://exa mple.com/%zz" }, "url"},
@@ -263,6 +265,7 @@ func TestRequireHTTPS(t *testing.T) {
 	}{
 		{nil, ""}, {str(""), ""}, {str(" https://example.com/ "), ""}, {str("HTTPS://example.com/"), ""},
 		{str("http://example.com/"), "url"}, {str("example.com"), "url"},
+		{str(herald.ListenURL), ""}, {str("listen:x"), "url"},
 	} {
 		err := herald.WebhookUpdate{URL: tc.url}.RequireHTTPS()
 		if tc.field == "" && err != nil || tc.field != "" && herald.ErrorCode(err) != herald.EINVALID {

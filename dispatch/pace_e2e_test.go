@@ -97,7 +97,7 @@ func TestPaceBacksOffAndRecovers(t *testing.T) {
 // the webhook's 1s timeout halve the window once (the eight were one
 // round), so the receiver, answering again, sees 4 at once while the
 // next 6 requests come (not 8, and not 1; the window grows past 4.5 only
-// after 5 answers), then all are delivered.
+// after 5 answers; 2 or 3 on a busy machine), then all are delivered.
 func TestPaceBacksOffOnTimeouts(t *testing.T) {
 	const (
 		n       = 40
@@ -127,7 +127,9 @@ func TestPaceBacksOffOnTimeouts(t *testing.T) {
 			after = max(after, now)
 			mu.Unlock()
 		}
-		time.Sleep(40 * time.Millisecond)
+		// Long enough that the requests of one window overlap at the
+		// receiver even when the machine is busy.
+		time.Sleep(150 * time.Millisecond)
 	})
 	db, _ := mustStore(t, hook{name: "wh-stuck", url: rc.URL, timeout: 1})
 	cfg := testConfig(t, db)
@@ -142,7 +144,10 @@ func TestPaceBacksOffOnTimeouts(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("most in flight after the %d timeouts: %d", perHook, after)
-	if after != perHook/2 {
-		t.Errorf("%d in flight after %d requests timed out together; want %d (halved once for the round)", after, perHook, perHook/2)
+	// The window is 4; on a busy machine the receiver may see one or two
+	// fewer at once. Without the round guard it would see 1, with the
+	// timeouts not counted 6 or more.
+	if after < perHook/2-2 || after > perHook/2 {
+		t.Errorf("%d in flight after %d requests timed out together; want %d (halved once for the round), or a little less on a busy machine", after, perHook, perHook/2)
 	}
 }

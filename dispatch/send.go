@@ -89,6 +89,8 @@ type sender struct {
 	// requireHTTPS refuses to send to a URL that is not https://.
 	requireHTTPS bool
 	now          func() time.Time
+	// listen takes the requests of `listen:` webhooks (listen.go).
+	listen *listenHub
 
 	mu sync.Mutex
 	// certClients holds, by webhook ID, the client presenting that
@@ -115,6 +117,7 @@ func newSender(policy netguard.Policy, rootCAs *x509.CertPool, requireHTTPS bool
 		},
 		requireHTTPS: requireHTTPS,
 		now:          now,
+		listen:       newListenHub(),
 		certClients:  map[string]*certClient{},
 	}
 }
@@ -195,6 +198,9 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 		a.Error = fmt.Sprintf("could not render the payload: %v", err)
 		return "", false
 	}
+	if w.URL == herald.ListenURL {
+		return s.viaListener(ctx, a, w, ev, signer, body)
+	}
 	target, err := requestURL(w.URL, w.QueryParameters)
 	if err != nil {
 		a.Error = err.Error()
@@ -222,26 +228,14 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 		a.Error = fmt.Sprintf("could not build the request: %v", err)
 		return "", false
 	}
-	h := req.Header
-	for _, nv := range w.Headers {
-		h.Add(nv.Name, nv.Value)
-	}
-	// Herald's own headers last, so no configured header can replace them
-	// (validation forbids it too).
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", "Herald/"+herald.Version)
-	sig, err := signer.Sign(ev.ID, a.StartedAt, body)
-	if err != nil {
-		a.Error = fmt.Sprintf("could not sign the request: %v", err)
+	if err := signRequest(req.Header, w, ev, signer, a.StartedAt, body); err != nil {
+		a.Error = err.Error()
 		return "", false
 	}
-	h.Set(signature.HeaderID, ev.ID)
-	h.Set(signature.HeaderTimestamp, fmt.Sprint(a.StartedAt.Unix()))
-	h.Set(signature.HeaderSignature, sig)
 	// The attempt's span (or, for a test request, the API request's), when
 	// the node traces: the receiver's own spans join the trace. Without a
 	// span in ctx this sets nothing.
-	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 
 	resp, err := client.Do(req)
 	if err != nil {
@@ -287,6 +281,27 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 		a.Error = "receiver answered " + statusText(code)
 	}
 	return resp.Header.Get("Retry-After"), timedOut
+}
+
+// signRequest sets the headers of a request of ev to w with body, made at
+// at: the webhook's configured headers, then Herald's own and the
+// signature. Its error says, in words for the admin, why it could not sign.
+func signRequest(h http.Header, w *herald.Webhook, ev *herald.Event, signer queue.Signer, at time.Time, body []byte) error {
+	for _, nv := range w.Headers {
+		h.Add(nv.Name, nv.Value)
+	}
+	// Herald's own headers last, so no configured header can replace them
+	// (validation forbids it too).
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "Herald/"+herald.Version)
+	sig, err := signer.Sign(ev.ID, at, body)
+	if err != nil {
+		return fmt.Errorf("could not sign the request: %v", err)
+	}
+	h.Set(signature.HeaderID, ev.ID)
+	h.Set(signature.HeaderTimestamp, fmt.Sprint(at.Unix()))
+	h.Set(signature.HeaderSignature, sig)
+	return nil
 }
 
 // requestURL appends the webhook's query parameters to its URL, keeping any

@@ -68,7 +68,7 @@ func (s *senders) deliver(j *queue.Job) (pendingResult, outcome) {
 	if signer == nil {
 		signer = signature.NewSigner(j.Secrets)
 	}
-	ctx, n := s.ctx, j.Delivery.AttemptCount+1
+	ctx, n := withDeliveryID(s.ctx, j.Delivery.ID), j.Delivery.AttemptCount+1
 	var span trace.Span
 	if s.tracer != nil {
 		ctx, span = startAttempt(ctx, s.tracer, j, n, s.now())

@@ -52,10 +52,15 @@ var auditActions = map[string]string{
 // notAudited lists the routes left out on purpose: token exchange is
 // audited by access.Gate (success, failure and lockout, for the API and
 // the web UI alike); events are the data itself (and have their own
-// record, the deliveries).
+// record, the deliveries); a listener's answers are attempts, on record
+// with their deliveries (connecting its stream, which reads events, is
+// audited as webhook.listen by the handler itself, since an audited
+// answer is held until it ends, and a stream does not end).
 var notAudited = map[string]bool{
-	"POST /v1/auth/token":          true,
-	"POST " + instPath + "/events": true,
+	"POST /v1/auth/token":                               true,
+	"POST " + instPath + "/events":                      true,
+	"GET " + instPath + "/webhooks/{name}/listen":       true,
+	"POST " + instPath + "/webhooks/{name}/listen/{id}": true,
 }
 
 const instPath = "/v1/tenants/{tenant}/instances/{instance}"

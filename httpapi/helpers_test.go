@@ -61,6 +61,7 @@ func mustEnv(t *testing.T, opts ...envOption) *env {
 		Access:     mustGate(t, store, storekit.Keys, e.clock.Now),
 		Ingester:   eng,
 		Tester:     eng,
+		Listeners:  eng,
 		Pacer:      eng,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:        e.clock.Now,

@@ -49,6 +49,10 @@ type Config struct {
 	// Tester sends test requests for POST .../webhooks/{name}/test. Without
 	// it that route answers 503.
 	Tester Tester
+	// Listeners hands `listen:` webhooks' attempts to the streams of GET
+	// .../webhooks/{name}/listen and takes their answers
+	// (dispatch.Engine). Without it those routes answer 503.
+	Listeners herald.Listeners
 	// Pacer tells how this node paces a webhook (the engine); a webhook's
 	// answer carries it as "pace". Without it the answer has no pace.
 	Pacer herald.Pacer
@@ -85,11 +89,13 @@ type server struct {
 	ingester herald.EventIngester
 	tester   Tester
 	pacer    herald.Pacer
-	log      *slog.Logger
-	now      func() time.Time
-	access   *access.Gate
-	ready    func(ctx context.Context) error
-	metrics  *metrics
+	// listeners is Config.Listeners.
+	listeners herald.Listeners
+	log       *slog.Logger
+	now       func() time.Time
+	access    *access.Gate
+	ready     func(ctx context.Context) error
+	metrics   *metrics
 
 	promHandler http.Handler
 
@@ -117,14 +123,15 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, errors.New("httpapi: Config.Ingester is required: events are accepted by the engine (dispatch.Engine), never stored past it")
 	}
 	s := &server{
-		store:    cfg.Store,
-		ingester: cfg.Ingester,
-		tester:   cfg.Tester,
-		pacer:    cfg.Pacer,
-		access:   cfg.Access,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		ready:    cfg.Ready,
+		store:     cfg.Store,
+		ingester:  cfg.Ingester,
+		tester:    cfg.Tester,
+		listeners: cfg.Listeners,
+		pacer:     cfg.Pacer,
+		access:    cfg.Access,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		ready:     cfg.Ready,
 
 		requireHTTPS: cfg.RequireHTTPSDestinations,
 		retention:    cfg.Retention,
@@ -239,6 +246,8 @@ func (s *server) routes() []route {
 		{"GET " + inst + "/webhooks/{name}/replays/{id}", permReadEvents, s.getReplay},
 		{"GET " + inst + "/webhooks/{name}/stats", permReadEvents, s.webhookStats},
 		{"GET " + inst + "/webhooks/{name}/timeline", permReadEvents, s.webhookTimeline},
+		{"GET " + inst + "/webhooks/{name}/listen", permAdmin, s.listenStream},
+		{"POST " + inst + "/webhooks/{name}/listen/{id}", permAdmin, s.listenAnswer},
 
 		{"POST " + inst + "/events", permProduce, s.createEvents},
 		{"GET " + inst + "/events", permReadEvents, s.findEvents},

@@ -609,6 +609,7 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 		if err != nil {
 			return 0, err
 		}
+		var back []string
 		for rows.Next() {
 			var id string
 			var reported int
@@ -616,11 +617,15 @@ func (db *DB) recordAttempts(ctx context.Context, q q, results []herald.AttemptR
 				rows.Close()
 				return 0, err
 			}
+			back = append(back, id)
 			if reported != 0 {
 				recovered = append(recovered, id)
 			}
 		}
 		if err := rows.Close(); err != nil {
+			return 0, err
+		}
+		if err := db.catchUp(ctx, q, back, nowMS); err != nil {
 			return 0, err
 		}
 	}
@@ -896,4 +901,21 @@ func (db *DB) NextDue(ctx context.Context) (*time.Time, error) {
 		return nil, db.wrap("next due", err)
 	}
 	return nullMS(next), nil
+}
+
+// catchUp carries out herald.CatchUp for the webhooks that answered 2xx
+// again after failing: the herald.CatchUpBatch of each one's RETRYING
+// deliveries due soonest after now become due now (through the
+// deliveries_due index on webhook_id and due_at), so a receiver that was
+// down gets what it missed as it comes back, not at each delivery's next
+// step of the schedule.
+func (db *DB) catchUp(ctx context.Context, q q, webhookIDs []string, nowMS int64) error {
+	for _, id := range webhookIDs {
+		if _, err := q.exec(ctx, `UPDATE deliveries SET due_at = ?, wait_reason = ?, updated_at = ? WHERE id IN (
+			SELECT id FROM deliveries WHERE webhook_id = ? AND due_at > ? AND status = 'RETRYING' ORDER BY due_at LIMIT ?)`,
+			nowMS, herald.ReasonCaughtUp, nowMS, id, nowMS, herald.CatchUpBatch); err != nil {
+			return err
+		}
+	}
+	return nil
 }

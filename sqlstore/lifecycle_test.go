@@ -175,3 +175,65 @@ func showState(s herald.DeliveryState) string {
 	return fmt.Sprintf("%s attempts %d (window from %d) first %s due %s owner %q reason %q code %d",
 		s.Status, s.Attempts, s.WindowStart, show(s.FirstAttemptAt), show(s.DueAt), s.Owner, s.WaitReason, s.LastStatusCode)
 }
+
+// TestCatchUpWhenTheWebhookAnswersAgain: a webhook failing, one of its
+// deliveries RETRYING two hours out; the first 2xx it answers makes that
+// delivery due at once (herald.CatchUp), in the same write, on both
+// dialects. A webhook that never failed catches nothing up.
+func TestCatchUpWhenTheWebhookAnswersAgain(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC)
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			clock := heraldtest.NewClock(t0)
+			db := storekit.Open(t, dialect, sqlstore.Config{Now: clock.Now, Keys: storekit.Keys})
+			oneWebhook(t, db)
+			claim := func(want int) []*queue.Job {
+				t.Helper()
+				jobs, err := db.ClaimDeliveries(ctx, queue.ClaimRequest{Owner: "n1", Now: clock.Now(), LeaseUntil: clock.Now().Add(herald.LeaseMargin), Limit: 10})
+				if err != nil || len(jobs) != want {
+					t.Fatalf("claimed %d, want %d: %v", len(jobs), want, err)
+				}
+				return jobs
+			}
+			result := func(j *queue.Job, code int, next time.Time) herald.AttemptResult {
+				r := herald.AttemptResult{DeliveryID: j.Delivery.ID, Status: herald.StatusDelivered,
+					Attempt: herald.Attempt{N: j.Delivery.AttemptCount + 1, StartedAt: clock.Now(), StatusCode: code}}
+				if code >= 300 {
+					r.Status, r.NextAttemptAt, r.WaitReason, r.Attempt.Error = herald.StatusRetrying, next, "receiver answered 503", "receiver answered 503"
+				}
+				return r
+			}
+			for range 2 {
+				if _, err := db.CreateEvents(ctx, []*herald.Event{{TenantName: "acme", InstanceName: "live", Entity: "PATIENT", Subtype: "PATIENT_CREATED"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			jobs := claim(2)
+			later, soon := jobs[0], jobs[1]
+			if _, err := db.Write(ctx, &queue.Write{Results: []herald.AttemptResult{
+				result(later, 503, clock.Now().Add(2*time.Hour)), result(soon, 503, clock.Now().Add(time.Second))}}); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(2 * time.Second)
+			soon = claim(1)[0]
+			if _, err := db.Write(ctx, &queue.Write{Results: []herald.AttemptResult{result(soon, 200, time.Time{})}}); err != nil {
+				t.Fatal(err)
+			}
+			now := clock.Now()
+			s, err := db.DeliveryState(ctx, later.Delivery.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Status != herald.StatusRetrying || s.DueAt == nil || !s.DueAt.Equal(now) || s.WaitReason != herald.ReasonCaughtUp || s.Attempts != 1 {
+				t.Fatalf("the RETRYING delivery after its webhook answered again: %s; want RETRYING due now (%s), %q", showState(s), now, herald.ReasonCaughtUp)
+			}
+			// Healthy now: the next 2xx moves nothing.
+			again := claim(1)[0]
+			if again.Delivery.ID != later.Delivery.ID {
+				t.Fatalf("claimed %s, want the caught-up %s", again.Delivery.ID, later.Delivery.ID)
+			}
+		})
+	}
+}

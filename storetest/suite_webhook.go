@@ -403,6 +403,53 @@ func init() {
 		e.wantCode(err, herald.ENOTFOUND)
 	})
 
+	register("RetryWebhookNow", func(e *env) {
+		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}},
+			hook{name: "other", triggers: []herald.Trigger{entity("PATIENT")}})
+		e.create(event("acme", "live", "PATIENT_CREATED"), event("acme", "live", "PATIENT_CREATED"))
+		jobs := e.claim("n1", 10, 10)
+		if len(jobs) != 4 {
+			e.Fatalf("claimed %d", len(jobs))
+		}
+		// wh: one delivery RETRYING, the other still in flight (SENT);
+		// other: one RETRYING.
+		later := e.Clock.Now().Add(2 * time.Hour)
+		var results []herald.AttemptResult
+		var mine, theirs string
+		for _, j := range jobs {
+			switch {
+			case j.Webhook.Name == "wh" && mine == "":
+				mine = j.Delivery.ID
+			case j.Webhook.Name == "other" && theirs == "":
+				theirs = j.Delivery.ID
+			default:
+				continue
+			}
+			results = append(results, herald.AttemptResult{DeliveryID: j.Delivery.ID,
+				Attempt: herald.Attempt{N: 1, StartedAt: e.Clock.Now(), Error: "no herald listen is connected to this webhook"},
+				Status:  herald.StatusRetrying, NextAttemptAt: later, WaitReason: "no listener"})
+		}
+		e.must(e.S.RecordAttempts(e.Ctx, results))
+		e.Clock.Advance(time.Minute)
+		n, err := e.S.RetryWebhookNow(e.Ctx, "acme", "live", "wh")
+		e.must(err)
+		if n != 1 {
+			e.Fatalf("RetryWebhookNow = %d, want the 1 RETRYING delivery of wh", n)
+		}
+		if d := e.delivery("acme", "live", mine); d.Status != herald.StatusRetrying || d.NextAttemptAt == nil ||
+			!d.NextAttemptAt.Equal(e.Clock.Now()) || len(d.Attempts) != 1 || d.FirstAttemptAt == nil {
+			e.Errorf("wh's retrying delivery after RetryWebhookNow = %s, want RETRYING, due now, its attempt and window kept", jsonString(d))
+		}
+		if d := e.delivery("acme", "live", theirs); d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(later) {
+			e.Errorf("the other webhook's delivery = %s, want it still due at %v", jsonString(d), later)
+		}
+		if got := e.claim("n2", 10, 10); len(got) != 1 || got[0].Delivery.ID != mine {
+			e.Errorf("claimed %d after RetryWebhookNow, want wh's retrying delivery only (the one in flight keeps its lease)", len(got))
+		}
+		_, err = e.S.RetryWebhookNow(e.Ctx, "acme", "live", "nope")
+		e.wantCode(err, herald.ENOTFOUND)
+	})
+
 	register("ResendDelivery", func(e *env) {
 		e.setup("acme", "live", hook{name: "wh", triggers: []herald.Trigger{entity("PATIENT")}})
 		e.create(event("acme", "live", "PATIENT_CREATED"))

@@ -33,6 +33,9 @@ func TestErasedPatientLeavesNoTrace(t *testing.T) {
 	mustDo(t, c, "POST", inst+"/events", map[string]any{"eventEntity": "PATIENT", "eventSubtype": "PATIENT_CREATED",
 		"sourceId": "p-2", "patientId": "keep-me", "data": map[string]any{"name": "KEEP-John"}}, &other)
 	recv.WaitDelivered(t, 15*time.Second, append(ids, other.EventID)...)
+	// The receiver has them; wait until Herald has written every result,
+	// so that the purge finds each attempt.
+	waitDeliveries(t, c, inst, "status=DELIVERED", len(ids)+1)
 
 	var counts struct{ Events, Deliveries, Attempts int }
 	mustDo(t, c, "POST", inst+"/patients/erase-me/purge", nil, &counts)

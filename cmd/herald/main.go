@@ -29,6 +29,7 @@ Usage:
   herald users create     invite a person (the first platform admin) and print their setup link
   herald doctor [flags]   check a configuration (serve's flags) before running it, and name each fix
   herald emit T/I SUBTYPE post sample events of a catalog subtype, with made-up values, to try a webhook
+  herald listen [flags]   receive a "listen:" webhook's deliveries on this machine and post them to a local URL
   herald version          print the version
 
 Run "herald <command> -h" for a command's flags.
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDoctor(ctx, args[1:], stdout, stderr)
 	case "emit":
 		return runEmit(ctx, args[1:], stdout, stderr)
+	case "listen":
+		return runListen(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "herald %s\n", herald.Version)
 		return nil

@@ -334,6 +334,7 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 		Access:     gate,
 		Ingester:   engine,
 		Tester:     engine,
+		Listeners:  engine,
 		Pacer:      engine,
 		Logger:     logger,
 		Gatherer:   reg,
@@ -373,6 +374,9 @@ func startServer(ctx context.Context, cfg serveConfig, logger *slog.Logger, reg 
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
 	}
+	// Listen streams never end by themselves; Shutdown waits for every
+	// request, so it ends them first.
+	s.http.RegisterOnShutdown(engine.EndListens)
 	if cert != nil {
 		s.https = true
 		s.http.TLSConfig = cert.tlsConfig()
