@@ -152,7 +152,7 @@ func TestContractCatchesRename(t *testing.T) {
 	}
 	inst := doc["components"].(map[string]any)["schemas"].(map[string]any)["Instance"].(map[string]any)
 	props := inst["properties"].(map[string]any)
-	props["created"], props["createdAt"] = props["createdAt"], nil
+	props["created"] = props["createdAt"]
 	delete(props, "createdAt")
 	for i, r := range inst["required"].([]any) {
 		if r == "createdAt" {
