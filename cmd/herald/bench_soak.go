@@ -17,8 +17,9 @@ import (
 // memory, goroutines, open files, the SQLite WAL, or how late deliveries
 // arrive. It compares the last third of the run with the middle one (the
 // first third is warm-up: caches fill, pools open, the WAL reaches its
-// working size), and a metric fails when it went on growing by more than
-// its tolerance.
+// working size), and a metric fails when the lowest of its last-third
+// samples is above the median of its middle-third ones by more than its
+// tolerance: the floor rose, as it does in a leak and not in a burst.
 
 // soakSample is one look at the run.
 type soakSample struct {
@@ -43,8 +44,8 @@ type soakReport struct {
 	Judged bool `json:"judged"`
 }
 
-// soakTolerance is how much a metric's highest value in the last third may
-// exceed its highest in the middle third: a share and an absolute floor,
+// soakTolerance is how much a metric's lowest value in the last third may
+// exceed its median in the middle third: a share and an absolute amount,
 // both of which must be exceeded for the metric to count as growing.
 var soakTolerance = []struct {
 	name  string
@@ -75,17 +76,23 @@ func (r *soakReport) judge(nodes int) {
 		r.Judged = true
 		third := len(ss) / 3
 		for _, m := range soakTolerance {
-			peak := func(part []soakSample) float64 {
-				v := 0.0
+			values := func(part []soakSample) []float64 {
+				var v []float64
 				for _, s := range part {
-					v = max(v, m.value(s))
+					v = append(v, m.value(s))
 				}
+				slices.Sort(v)
 				return v
 			}
-			middle, last := peak(ss[third:2*third]), peak(ss[2*third:])
-			if last > middle*(1+m.share) && last > middle+m.floor {
-				r.Growing = append(r.Growing, fmt.Sprintf("node %d: %s grew from %.0f%s to %.0f%s between the middle and the last third of the run",
-					node, m.name, middle, m.unit, last, m.unit))
+			// A leak lifts every sample; a burst of load lifts a few. So
+			// the floor of the last third is held against the middle
+			// third's median: a spike that passes does not count, growth
+			// that stays does.
+			mid, last := values(ss[third:2*third]), values(ss[2*third:])
+			middle, floor := mid[len(mid)/2], last[0]
+			if floor > middle*(1+m.share) && floor > middle+m.floor {
+				r.Growing = append(r.Growing, fmt.Sprintf("node %d: %s grew from %.0f%s (the middle third's median) to at least %.0f%s (the last third's lowest)",
+					node, m.name, middle, m.unit, floor, m.unit))
 			}
 		}
 	}
