@@ -168,19 +168,23 @@ type req struct {
 
 func (e *env) do(r req) response {
 	e.t.Helper()
-	var body io.Reader
+	var raw []byte
 	switch b := r.body.(type) {
 	case nil:
 	case string:
-		body = strings.NewReader(b)
+		raw = []byte(b)
 	case []byte:
-		body = bytes.NewReader(b)
+		raw = b
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		body = bytes.NewReader(j)
+		raw = j
+	}
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(raw)
 	}
 	hr, err := http.NewRequest(r.method, e.srv.URL+r.path, body)
 	if err != nil {
@@ -207,6 +211,10 @@ func (e *env) do(r req) response {
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if bad := contractViolations(contractValidator(e.t), r.method, hr.URL.String(), hr.Header, raw,
+		resp.StatusCode, resp.Header, b); bad != "" {
+		e.t.Errorf("%s %s answered %d, which openapi.json does not describe:%s\nanswer: %s", r.method, r.path, resp.StatusCode, bad, b)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
