@@ -77,20 +77,7 @@ func runEmit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *count < 1 || *count > 10000 {
 		return fmt.Errorf("--count must be from 1 to 10000, not %d", *count)
 	}
-	var opts []client.Option
-	switch token := os.Getenv("HERALD_TOKEN"); {
-	case token != "":
-		opts = append(opts, client.WithToken(token))
-	case *apiClient != "":
-		secret := os.Getenv("HERALD_API_SECRET")
-		if secret == "" {
-			return fmt.Errorf("--api-client %s needs its secret in HERALD_API_SECRET", *apiClient)
-		}
-		opts = append(opts, client.WithAPIClient(*apiClient, secret))
-	default:
-		return errors.New("no credentials: set HERALD_TOKEN, or HERALD_API_CLIENT and HERALD_API_SECRET")
-	}
-	c, err := client.New(*server, opts...)
+	c, err := newCLIClient(*server, *apiClient)
 	if err != nil {
 		return err
 	}
@@ -193,4 +180,24 @@ func (f *faker) event(entity, subtype, patient string) client.Event {
 	e.URL = "https://care.example/" + strings.ToLower(entity) + "/" + e.SourceID
 	e.Data, _ = json.Marshal(data)
 	return e
+}
+
+// newCLIClient is the API client of herald emit and herald listen: it
+// sends HERALD_TOKEN when set, else signs in as apiClient (--api-client,
+// env HERALD_API_CLIENT) with the secret in HERALD_API_SECRET.
+func newCLIClient(server, apiClient string) (*client.Client, error) {
+	var opt client.Option
+	switch token := os.Getenv("HERALD_TOKEN"); {
+	case token != "":
+		opt = client.WithToken(token)
+	case apiClient != "":
+		secret := os.Getenv("HERALD_API_SECRET")
+		if secret == "" {
+			return nil, fmt.Errorf("--api-client %s needs its secret in HERALD_API_SECRET", apiClient)
+		}
+		opt = client.WithAPIClient(apiClient, secret)
+	default:
+		return nil, errors.New("no credentials: set HERALD_TOKEN, or HERALD_API_CLIENT and HERALD_API_SECRET")
+	}
+	return client.New(server, opt)
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -86,20 +85,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return fmt.Errorf("--forward %q is not an http:// or https:// URL", *forward)
 	}
-	var opts []client.Option
-	switch token := os.Getenv("HERALD_TOKEN"); {
-	case token != "":
-		opts = append(opts, client.WithToken(token))
-	case *apiClient != "":
-		secret := os.Getenv("HERALD_API_SECRET")
-		if secret == "" {
-			return fmt.Errorf("--api-client %s needs its secret in HERALD_API_SECRET", *apiClient)
-		}
-		opts = append(opts, client.WithAPIClient(*apiClient, secret))
-	default:
-		return errors.New("no credentials: set HERALD_TOKEN, or HERALD_API_CLIENT and HERALD_API_SECRET")
-	}
-	c, err := client.New(*server, opts...)
+	c, err := newCLIClient(*server, *apiClient)
 	if err != nil {
 		return err
 	}
