@@ -308,6 +308,7 @@ func (b *bench) run(ctx context.Context) (*benchReport, error) {
 		return nil, err
 	}
 	m.self = selfAfter.CPU - selfBefore.CPU
+	m.handedOff, m.claimed = scrapeHandoff(urls)
 	for _, n := range b.nodes {
 		m.pids = append(m.pids, n.pid())
 	}

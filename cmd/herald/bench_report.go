@@ -49,6 +49,13 @@ type benchReport struct {
 	APIErrors         int64 `json:"apiErrors"`       // answers to POST events that are neither 202 nor 503/429
 	APIRetries        int64 `json:"apiRetries"`      // 503 and 429 answers, retried
 
+	// HandedOff counts the deliveries the nodes created already claimed
+	// (handoff), Claimed those they claimed after creation; each is -1
+	// when a node's metrics could not be read. A burst whose deliveries
+	// outrun the queues has them claimed, which costs a second write.
+	HandedOff int `json:"handedOff"`
+	Claimed   int `json:"claimed"`
+
 	Herald          *heraldUsage `json:"herald"`          // null with --target
 	Soak            *soakReport  `json:"soak,omitempty"`  // with --soak
 	BenchCPUSeconds float64      `json:"benchCpuSeconds"` // this process (posters, receiver) during the load
@@ -96,6 +103,8 @@ type measured struct {
 	pids          []int
 	before, after []procStats // per node
 	self          time.Duration
+	handedOff     int
+	claimed       int
 }
 
 func newBenchReport(cfg benchConfig, m measured) *benchReport {
@@ -107,6 +116,7 @@ func newBenchReport(cfg benchConfig, m measured) *benchReport {
 		SignatureFailures: m.recv.signatureFailures(), UnknownRequests: m.recv.unknown.Load(),
 		APIErrors: m.load.rejected.Load(), APIRetries: m.load.retried.Load(),
 		BenchCPUSeconds: m.self.Seconds(),
+		HandedOff:       m.handedOff, Claimed: m.claimed,
 	}
 	if cfg.Rate > 0 {
 		r.Batch = 1
@@ -204,6 +214,9 @@ func (r *benchReport) writeText(w io.Writer) {
 	line("delivery", "%s deliveries/s = %.2f x ceiling (%d of %d, first POST to last delivery: %.2fs)",
 		thousands(r.DeliveriesPerSecond), r.CeilingRatio, r.Delivered, r.DeliveriesExpected, r.DeliverySeconds)
 	line("latency", "%s (creation to receipt, every delivery)", r.Latency)
+	if r.HandedOff >= 0 && r.Claimed >= 0 {
+		line("handoff", "%d deliveries handed off at creation, %d claimed after", r.HandedOff, r.Claimed)
+	}
 	if len(r.PerWebhook) > 1 {
 		for _, wh := range r.PerWebhook {
 			note := ""

@@ -177,6 +177,27 @@ func scrapeGauge(url, name string) int {
 	return -1
 }
 
+// scrapeHandoff sums, over the nodes at urls, the deliveries handed off
+// and those claimed (herald_claim_batch_size's sum); -1 for a sum any
+// node did not report.
+func scrapeHandoff(urls []string) (handedOff, claimed int) {
+	for _, u := range urls {
+		h := scrapeGauge(u+"/metrics", "herald_deliveries_handed_off_total")
+		c := scrapeGauge(u+"/metrics", "herald_claim_batch_size_sum")
+		if h < 0 || handedOff < 0 {
+			handedOff = -1
+		} else {
+			handedOff += h
+		}
+		if c < 0 || claimed < 0 {
+			claimed = -1
+		} else {
+			claimed += c
+		}
+	}
+	return handedOff, claimed
+}
+
 // runSoak samples every interval until stop is closed, then judges.
 func (b *bench) runSoak(eps []*benchEndpoint, interval time.Duration, stop <-chan struct{}) *soakReport {
 	s := &soakSampler{b: b, eps: eps, start: time.Now(), report: &soakReport{}, seen: make([]int, len(eps))}
