@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"net/http"
 
 	"github.com/heraldhooks/herald"
 )
@@ -15,7 +14,7 @@ func Held(e *Engine) (deliveries, gone int) {
 
 // ClientFor returns the HTTP client e sends w's requests with, and why w's
 // client certificate cannot be used, if it cannot.
-func ClientFor(e *Engine, w *herald.Webhook) (*http.Client, error) { return e.sender.clientFor(w) }
+func ClientFor(e *Engine, w *herald.Webhook) (any, error) { return e.sender.clientFor(w) }
 
 // CertClients returns how many clients with a client certificate e keeps.
 func CertClients(e *Engine) int {

@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -12,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -36,42 +34,6 @@ const maxDiscard = 64 << 10
 // maxResponseHeader is the most of an answer's headers Herald reads.
 const maxResponseHeader = 64 << 10
 
-// newClient returns an HTTP client for webhook requests: through the
-// destination guard, trusting rootCAs (nil: the system's roots), keeping
-// up to maxIdlePerHost idle connections per receiver, and presenting cert
-// to a receiver that asks for a client certificate (nil: none).
-func newClient(policy netguard.Policy, rootCAs *x509.CertPool, maxIdlePerHost int, cert *tls.Certificate) *http.Client {
-	d := netguard.NewDialer(policy)
-	d.KeepAlive = 30 * time.Second
-	tlsConfig := &tls.Config{RootCAs: rootCAs}
-	if cert != nil {
-		// Always this certificate, even when the receiver's list of
-		// acceptable CAs does not name its issuer: the receiver decides,
-		// and its refusal says more than a handshake without one.
-		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
-	}
-	return &http.Client{
-		Transport: &http.Transport{
-			// Never a proxy, whatever HTTP_PROXY says: the proxy would dial
-			// the receiver for us and the dial-time guard would judge only
-			// the proxy's address.
-			Proxy:                  nil,
-			DialContext:            d.DialContext,
-			TLSClientConfig:        tlsConfig,
-			ForceAttemptHTTP2:      true,
-			MaxIdleConns:           4 * maxIdlePerHost,
-			MaxIdleConnsPerHost:    maxIdlePerHost,
-			IdleConnTimeout:        90 * time.Second,
-			TLSHandshakeTimeout:    10 * time.Second,
-			ExpectContinueTimeout:  time.Second,
-			MaxResponseHeaderBytes: maxResponseHeader,
-		},
-		// A redirect is a failure: following it would send signed health
-		// data to a place the admin never configured.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // maxCertClients bounds the clients kept for webhooks with a client
 // certificate; past it, the one used longest ago is dropped (and made
 // again when its webhook sends next).
@@ -82,10 +44,10 @@ const maxCertClients = 256
 type sender struct {
 	// client sends for webhooks without a client certificate; they share
 	// its connections.
-	client *http.Client
+	client *wireClient
 	// newCertClient makes the client of a webhook with a client
 	// certificate.
-	newCertClient func(*tls.Certificate) *http.Client
+	newCertClient func(*tls.Certificate) *wireClient
 	// requireHTTPS refuses to send to a URL that is not https://.
 	requireHTTPS bool
 	now          func() time.Time
@@ -104,16 +66,16 @@ type sender struct {
 // certClient is the client for one webhook's certificate and key.
 type certClient struct {
 	sum    [sha256.Size]byte // of the certificate and key it was made for
-	client *http.Client      // nil when the pair did not load
+	client *wireClient       // nil when the pair did not load
 	err    error             // why the pair did not load
 	used   uint64
 }
 
 func newSender(policy netguard.Policy, rootCAs *x509.CertPool, requireHTTPS bool, maxIdlePerHost, maxIdlePerWebhook int, now func() time.Time) *sender {
 	return &sender{
-		client: newClient(policy, rootCAs, maxIdlePerHost, nil),
-		newCertClient: func(cert *tls.Certificate) *http.Client {
-			return newClient(policy, rootCAs, maxIdlePerWebhook, cert)
+		client: newWireClient(policy, rootCAs, maxIdlePerHost, nil),
+		newCertClient: func(cert *tls.Certificate) *wireClient {
+			return newWireClient(policy, rootCAs, maxIdlePerWebhook, cert)
 		},
 		requireHTTPS: requireHTTPS,
 		now:          now,
@@ -125,7 +87,7 @@ func newSender(policy netguard.Policy, rootCAs *x509.CertPool, requireHTTPS bool
 // clientFor returns the client to send w's requests with: the shared one,
 // or one that presents w's client certificate. Its error says, in words
 // for the admin, why w's certificate and key could not be used.
-func (s *sender) clientFor(w *herald.Webhook) (*http.Client, error) {
+func (s *sender) clientFor(w *herald.Webhook) (*wireClient, error) {
 	if w.ClientCertificate == "" && w.ClientKey == "" {
 		return s.client, nil
 	}
@@ -145,7 +107,7 @@ func (s *sender) clientFor(w *herald.Webhook) (*http.Client, error) {
 		return c.client, c.err
 	}
 	if c != nil && c.client != nil { // the webhook's pair changed
-		c.client.CloseIdleConnections()
+		c.client.close()
 	}
 	if c == nil && len(s.certClients) >= maxCertClients {
 		s.evictLocked()
@@ -171,7 +133,7 @@ func (s *sender) evictLocked() {
 		}
 	}
 	if c := s.certClients[oldest]; c != nil && c.client != nil {
-		c.client.CloseIdleConnections()
+		c.client.close()
 	}
 	delete(s.certClients, oldest)
 }
@@ -206,11 +168,14 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 		a.Error = err.Error()
 		return "", false
 	}
-	if s.requireHTTPS {
-		if u, err := url.Parse(target); err != nil || u.Scheme != "https" {
-			a.Error = fmt.Sprintf("the webhook URL is %s, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", schemeOf(target))
-			return "", false
-		}
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		a.Error = fmt.Sprintf("could not build the request: the webhook URL %q is not an http:// or https:// URL with a host", target)
+		return "", false
+	}
+	if s.requireHTTPS && u.Scheme != "https" {
+		a.Error = fmt.Sprintf("the webhook URL is %s, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", schemeOf(target))
+		return "", false
 	}
 	client, err := s.clientFor(w)
 	if err != nil {
@@ -220,49 +185,36 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	timeout := time.Duration(cmp.Or(w.TimeoutSeconds, herald.DefaultTimeoutSeconds)) * time.Second
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var progress reqProgress
-	ctx = httptrace.WithClientTrace(ctx, progress.trace())
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		a.Error = fmt.Sprintf("could not build the request: %v", err)
-		return "", false
-	}
-	if err := signRequest(req.Header, w, ev, signer, a.StartedAt, body); err != nil {
+	header := make(http.Header, len(w.Headers)+6)
+	if err := signRequest(header, w, ev, signer, a.StartedAt, body); err != nil {
 		a.Error = err.Error()
 		return "", false
 	}
 	// The attempt's span (or, for a test request, the API request's), when
 	// the node traces: the receiver's own spans join the trace. Without a
 	// span in ctx this sets nothing.
-	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(header))
 
-	resp, err := client.Do(req)
+	var progress reqProgress
+	resp, err := client.post(ctx, u, header, body, &progress)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			a.Error = progress.timeoutText(timeout)
 			return "", true
 		}
+		if be := (*buildError)(nil); errors.As(err, &be) {
+			a.Error = be.Error()
+			return "", false
+		}
 		a.Error = describe(err, timeout, client != s.client)
 		return "", false
 	}
-	defer resp.Body.Close()
-	a.StatusCode = resp.StatusCode
-	kept, bodyErr := io.ReadAll(io.LimitReader(resp.Body, herald.MaxResponseBody))
-	a.ResponseBody = responseText(kept)
-	if bodyErr == nil {
-		// Read on to the end, within maxDiscard, so the connection can be
-		// reused and an answer cut short is told from a whole one.
-		var n int64
-		n, bodyErr = io.CopyN(io.Discard, resp.Body, maxDiscard+1)
-		if errors.Is(bodyErr, io.EOF) {
-			bodyErr = nil
-		} else if bodyErr == nil && n > maxDiscard {
-			bodyErr = errAnswerTooLong
-		}
-	}
+	a.StatusCode = resp.status
+	a.ResponseBody = responseText(resp.body)
+	bodyErr := resp.bodyErr
 
-	switch code := resp.StatusCode; {
+	switch code := resp.status; {
 	case code >= 200 && code < 300:
 		// A 2xx counts only once the whole answer has come: one cut short
 		// or never ending may come from a receiver that fell over while
@@ -272,7 +224,7 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 			timedOut = errors.Is(bodyErr, context.DeadlineExceeded) || isTimeout(bodyErr)
 		}
 	case code >= 300 && code < 400:
-		if loc, err := resp.Location(); err == nil {
+		if loc, err := u.Parse(resp.header.Get("Location")); err == nil && resp.header.Get("Location") != "" {
 			a.Error = fmt.Sprintf("redirect to %s not followed", loc)
 		} else {
 			a.Error = fmt.Sprintf("receiver answered %s (a redirect without a usable Location); redirects are not followed", statusText(code))
@@ -280,7 +232,7 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	default:
 		a.Error = "receiver answered " + statusText(code)
 	}
-	return resp.Header.Get("Retry-After"), timedOut
+	return resp.header.Get("Retry-After"), timedOut
 }
 
 // signRequest sets the headers of a request of ev to w with body, made at
@@ -368,20 +320,11 @@ func isTimeout(err error) bool {
 	return errors.As(err, &netErr) && netErr.Timeout()
 }
 
-// reqProgress is how far a request got, written by its httptrace hooks
-// (which may run on the transport's goroutines) and read once the request
-// has ended, to say where a timeout struck.
+// reqProgress is how far a request got, written by the wire client as it
+// goes and read once the request has ended, to say where a timeout
+// struck.
 type reqProgress struct {
 	tlsStarted, connected, wrote, firstByte atomic.Bool
-}
-
-func (p *reqProgress) trace() *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{
-		TLSHandshakeStart:    func() { p.tlsStarted.Store(true) },
-		GotConn:              func(httptrace.GotConnInfo) { p.connected.Store(true) },
-		WroteRequest:         func(httptrace.WroteRequestInfo) { p.wrote.Store(true) },
-		GotFirstResponseByte: func() { p.firstByte.Store(true) },
-	}
 }
 
 // timeoutText says where the request was when its timeout struck.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +161,7 @@ func TestCertClientsBounded(t *testing.T) {
 	}
 	ca := heraldtest.NewCA(t)
 	pair := ca.Issue(t, "client")
-	client := func(id string, p *heraldtest.Pair) *http.Client {
+	client := func(id string, p *heraldtest.Pair) any {
 		t.Helper()
 		c, err := dispatch.ClientFor(e, tlsWebhook(id, "https://127.0.0.1/", p))
 		if err != nil {
