@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-
 	"github.com/heraldhooks/herald"
 )
 
