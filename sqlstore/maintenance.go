@@ -56,24 +56,17 @@ func (db *DB) PurgeFinished(ctx context.Context, before time.Time, limit int) (h
 			return out, db.wrap("purge finished deliveries", err)
 		}
 	}
-	// On PostgreSQL the events a replay batch is giving deliveries right
-	// now are locked (FOR KEY SHARE) and skipped: deleted after that
-	// commit, the NOT EXISTS seen before it would leave a delivery without
-	// its event. They go at a later run if they still have none.
-	skipLocked := ""
-	if db.pg {
-		skipLocked = " FOR UPDATE SKIP LOCKED"
-	}
-	res, err := w.exec(ctx, `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < ?
-		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) ORDER BY e.id LIMIT ?`+skipLocked+`)`, idFloor("evt", before), limit)
+	n, err := db.purgeEvents(ctx, before, limit)
+	out.Events = n
 	if err != nil {
 		return out, db.wrap("purge events", err)
 	}
-	n, err := res.RowsAffected()
-	out.Events = int(n)
-	if err != nil {
-		return out, db.wrap("purge events", err)
+	// A rate-limit window an hour old is of no use to any node: the next
+	// take starts a new one (TakeSlots).
+	if _, err := w.exec(ctx, `DELETE FROM webhook_rate_windows WHERE window_ms < ?`, ms(db.now().Add(-time.Hour))); err != nil {
+		return out, db.wrap("purge rate-limit windows", err)
 	}
+	db.slots.prune(ms(db.now().Add(-time.Hour)))
 	// The attempt counts of the stats and the timeline go with the same
 	// retention; after the first run each run deletes about an interval's.
 	if _, err := w.exec(ctx, `DELETE FROM attempt_counts WHERE minute < ?`, ms(before)/60000); err != nil {
@@ -83,6 +76,47 @@ func (db *DB) PurgeFinished(ctx context.Context, before time.Time, limit int) (h
 		return out, db.wrap("fold attempt counts", err)
 	}
 	return out, nil
+}
+
+// purgeEvents deletes up to limit events created before before that have
+// no delivery left, in one transaction of two statements. The first
+// locks them; on PostgreSQL it skips the events a replay batch holds (FOR
+// KEY SHARE) while it gives them deliveries. The second deletes those
+// still without a delivery, looking again with a snapshot taken after
+// the locks: a replay batch that committed a delivery for one of them
+// after the first statement began is seen, and one that has not started
+// waits for this transaction. (One statement would decide on a snapshot
+// taken before such a commit and delete the event under its new
+// delivery.)
+func (db *DB) purgeEvents(ctx context.Context, before time.Time, limit int) (int, error) {
+	n := 0
+	err := db.tx(ctx, func(q q) error {
+		skipLocked := ""
+		if db.pg {
+			skipLocked = " FOR UPDATE SKIP LOCKED"
+		}
+		ids, err := queryStrings(ctx, q, `SELECT e.id FROM events e WHERE e.id < ?
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) ORDER BY e.id LIMIT ?`+skipLocked, idFloor("evt", before), limit)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		n = 0
+		for chunk := range slices.Chunk(ids, purgeBatch) {
+			in, args := inList(db, chunk)
+			res, err := q.exec(ctx, `DELETE FROM events WHERE id IN (`+in+`)
+				AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)`, args...)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // foldLate is how far back, before the minutes folded last time, a fold

@@ -65,6 +65,17 @@ func (db *DB) TakeSlots(ctx context.Context, r queue.SlotRequest) (first, n int,
 	return used - taken, taken, nil
 }
 
+// prune forgets the windows that started before start.
+func (s *slotWindows) prune(start int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, w := range s.m {
+		if w.start < start {
+			delete(s.m, id)
+		}
+	}
+}
+
 // take is TakeSlots on SQLite.
 func (s *slotWindows) take(webhook string, start int64, from, want, limit int) (first, n int, err error) {
 	s.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/heraldtest"
 	"github.com/heraldhooks/herald/heraldtest/storekit"
+	"github.com/heraldhooks/herald/queue"
 	"github.com/heraldhooks/herald/sqlstore"
 )
 
@@ -70,5 +71,53 @@ func TestRetentionSkipsEventsAReplayHolds(t *testing.T) {
 	}
 	if n, err = db.PurgeFinished(ctx, clock.Now().Add(-30*24*time.Hour), 100); err != nil || n.Events != 1 {
 		t.Fatalf("purge once the batch is over: %+v, %v; want the event deleted", n, err)
+	}
+}
+
+// TestPurgeForgetsOldRateWindows: the retention run deletes the rate-limit
+// windows of PostgreSQL nodes that are an hour old, and a webhook's next
+// take starts a new window as if it had never had one.
+func TestPurgeForgetsOldRateWindows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := heraldtest.NewClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+	dsn := storekit.PostgresDSN(t)
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.Config{Now: clock.Now, Keys: storekit.Keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	windows := func() (n int) {
+		t.Helper()
+		if err := raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_rate_windows`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	take := func(webhook string) int {
+		t.Helper()
+		_, n, err := db.TakeSlots(ctx, queue.SlotRequest{Webhook: webhook, Limit: 10, Window: clock.Now().Truncate(time.Second), Want: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	take("wh_old")
+	clock.Advance(2 * time.Hour)
+	take("wh_new")
+	if _, err := db.PurgeFinished(ctx, clock.Now().Add(-30*24*time.Hour), 100); err != nil {
+		t.Fatal(err)
+	}
+	if n := windows(); n != 1 {
+		t.Fatalf("%d rate-limit windows after the purge, want 1: the one of the last hour", n)
+	}
+	clock.Advance(time.Second)
+	if n := take("wh_old"); n != 4 {
+		t.Fatalf("a take after the window was purged got %d slots, want 4", n)
 	}
 }
