@@ -147,8 +147,8 @@ func (db *DB) ListReplays(ctx context.Context, tenant, instance, webhook string,
 }
 
 // ReplayBatch works one batch of the running replay that waited longest
-// and whose webhook has fewer than backlog open deliveries (found by the
-// index of open deliveries, counting no further than backlog). It returns
+// and whose webhook has fewer than backlog open deliveries, due or HELD
+// (found by the indexes of each, counting no further than backlog). It returns
 // nil when no replay had work.
 func (db *DB) ReplayBatch(ctx context.Context, limit, backlog int) (*herald.Replay, error) {
 	if limit <= 0 {
@@ -177,8 +177,11 @@ func (db *DB) ReplayBatch(ctx context.Context, limit, backlog int) (*herald.Repl
 	}
 	for _, c := range cands {
 		var open int
-		if err := r.row(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND due_at IS NOT NULL LIMIT ?) x`,
-			c.webhookID, backlog).Scan(&open); err != nil {
+		// Due ones (deliveries_due), and HELD ones, which wait for an
+		// earlier one of their key without a due time (deliveries_held).
+		if err := r.row(ctx, `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND due_at IS NOT NULL LIMIT ?) x)
+			+ (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'HELD' LIMIT ?) y)`,
+			c.webhookID, backlog, c.webhookID, backlog).Scan(&open); err != nil {
 			return nil, db.wrap("replay batch", err)
 		}
 		if open >= backlog {

@@ -179,3 +179,62 @@ func TestReplay(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayBacklogCountsHeld: deliveries HELD behind an earlier one of
+// their key have no due time, yet they are owed: they fill a webhook's
+// backlog as due ones do, so a replay does not pile more behind them.
+func TestReplayBacklogCountsHeld(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC)
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clock := heraldtest.NewClock(t0)
+			db := storekit.Open(t, dialect, sqlstore.Config{Now: clock.Now, Keys: storekit.Keys})
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := db.CreateTenant(ctx, "acme")
+			must(err)
+			_, err = db.CreateInstance(ctx, "acme", "live")
+			must(err)
+			must(db.CreateDesignerWebhook(ctx, "acme", &herald.DesignerWebhook{Name: "wh", Title: "wh", Triggers: []herald.Trigger{{EventEntity: "PATIENT"}}}))
+			_, err = db.Publish(ctx, "acme", "", "")
+			must(err)
+			u := "https://example.com/"
+			_, err = db.UpdateWebhook(ctx, "acme", "live", "wh", herald.WebhookUpdate{URL: &u})
+			must(err)
+			_, err = db.ActivateWebhook(ctx, "acme", "live", "wh")
+			must(err)
+			for range 3 {
+				rs, err := db.CreateEvents(ctx, []*herald.Event{{TenantName: "acme", InstanceName: "live", Entity: "PATIENT", Subtype: "PATIENT_CREATED"}})
+				if err != nil || rs[0].Err != nil {
+					t.Fatal(err, rs)
+				}
+				clock.Advance(time.Millisecond)
+			}
+			dels, _, err := db.ListDeliveries(ctx, herald.DeliveryFilter{Tenant: "acme", Instance: "live", Webhook: "wh", Limit: 500})
+			must(err)
+			for i, d := range dels {
+				s := herald.DeliveryState{Status: herald.StatusFailed, Attempts: 1}
+				if i < 2 {
+					s = herald.Hold(herald.DeliveryState{}, "dlv_before")
+				}
+				must(db.SetDeliveryState(ctx, d.ID, s))
+			}
+			clock.Advance(time.Second)
+			_, err = db.CreateReplay(ctx, "acme", "live", "wh", t0.Add(-time.Second), clock.Now(), "")
+			must(err)
+			if rp, err := db.ReplayBatch(ctx, 10, 2); err != nil || rp != nil {
+				t.Fatalf("replay batch with 2 HELD deliveries and a backlog of 2: %+v, %v; want none (the replay waits)", rp, err)
+			}
+			if rp, err := db.ReplayBatch(ctx, 10, 3); err != nil || rp == nil || rp.Created != 1 {
+				t.Fatalf("replay batch with 2 HELD deliveries and a backlog of 3: %+v, %v; want one batch creating 1 (for the FAILED one)", rp, err)
+			}
+		})
+	}
+}
