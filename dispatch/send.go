@@ -170,7 +170,8 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	}
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		a.Error = fmt.Sprintf("could not build the request: the webhook URL %q is not an http:// or https:// URL with a host", target)
+		// Not the URL itself: its query may carry a credential.
+		a.Error = "could not build the request: the webhook URL is not an http:// or https:// URL with a host"
 		return "", false
 	}
 	if s.requireHTTPS && u.Scheme != "https" {

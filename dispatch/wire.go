@@ -124,7 +124,7 @@ func (c *wireClient) post(ctx context.Context, target *url.URL, h http.Header, b
 	*bp = req
 	key := target.Scheme + "://" + canonicalAddr(target)
 	for try := 0; ; try++ {
-		conn, reused, err := c.conn(ctx, key, target, p)
+		conn, reused, err := c.conn(ctx, key, target, p, try > 0)
 		if err != nil {
 			return nil, ctxErr(ctx, err)
 		}
@@ -133,7 +133,8 @@ func (c *wireClient) post(ctx context.Context, target *url.URL, h http.Header, b
 			conn.Close()
 			// A connection that sat idle may have been closed by the
 			// receiver just as it was taken: the request never reached it.
-			// It is sent once more on a new connection (as net/http does).
+			// It is sent once more, on a connection dialed for it (as
+			// net/http does): the other idle ones may be as stale.
 			if reused && retry && try == 0 && ctx.Err() == nil {
 				continue
 			}
@@ -211,11 +212,14 @@ func (c *wireClient) exchange(ctx context.Context, conn *wireConn, req []byte, p
 	return a, false, nil
 }
 
-// conn returns an idle connection to key's destination, or dials one.
-func (c *wireClient) conn(ctx context.Context, key string, target *url.URL, p *reqProgress) (*wireConn, bool, error) {
-	if conn := c.take(key); conn != nil {
-		p.connected.Store(true)
-		return conn, true, nil
+// conn returns an idle connection to key's destination, or dials one (a
+// fresh one always when fresh is set). reused says which.
+func (c *wireClient) conn(ctx context.Context, key string, target *url.URL, p *reqProgress, fresh bool) (conn *wireConn, reused bool, err error) {
+	if !fresh {
+		if idle := c.take(key); idle != nil {
+			p.connected.Store(true)
+			return idle, true, nil
+		}
 	}
 	raw, err := c.dialer.DialContext(ctx, "tcp", dialAddr(target))
 	if err != nil {
@@ -233,7 +237,7 @@ func (c *wireClient) conn(ctx context.Context, key string, target *url.URL, p *r
 		raw = tc
 	}
 	p.connected.Store(true)
-	conn := &wireConn{Conn: raw, key: key}
+	conn = &wireConn{Conn: raw, key: key}
 	conn.budget = &budgetReader{r: raw}
 	conn.br = bufio.NewReaderSize(conn.budget, 4<<10)
 	return conn, false, nil

@@ -144,6 +144,41 @@ func TestWireIdleConnectionClosedByReceiver(t *testing.T) {
 	}
 }
 
+// When every kept connection was closed by the receiver, the second try
+// does not take another of them: it dials.
+func TestWireAllIdleConnectionsClosedByReceiver(t *testing.T) {
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	both := make(chan struct{})
+	go func() { arrived.Wait(); close(both) }()
+	var first atomic.Int32
+	s := startRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		if _, _, ok := readRequest(br); ok {
+			if first.Add(1) <= 2 {
+				// The first two wait for each other, so they take two
+				// connections, both kept by the client and closed here.
+				arrived.Done()
+				<-both
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	c := testWire(t)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if a, err := post(t, c, s.url("/"), nil, "x"); err != nil || a.status != 200 {
+				t.Errorf("first requests: %+v, %v", a, err)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(20 * time.Millisecond) // both closes reach the idle connections
+	if a, err := post(t, c, s.url("/"), nil, "x"); err != nil || a.status != 200 {
+		t.Fatalf("request with two stale idle connections: %+v, %v", a, err)
+	}
+}
+
 // Informational answers are skipped, chunked bodies are read whole, and
 // a connection with bytes after the answer is not used again.
 func TestWireAnswers(t *testing.T) {
