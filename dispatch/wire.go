@@ -204,7 +204,10 @@ func (c *wireClient) exchange(ctx context.Context, conn *wireConn, req []byte, p
 	if a.bodyErr != nil {
 		a.bodyErr = ctxErr(ctx, a.bodyErr)
 	}
-	if a.bodyErr != nil || resp.Close || resp.StatusCode == http.StatusSwitchingProtocols || conn.br.Buffered() > 0 {
+	// A connection goes back only once ctx can no longer cut it short:
+	// stop is false when ctx ended and its deadline may still be set on
+	// the connection, under a request that took it from the pool.
+	if !stop() || a.bodyErr != nil || resp.Close || resp.StatusCode == http.StatusSwitchingProtocols || conn.br.Buffered() > 0 {
 		conn.Close()
 	} else {
 		c.put(conn)
