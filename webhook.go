@@ -616,6 +616,12 @@ func ValidateURL(field, raw string) error {
 	if len(raw) > 2048 {
 		return FieldErrorf(field, "%s is %d characters long; the limit is 2048.", field, len(raw))
 	}
+	// Written out again (as it is stored and sent) it must still parse: a
+	// byte that is not ASCII in an IPv6 zone, for one, is escaped into
+	// what the parser then refuses.
+	if _, err := url.Parse(u.String()); err != nil {
+		return FieldErrorf(field, "%s %q has characters that cannot be written in a URL (%v); percent-encode them.", field, raw, unwrapURLError(err))
+	}
 	return nil
 }
 
