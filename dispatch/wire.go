@@ -20,6 +20,7 @@ import (
 
 	"github.com/heraldhooks/herald"
 	"github.com/heraldhooks/herald/netguard"
+	"golang.org/x/net/idna"
 )
 
 // idleTimeout is how long an idle connection to a receiver is kept.
@@ -115,6 +116,10 @@ type answer struct {
 // dial's, the handshake's, or the request's; ctx's own error when ctx ended
 // first (context.DeadlineExceeded for the timeout).
 func (c *wireClient) post(ctx context.Context, target *url.URL, h http.Header, body []byte, p *reqProgress) (*answer, error) {
+	target, err := asciiHost(target)
+	if err != nil {
+		return nil, err
+	}
 	bp := requestBuffers.Get().(*[]byte)
 	defer requestBuffers.Put(bp)
 	req, err := appendRequest((*bp)[:0], target, h, body)
@@ -357,6 +362,35 @@ func validHeaderName(name string) bool {
 func validHeaderValue(v string) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiHost returns target with an internationalised host name written in
+// ASCII (IDNA, "bücher.example" as "xn--bcher-kva.example"), as net/http
+// writes it: for the dial, the Host header and TLS's server name alike.
+func asciiHost(target *url.URL) (*url.URL, error) {
+	host := target.Hostname()
+	if isASCII(host) {
+		return target, nil
+	}
+	a, err := idna.Lookup.ToASCII(host)
+	if err != nil {
+		return nil, &buildError{fmt.Sprintf("the host name %q cannot be written in ASCII (IDNA: %v)", host, err)}
+	}
+	u := *target
+	u.Host = a
+	if port := target.Port(); port != "" {
+		u.Host = net.JoinHostPort(a, port)
+	}
+	return &u, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
 			return false
 		}
 	}

@@ -243,6 +243,23 @@ func TestWireRefusesHeadersThatSplitTheRequest(t *testing.T) {
 	}
 }
 
+// An internationalised host name is dialed, named in Host and in TLS's
+// server name in ASCII, as net/http does.
+func TestWireIDNHost(t *testing.T) {
+	u, _ := url.Parse("https://bücher.example:8443/hook?q=1")
+	a, err := asciiHost(u)
+	if err != nil || a.Host != "xn--bcher-kva.example:8443" || a.Hostname() != "xn--bcher-kva.example" || a.RequestURI() != "/hook?q=1" {
+		t.Fatalf("asciiHost(%s) = %v, %v", u, a, err)
+	}
+	if u.Host != "bücher.example:8443" {
+		t.Errorf("asciiHost changed its argument: %s", u)
+	}
+	req, err := appendRequest(nil, a, http.Header{}, nil)
+	if err != nil || !strings.Contains(string(req), "\r\nHost: xn--bcher-kva.example:8443\r\n") {
+		t.Errorf("request %q, %v", req, err)
+	}
+}
+
 func TestHostHeader(t *testing.T) {
 	for raw, want := range map[string]string{
 		"http://127.0.0.1:8080/x":  "127.0.0.1:8080",
