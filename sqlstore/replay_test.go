@@ -198,18 +198,7 @@ func TestReplayBacklogCountsHeld(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := db.CreateTenant(ctx, "acme")
-			must(err)
-			_, err = db.CreateInstance(ctx, "acme", "live")
-			must(err)
-			must(db.CreateDesignerWebhook(ctx, "acme", &herald.DesignerWebhook{Name: "wh", Title: "wh", Triggers: []herald.Trigger{{EventEntity: "PATIENT"}}}))
-			_, err = db.Publish(ctx, "acme", "", "")
-			must(err)
-			u := "https://example.com/"
-			_, err = db.UpdateWebhook(ctx, "acme", "live", "wh", herald.WebhookUpdate{URL: &u})
-			must(err)
-			_, err = db.ActivateWebhook(ctx, "acme", "live", "wh")
-			must(err)
+			orderedWebhook(t, db, herald.OrderingNone)
 			for range 3 {
 				rs, err := db.CreateEvents(ctx, []*herald.Event{{TenantName: "acme", InstanceName: "live", Entity: "PATIENT", Subtype: "PATIENT_CREATED"}})
 				if err != nil || rs[0].Err != nil {
