@@ -44,8 +44,7 @@ func runEmit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, emitUsage)
 		fs.PrintDefaults()
 	}
-	server := fs.String("server", envOr("HERALD_SERVER", "http://127.0.0.1:8080"), "Herald's base URL (env HERALD_SERVER)")
-	apiClient := fs.String("api-client", envOr("HERALD_API_CLIENT", ""), "API client to sign in as, with the secret in env HERALD_API_SECRET (env HERALD_API_CLIENT)")
+	server, apiClient := cliClientFlags(fs)
 	count := fs.Int("count", 1, "how many events to post (1 to 10000)")
 	patient := fs.String("patient", "", "the patientId of every event (default: a new made-up patient per event)")
 	seed := fs.Uint64("seed", 0, "seed of the made-up values, to post the same ones again (default: random)")
@@ -180,6 +179,14 @@ func (f *faker) event(entity, subtype, patient string) client.Event {
 	e.URL = "https://care.example/" + strings.ToLower(entity) + "/" + e.SourceID
 	e.Data, _ = json.Marshal(data)
 	return e
+}
+
+// cliClientFlags defines the flags of herald emit and herald listen that
+// say which Herald to talk to and as whom (see newCLIClient).
+func cliClientFlags(fs *flag.FlagSet) (server, apiClient *string) {
+	server = fs.String("server", envOr("HERALD_SERVER", "http://127.0.0.1:8080"), "Herald's base URL (env HERALD_SERVER)")
+	apiClient = fs.String("api-client", envOr("HERALD_API_CLIENT", ""), "API client to sign in as, with the secret in env HERALD_API_SECRET (env HERALD_API_CLIENT)")
+	return server, apiClient
 }
 
 // newCLIClient is the API client of herald emit and herald listen: it

@@ -65,8 +65,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprint(stderr, listenUsage)
 		fs.PrintDefaults()
 	}
-	server := fs.String("server", envOr("HERALD_SERVER", "http://127.0.0.1:8080"), "Herald's base URL (env HERALD_SERVER)")
-	apiClient := fs.String("api-client", envOr("HERALD_API_CLIENT", ""), "API client to sign in as, with the secret in env HERALD_API_SECRET (env HERALD_API_CLIENT)")
+	server, apiClient := cliClientFlags(fs)
 	webhook := fs.String("webhook", "", "the webhook, as TENANT/INSTANCE/WEBHOOK (its url must be \"listen:\")")
 	forward := fs.String("forward", "", "the local URL each request is posted to, such as http://localhost:3000/hooks")
 	if err := fs.Parse(args); err != nil {
