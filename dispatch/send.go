@@ -163,19 +163,13 @@ func (s *sender) do(ctx context.Context, a *herald.Attempt, w *herald.Webhook, e
 	if w.URL == herald.ListenURL {
 		return s.viaListener(ctx, a, w, ev, signer, body)
 	}
-	target, err := requestURL(w.URL, w.QueryParameters)
+	u, err := requestURL(w.URL, w.QueryParameters)
 	if err != nil {
 		a.Error = err.Error()
 		return "", false
 	}
-	u, err := url.Parse(target)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// Not the URL itself: its query may carry a credential.
-		a.Error = "could not build the request: the webhook URL is not an http:// or https:// URL with a host"
-		return "", false
-	}
 	if s.requireHTTPS && u.Scheme != "https" {
-		a.Error = fmt.Sprintf("the webhook URL is %s, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", schemeOf(target))
+		a.Error = fmt.Sprintf("the webhook URL is %s://, and this Herald sends only to https:// URLs (--require-https-destinations); nothing was sent: change the URL to https://", u.Scheme)
 		return "", false
 	}
 	client, err := s.clientFor(w)
@@ -257,18 +251,19 @@ func signRequest(h http.Header, w *herald.Webhook, ev *herald.Event, signer queu
 	return nil
 }
 
-// requestURL appends the webhook's query parameters to its URL, keeping any
-// query the URL already has exactly as written.
-func requestURL(raw string, params []herald.NameValue) (string, error) {
+// requestURL is the webhook's URL with its query parameters appended,
+// keeping any query the URL already has exactly as written. Its errors do
+// not quote the URL: its query may carry a credential.
+func requestURL(raw string, params []herald.NameValue) (*url.URL, error) {
 	if raw == "" {
-		return "", errors.New("the webhook has no URL")
+		return nil, errors.New("the webhook has no URL")
 	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("the webhook URL %q is not valid: %v", raw, err)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("could not build the request: the webhook URL is not an http:// or https:// URL with a host")
 	}
 	if len(params) == 0 {
-		return raw, nil
+		return u, nil
 	}
 	var q strings.Builder
 	q.WriteString(u.RawQuery)
@@ -281,15 +276,7 @@ func requestURL(raw string, params []herald.NameValue) (string, error) {
 		q.WriteString(url.QueryEscape(p.Value))
 	}
 	u.RawQuery = q.String()
-	return u.String(), nil
-}
-
-// schemeOf returns the scheme part of raw ("http://"), for messages.
-func schemeOf(raw string) string {
-	if scheme, _, ok := strings.Cut(raw, "://"); ok {
-		return strings.ToLower(scheme) + "://"
-	}
-	return "not an https:// URL"
+	return u, nil
 }
 
 // overloaded reports whether an attempt says its receiver is overloaded:

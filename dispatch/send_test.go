@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/heraldhooks/herald"
@@ -20,12 +21,17 @@ func TestRequestURL(t *testing.T) {
 		{"https://example.com/hook?", []herald.NameValue{{Name: "a", Value: ""}}, "https://example.com/hook?a="},
 	} {
 		got, err := requestURL(tt.url, tt.params)
-		if err != nil || got != tt.want {
+		if err != nil || got.String() != tt.want {
 			t.Errorf("requestURL(%q, %v) = %q, %v; want %q", tt.url, tt.params, got, err, tt.want)
 		}
 	}
 	if _, err := requestURL("", nil); err == nil || err.Error() != "the webhook has no URL" {
 		t.Errorf("requestURL of no URL: %v", err)
+	}
+	for _, raw := range []string{"ftp://example.com/?token=s3cret", "https:///hook?token=s3cret", "https://exa mple.com/?token=s3cret"} {
+		if _, err := requestURL(raw, nil); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("requestURL(%q): %v; want an error that does not quote the URL", raw, err)
+		}
 	}
 }
 
